@@ -1,0 +1,50 @@
+#include "support/test_support.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+
+namespace clipes::testing {
+
+std::filesystem::path shared_dir() {
+  if (const char* env = std::getenv("CLIPES_SHARED_DIR"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  return std::filesystem::path(CLIPES_SHARED_DIR_DEFAULT).lexically_normal();
+}
+
+std::filesystem::path shared_path(std::string_view relative) {
+  return shared_dir() / std::filesystem::path(relative);
+}
+
+std::filesystem::path fixture_dir() { return std::filesystem::path(CLIPES_BINARY_DIR) / "fixtures"; }
+
+std::filesystem::path bin_dir() { return std::filesystem::path(CLIPES_BINARY_DIR) / "bin"; }
+
+std::filesystem::path source_dir() { return CLIPES_SOURCE_DIR; }
+
+std::filesystem::path make_temp_dir(std::string_view name) {
+  const auto dir = std::filesystem::path(CLIPES_BINARY_DIR) / "test-tmp" /
+                   (std::string(name) + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+int run_command(const std::string& command, std::string* output) {
+  const std::string full = "(" + command + ") 2>&1";
+  FILE* pipe = ::popen(full.c_str(), "r");
+  if (pipe == nullptr) return -1;
+  std::array<char, 4096> buffer{};
+  std::string text;
+  std::size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) text.append(buffer.data(), n);
+  const int status = ::pclose(pipe);
+  if (output != nullptr) *output = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace clipes::testing

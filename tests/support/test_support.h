@@ -1,0 +1,40 @@
+#pragma once
+/// Helpers shared by the test suites: where ../shared and the build's fixtures are, fresh
+/// temporary folders, running the real tools.
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include <gtest/gtest.h>
+
+namespace clipes::testing {
+
+/// The shared reference folder: $CLIPES_SHARED_DIR, else the path configured at build time
+/// (CLIPES_SHARED_DIR, default <source>/../shared).
+std::filesystem::path shared_dir();
+/// shared_dir() / relative.
+std::filesystem::path shared_path(std::string_view relative);
+/// Where the build keeps generated fixtures (tiny models): <build>/fixtures.
+std::filesystem::path fixture_dir();
+/// The build's tool folder: <build>/bin.
+std::filesystem::path bin_dir();
+/// The source tree (for configs/ and tests/data/).
+std::filesystem::path source_dir();
+/// A new empty folder under <build>/test-tmp named after `name` and the process id.
+std::filesystem::path make_temp_dir(std::string_view name);
+
+/// Runs a shell command, capturing stdout and stderr together; returns the exit code.
+int run_command(const std::string& command, std::string* output = nullptr);
+
+}  // namespace clipes::testing
+
+/// Skips the current test (saying so loudly) when a required file is absent.
+#define CLIPES_REQUIRE_FILE(file_path)                                                       \
+  do {                                                                                  \
+    const std::filesystem::path clipes_required_path_ = (file_path);                       \
+    if (!std::filesystem::exists(clipes_required_path_)) {                              \
+      GTEST_SKIP() << "SKIPPED: " << clipes_required_path_.string()                     \
+                   << " is missing (the shared reference data or fixture is absent)";   \
+    }                                                                                   \
+  } while (0)
