@@ -1,0 +1,16 @@
+#pragma once
+/// Settings of softmax-GradCAM and class-aware attention affinity (spec §3, §4).
+
+namespace clipes::cam {
+
+struct CamConfig {
+  int attention_blocks = 8;  ///< affinity = mean attention of the last n blocks (all if fewer)
+};
+
+struct CaaConfig {
+  float box_threshold = 0.4f;  ///< λ: box mask where cam > λ·max (VOC 0.4, COCO 0.7)
+  int sinkhorn_rounds = 3;     ///< rounds of column-then-row normalisation
+  int power = 2;               ///< t: the affinity is raised to this power (D^t)
+};
+
+}  // namespace clipes::cam
