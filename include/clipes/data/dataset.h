@@ -34,11 +34,11 @@ struct DatasetConfig {
   std::string root;                            ///< data root (--data-root); empty: current folder
   std::string images = "JPEGImages";           ///< image folder
   std::string image_ext = ".jpg";  ///< image = <images>/<id><ext>; ".jpg|.png": first that exists
-  std::string split =
-      "ImageSets/Segmentation/train.txt";  ///< ids, first token per line; empty: all ids of the
-                                           ///< label source, in its order
-  std::string labels;  ///< labels file `<id> <class> ...`; when set it is used instead of the XML
-                       ///< annotations (VOC) or the instances json (COCO)
+  /// ids: first token per line; empty: every id of the label source, in its order
+  std::string split = "ImageSets/Segmentation/train.txt";
+  /// labels file `<id> <class> ...`; when set, used instead of the XML annotations (VOC) or the
+  /// instances json (COCO)
+  std::string labels;
   std::string annotations = "Annotations";  ///< VOC: folder of <id>.xml
   std::string instances;                    ///< COCO: instances_*.json (when `labels` is empty)
 
