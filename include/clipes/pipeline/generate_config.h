@@ -1,0 +1,126 @@
+#pragma once
+/// The config of clipes-generate: vocabulary (classes with their prompts, background words,
+/// template), dataset layout, model files, image-size guard, CAM/CAA/CRF settings, μ and the
+/// outputs. JSON schema (every key optional except "classes" and "background"; defaults are the
+/// struct defaults below; configs/voc.json holds the reference's values):
+///
+///   {"name": "voc", "template": "a clean origami {}.",
+///    "classes": [{"name": "aeroplane", "prompt": "aeroplane"}, ...],
+///    "background": ["ground", "land", ...],
+///    "dataset": {"layout": "voc", "root": "", "images": "JPEGImages", "image_ext": ".jpg",
+///                "split": "ImageSets/Segmentation/train.txt", "labels": "",
+///                "annotations": "Annotations", "instances": ""},
+///    "model": "models/ViT-B-16.pt", "vocab": "models/bpe_simple_vocab_16e6.txt.gz",
+///    "input": {"max_side": 0, "max_tokens": 4096},
+///    "cam": {"attention_blocks": 8},
+///    "caa": {"box_threshold": 0.4, "sinkhorn_rounds": 3, "power": 2},
+///    "crf": {"enabled": true, "iterations": 10, "pos_std": 1, "pos_weight": 3,
+///            "bilateral_std": 67, "bilateral_rgb_std": 3, "bilateral_weight": 4, "image": "rgb"},
+///    "mask": {"confidence_threshold": 0.95},
+///    "outputs": {"cams": true, "cam_dtype": "float16", "overlays": false}}
+///
+/// The top-level "classes" array of objects with "name" is a contract: clipes-eval reads the
+/// class names from it. Paths: "model" and "vocab" are taken from the current folder, the
+/// dataset paths from dataset.root (see data::DatasetConfig).
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clipes/cam/cam_config.h"
+#include "clipes/crf/crf_config.h"
+#include "clipes/data/dataset.h"
+
+namespace clipes::pipeline {
+
+/// One class of the vocabulary. Class i (0-based) is mask value i + 1.
+struct ClassConfig {
+  std::string name;    ///< class name (labels files may use it; clipes-eval reports it)
+  std::string prompt;  ///< text put into the template: comma-joined synonyms; empty = the name
+};
+
+/// Guard against images whose attention maps would not fit in memory (spec §3–§4 keep N×N
+/// maps, N = ⌈H/16⌉·⌈W/16⌉ patch tokens, 4·N² bytes each).
+struct InputConfig {
+  int max_side = 0;                ///< > 0: a longer side above it is downscaled to it first
+  std::int64_t max_tokens = 4096;  ///< images with more patch tokens (after max_side) are refused
+};
+
+/// Storage type of the refined CAMs in cams/<id>.npz.
+enum class CamDtype { kFloat16, kFloat32 };
+/// "float16", "float32".
+std::string_view to_string(CamDtype dtype);
+std::optional<CamDtype> parse_cam_dtype(std::string_view text);
+
+/// Which files are written per image besides masks/<id>.png and confidence/<id>.png.
+struct OutputsConfig {
+  bool cams = true;                         ///< cams/<id>.npz (keys, cams, initial)
+  CamDtype cam_dtype = CamDtype::kFloat16;  ///< dtype of `cams` in the npz
+  bool overlays = false;                    ///< overlays/<id>.jpg for people to look at
+};
+
+struct GenerateConfig {
+  std::string name;                                     ///< config name (logs, run.json)
+  std::string prompt_template = "a clean origami {}.";  ///< JSON "template": one "{}" (spec §1)
+  std::vector<ClassConfig> classes;          ///< the foreground vocabulary, in index order
+  std::vector<std::string> background;       ///< background words (spec §1), >= 1
+  data::DatasetConfig dataset;               ///< where the images and labels are
+  std::string model = "models/ViT-B-16.pt";  ///< CLIP release file
+  std::string vocab = "models/bpe_simple_vocab_16e6.txt.gz";  ///< CLIP BPE vocabulary
+  InputConfig input;                                          ///< image-size guard
+  cam::CamConfig cam;                                         ///< softmax-GradCAM (spec §3)
+  cam::CaaConfig caa;          ///< class-aware attention affinity (§4)
+  bool crf_enabled = true;     ///< JSON "crf.enabled" (--no-crf)
+  crf::PseudoMaskConfig mask;  ///< JSON "crf" = mask.crf; "mask.confidence_threshold" = μ (§7)
+  OutputsConfig outputs;       ///< optional outputs
+
+  /// The class names in index order.
+  std::vector<std::string> class_names() const;
+  /// Every range rule, one per line; throws clipes::Error("<source>: <json path> <rule>, got
+  /// <value>") at the first failure.
+  void validate(const std::string& source) const;
+};
+
+/// Reads a config document. Absent keys keep the defaults; unknown keys, wrong types and bad
+/// enum strings throw clipes::Error naming `source` and the JSON path. Does not validate.
+GenerateConfig read_generate_config(const nlohmann::json& document, const std::string& source);
+
+/// Loads `file`, applies each `--set KEY=VALUE` (config::apply_override) to the JSON, reads and
+/// validates it. Errors name the file and, when there are overrides, the overrides.
+GenerateConfig load_generate_config(const std::filesystem::path& file,
+                                    const std::vector<std::string>& overrides = {});
+
+/// The complete resolved config (every field, defaults included) in the schema above; reading it
+/// back gives the same config. For run.json.
+nlohmann::json to_json(const GenerateConfig& config);
+
+/// Python's `template.format(text)` for a template holding exactly one "{}" and no other brace.
+std::string format_prompt(std::string_view prompt_template, std::string_view text);
+
+/// The sentences the text bank encodes (spec §1): template.format(class prompt) per class, in
+/// class order, and template.format(word) per background word, in order.
+struct PromptTexts {
+  std::vector<std::string> foreground;  ///< [num classes]
+  std::vector<std::string> background;  ///< [num background words]
+};
+PromptTexts build_prompt_texts(const GenerateConfig& config);
+
+/// The size an image is processed at.
+struct InputSize {
+  int width = 0;  ///< after the max_side downscale
+  int height = 0;
+  bool downscaled = false;  ///< true when max_side shrank the image
+  std::int64_t tokens = 0;  ///< ⌈height/patch⌉·⌈width/patch⌉
+};
+
+/// Applies the InputConfig rule to a `width`×`height` image: when max_side > 0 and the longer
+/// side exceeds it, both sides are scaled by max_side / longer side (rounded, >= 1), so the
+/// longer side becomes max_side; then the patch tokens must not exceed max_tokens. Throws
+/// clipes::Error with the size, the token count, the limit and what to set otherwise.
+InputSize plan_input_size(int width, int height, const InputConfig& config, int patch = 16);
+
+}  // namespace clipes::pipeline
