@@ -20,7 +20,7 @@ namespace clipes::clip {
 std::string html_unescape(std::string_view text);
 
 /// ftfy.fix_text(text) with its default settings, reproduced for these fixes: HTML entities
-/// (skipped in a line holding '<', as ftfy's "auto" does), mojibake of UTF-8 read as Latin-1 or
+/// (not from the first line holding a '<' on, as ftfy's "auto" does), mojibake of UTF-8 read as Latin-1 or
 /// Windows-1252 (whole text, or runs of it inside otherwise good text), C1 controls read as
 /// Windows-1252, Latin ligatures (ﬁ -> fi), fullwidth/halfwidth forms (Ａ -> A, U+3000 -> space),
 /// curly quotes (’ -> ', “ -> "), line breaks (\r\n, \r, U+2028/9, U+0085 -> \n), ANSI terminal
