@@ -61,7 +61,7 @@ class Tokenizer {
   /// clip.tokenize for one text: [context_length] ids = sot, encode(text), eot, zero padding.
   /// When that is longer than context_length: truncate=false throws clipes::Error (saying how many
   /// tokens against the limit), truncate=true keeps the first context_length ids and puts eot
-  /// last. context_length must be >= 2.
+  /// last (Python does the same). context_length must be >= 1.
   std::vector<std::int64_t> tokenize(std::string_view text, int context_length = kDefaultContextLength,
                                      bool truncate = false) const;
 
