@@ -108,7 +108,7 @@ std::vector<cv::Mat> cam_labels(const io::NpyArray& keys, const io::NpyArray& ca
     if (key < 0 || key + 1 >= limit) {
       throw Error(fmt::format("{}: key {} is beyond the {} classes (keys are 0-based class "
                               "indices 0..{}, id = key + 1)",
-                              what, key, limit - 1, limit - 2));
+                              what, key, limit, limit - 2));
     }
     ids.push_back(static_cast<std::uint8_t>(key + 1));
   }
