@@ -2,12 +2,12 @@
 // numbers of the reference's confusion-matrix scores(). Exit codes: 0 ok, 1 the evaluation failed
 // on the data (missing or unreadable file, size mismatch, value beyond the classes), 2 usage.
 
-#include <exception>
-#include <iostream>
-
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <iostream>
 
 #include "clipes/core/error.h"
 #include "clipes/eval/confusion_plot.h"
@@ -28,13 +28,15 @@ struct Options {
 
 int main(int argc, char** argv) {
   using clipes::eval::BackgroundSetting;
-  CLI::App app{"clipes-eval: mIoU of predicted masks (--pred) or CAMs (--cams) against ground "
-               "truth, computed as the reference's confusion-matrix scores()"};
+  CLI::App app{
+      "clipes-eval: mIoU of predicted masks (--pred) or CAMs (--cams) against ground "
+      "truth, computed as the reference's confusion-matrix scores()"};
   clipes::eval::EvalOptions o;
   Options cli;
   std::string gt, split, pred, cams;
   app.add_option("--gt", gt, "ground-truth folder of <id>.png (255 = ignore)")
-      ->required()->check(CLI::ExistingDirectory);
+      ->required()
+      ->check(CLI::ExistingDirectory);
   app.add_option("--split", split, "ids to evaluate, one per line (default: every GT png)")
       ->check(CLI::ExistingFile);
   auto* pred_opt = app.add_option("--pred", pred, "predicted masks <id>.png (255 = no prediction)")
@@ -47,12 +49,15 @@ int main(int argc, char** argv) {
                          ->check(CLI::ExistingFile);
   app.add_option("--num-classes", o.num_classes,
                  "classes with background (default: inferred, VOC 21 or COCO 81)")
-      ->check(CLI::Range(1, clipes::eval::kMaxClasses))->excludes(config_opt);
+      ->check(CLI::Range(1, clipes::eval::kMaxClasses))
+      ->excludes(config_opt);
   app.add_option("--pred-ignore", cli.pred_ignore,
                  "predicted 255: 'exclude' (left out, reported as coverage) or 'background'")
-      ->check(CLI::IsMember({"exclude", "background"}))->capture_default_str();
+      ->check(CLI::IsMember({"exclude", "background"}))
+      ->capture_default_str();
   app.add_option("--bg-power", cli.bg_powers, "CAMs: background = (1 - max cam)^alpha, alphas")
-      ->delimiter(',')->capture_default_str();
+      ->delimiter(',')
+      ->capture_default_str();
   app.add_option("--bg-threshold", cli.bg_thresholds, "CAMs: constant background scores t1,t2,...")
       ->delimiter(',');
   app.add_flag("--allow-missing", o.allow_missing,
@@ -62,7 +67,8 @@ int main(int argc, char** argv) {
   app.add_option("--confusion-png", cli.confusion_png,
                  "write a heat map of the row-normalised confusion matrix");
   app.add_option("--threads", o.threads, "decoding threads (0 = one per core)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_flag("-v,--verbose", cli.verbose, "debug messages");
   try {
     app.parse(argc, argv);
@@ -95,10 +101,20 @@ int main(int argc, char** argv) {
   try {
     const clipes::eval::EvalResult r = clipes::eval::evaluate(o, reporter);
     if (!r.ok()) {
-      for (const auto& f : r.failures) reporter.error(f.id + ": " + f.reason);
-      reporter.error(fmt::format("evaluation failed: {} of {} images could not be evaluated (no "
-                                 "scores reported)",
-                                 r.failures.size(), r.images));
+      const std::size_t shown = cli.verbose ? r.failures.size() : std::size_t{20};
+      for (std::size_t i = 0; i < r.failures.size() && i < shown; ++i) {
+        reporter.error(r.failures[i].id + ": " + r.failures[i].reason);
+      }
+      if (r.failures.size() > shown) {
+        reporter.error(
+            fmt::format("... and {} more (--verbose lists all; --split evaluates a "
+                        "subset)",
+                        r.failures.size() - shown));
+      }
+      reporter.error(
+          fmt::format("evaluation failed: {} of {} images could not be evaluated (no "
+                      "scores reported)",
+                      r.failures.size(), r.images));
       return 1;
     }
     std::cout << clipes::eval::format_table(r) << std::flush;
@@ -114,8 +130,8 @@ int main(int argc, char** argv) {
                       r.cams ? "CAMs, background " + best.name : std::string("predictions"),
                       100.0 * best.scores.mean_iou, r.images));
     }
-    reporter.info(fmt::format("{} images in {:.2f} s on {} threads", r.images, r.seconds,
-                              r.threads));
+    reporter.info(
+        fmt::format("{} images in {:.2f} s on {} threads", r.images, r.seconds, r.threads));
     return 0;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());

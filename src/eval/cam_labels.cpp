@@ -1,10 +1,11 @@
 #include "clipes/eval/cam_labels.h"
 
-#include <cmath>
-#include <cstdint>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "clipes/core/error.h"
 #include "clipes/eval/confusion.h"
@@ -14,7 +15,32 @@ namespace clipes::eval {
 
 namespace {
 
-float round_half(float v) { return io::half_to_float(io::float_to_half(v)); }
+// float32 -> nearest float16 (ties to even) -> float32. In the normal float16 range this is
+// rounding the mantissa to 10 bits; elsewhere (subnormal, overflow, NaN) the exact converter.
+float round_half(float v) {
+  std::uint32_t bits = 0;
+  std::memcpy(&bits, &v, sizeof bits);
+  const std::uint32_t magnitude = bits & 0x7fffffffu;
+  if (magnitude < 0x38800000u || magnitude >= 0x477fe000u) {  // below 2^-14, or rounds past 65504
+    return io::half_to_float(io::float_to_half(v));
+  }
+  bits += 0x0fffu + ((bits >> 13) & 1u);
+  bits &= ~0x1fffu;
+  float out = 0;
+  std::memcpy(&out, &bits, sizeof out);
+  return out;
+}
+
+// Every float16 bit pattern as float32 (immutable after first use).
+const std::vector<float>& half_table() {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(65536);
+    for (std::uint32_t h = 0; h < 65536; ++h)
+      t[h] = io::half_to_float(static_cast<std::uint16_t>(h));
+    return t;
+  }();
+  return table;
+}
 
 // Per pixel: the largest CAM value (`best`) and the first class index reaching it (`arg`).
 template <class C, class Load>
@@ -90,8 +116,8 @@ std::vector<cv::Mat> cam_labels(const io::NpyArray& keys, const io::NpyArray& ca
                                 const std::vector<BackgroundSetting>& settings, int num_classes,
                                 std::string_view what) {
   if (keys.shape.size() != 1) {
-    throw Error(fmt::format("{}: expected keys of shape [K], got {} dimensions", what,
-                            keys.shape.size()));
+    throw Error(
+        fmt::format("{}: expected keys of shape [K], got {} dimensions", what, keys.shape.size()));
   }
   if (cams.shape.size() != 3 || cams.shape[0] != keys.shape[0]) {
     throw Error(fmt::format("{}: expected cams of shape [K={}, H, W], got [{}]", what,
@@ -106,9 +132,10 @@ std::vector<cv::Mat> cam_labels(const io::NpyArray& keys, const io::NpyArray& ca
   std::vector<std::uint8_t> ids;
   for (std::int64_t key : keys.to_int64()) {
     if (key < 0 || key + 1 >= limit) {
-      throw Error(fmt::format("{}: key {} is beyond the {} classes (keys are 0-based class "
-                              "indices 0..{}, id = key + 1)",
-                              what, key, limit, limit - 2));
+      throw Error(
+          fmt::format("{}: key {} is beyond the {} classes (keys are 0-based class "
+                      "indices 0..{}, id = key + 1)",
+                      what, key, limit, limit - 2));
     }
     ids.push_back(static_cast<std::uint8_t>(key + 1));
   }
@@ -117,18 +144,20 @@ std::vector<cv::Mat> cam_labels(const io::NpyArray& keys, const io::NpyArray& ca
   switch (cams.dtype) {
     case io::DType::kFloat16: {
       const std::uint16_t* d = cams.data<std::uint16_t>();
-      return label_maps<float>(ids, height, width, [d](std::int64_t i) { return io::half_to_float(d[i]); },
-                               true, settings, what);
+      const float* table = half_table().data();
+      return label_maps<float>(
+          ids, height, width, [d, table](std::int64_t i) { return table[d[i]]; }, true, settings,
+          what);
     }
     case io::DType::kFloat32: {
       const float* d = cams.data<float>();
-      return label_maps<float>(ids, height, width, [d](std::int64_t i) { return d[i]; }, false,
-                               settings, what);
+      return label_maps<float>(
+          ids, height, width, [d](std::int64_t i) { return d[i]; }, false, settings, what);
     }
     case io::DType::kFloat64: {
       const double* d = cams.data<double>();
-      return label_maps<double>(ids, height, width, [d](std::int64_t i) { return d[i]; }, false,
-                                settings, what);
+      return label_maps<double>(
+          ids, height, width, [d](std::int64_t i) { return d[i]; }, false, settings, what);
     }
     default:
       throw Error(fmt::format("{}: expected cams of dtype float16, float32 or float64, got {}",

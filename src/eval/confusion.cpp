@@ -1,9 +1,9 @@
 #include "clipes/eval/confusion.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <limits>
-
-#include <fmt/format.h>
 
 #include "clipes/core/error.h"
 
@@ -45,11 +45,24 @@ double Coverage::fraction() const { return ratio(predicted, gt_valid); }
 JointHistogram::JointHistogram() : counts_(256 * 256, 0) {}
 
 void JointHistogram::add(const cv::Mat& gt, const cv::Mat& pred) {
+  // Label maps are mostly long runs of one (gt, pred) pair: counting runs avoids incrementing
+  // the same counter back to back, which would stall on the store of the previous increment.
   std::int64_t* counts = counts_.data();
   for (int y = 0; y < gt.rows; ++y) {
     const std::uint8_t* g = gt.ptr<std::uint8_t>(y);
     const std::uint8_t* p = pred.ptr<std::uint8_t>(y);
-    for (int x = 0; x < gt.cols; ++x) ++counts[(g[x] << 8) | p[x]];
+    int key = (g[0] << 8) | p[0];
+    std::int64_t run = 0;
+    for (int x = 0; x < gt.cols; ++x) {
+      const int k = (g[x] << 8) | p[x];
+      if (k != key) {
+        counts[key] += run;
+        key = k;
+        run = 0;
+      }
+      ++run;
+    }
+    counts[key] += run;
   }
 }
 

@@ -1,9 +1,9 @@
 #include "clipes/eval/confusion_plot.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -58,7 +58,8 @@ cv::Mat render_confusion(const ConfusionMatrix& matrix, const std::vector<std::s
                          const std::string& title) {
   const int n = matrix.n;
   if (n < 1 || static_cast<int>(names.size()) != n) {
-    throw Error(fmt::format("confusion plot: {} class names for a {}x{} matrix", names.size(), n, n));
+    throw Error(
+        fmt::format("confusion plot: {} class names for a {}x{} matrix", names.size(), n, n));
   }
   const bool small = n <= 30;
   const int cell = small ? 30 : 15;
@@ -133,8 +134,8 @@ cv::Mat render_confusion(const ConfusionMatrix& matrix, const std::vector<std::s
   for (int t = 0; t <= 4; ++t) {
     const int y = top + (side - 1) * (4 - t) / 4;
     cv::line(canvas, {bar_x + bar_w, y}, {bar_x + bar_w + 4, y}, kBlack, 1);
-    cv::putText(canvas, fmt::format("{}%", 25 * t), cv::Point(bar_x + bar_w + 7, y + 5), kFont,
-                0.4, kBlack, 1, cv::LINE_AA);
+    cv::putText(canvas, fmt::format("{}%", 25 * t), cv::Point(bar_x + bar_w + 7, y + 5), kFont, 0.4,
+                kBlack, 1, cv::LINE_AA);
   }
   return canvas;
 }

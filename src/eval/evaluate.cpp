@@ -1,5 +1,7 @@
 #include "clipes/eval/evaluate.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -8,8 +10,6 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "clipes/core/error.h"
 #include "clipes/core/json_reader.h"
@@ -26,17 +26,17 @@ namespace {
 constexpr int kVocClasses = 21;
 constexpr int kCocoClasses = 81;
 
-// Largest value other than 255 in an 8-bit map (-1 when there is none).
+// Largest value other than 255 in an 8-bit map (-1 when there is none): the max of v + 1
+// (mod 256, so 255 becomes 0), a loop the compiler vectorises.
 int max_label(const cv::Mat& labels) {
-  bool seen[256] = {};
+  std::uint8_t shifted_max = 0;
   for (int y = 0; y < labels.rows; ++y) {
     const std::uint8_t* row = labels.ptr<std::uint8_t>(y);
-    for (int x = 0; x < labels.cols; ++x) seen[row[x]] = true;
+    for (int x = 0; x < labels.cols; ++x) {
+      shifted_max = std::max(shifted_max, static_cast<std::uint8_t>(row[x] + 1));
+    }
   }
-  for (int v = kIgnoreLabel - 1; v >= 0; --v) {
-    if (seen[v]) return v;
-  }
-  return -1;
+  return static_cast<int>(shifted_max) - 1;
 }
 
 std::string size_text(const cv::Mat& m) { return fmt::format("{}x{}", m.cols, m.rows); }
@@ -51,7 +51,9 @@ struct ImageRecord {
 class BatchEvaluator {
  public:
   BatchEvaluator(const EvalOptions& options, std::vector<std::string> ids, int known_classes)
-      : options_(options), ids_(std::move(ids)), known_classes_(known_classes),
+      : options_(options),
+        ids_(std::move(ids)),
+        known_classes_(known_classes),
         records_(ids_.size()) {}
 
   // Runs the pass on `threads` workers; returns one merged histogram per setting.
@@ -99,10 +101,10 @@ class BatchEvaluator {
                                             "(0..{}, 255 = no prediction)",
                                             pred_path(ids_[i]).string(), r.pred_max, n, n - 1)});
       } else if (r.pred_max >= n) {
-        failures_.push_back({i, fmt::format("{}: key {} (id {}) is beyond the {} classes (keys "
-                                            "0..{})",
-                                            pred_path(ids_[i]).string(), r.pred_max - 1,
-                                            r.pred_max, n, n - 2)});
+        failures_.push_back(
+            {i, fmt::format("{}: key {} (id {}) is beyond the {} classes (keys "
+                            "0..{})",
+                            pred_path(ids_[i]).string(), r.pred_max - 1, r.pred_max, n, n - 2)});
       }
     }
   }
@@ -142,9 +144,10 @@ class BatchEvaluator {
     const fs::path pred_file = pred_path(id);
     if (!fs::exists(pred_file)) {
       if (!options_.allow_missing) {
-        throw Error(fmt::format("missing prediction {} for ground truth {} (--allow-missing "
-                                "counts it as all background)",
-                                pred_file.string(), gt_file.string()));
+        throw Error(
+            fmt::format("missing prediction {} for ground truth {} (--allow-missing "
+                        "counts it as all background)",
+                        pred_file.string(), gt_file.string()));
       }
       for (JointHistogram& h : hists) h.add_constant(gt, 0);
       record.missing = true;
@@ -194,13 +197,13 @@ void validate(const EvalOptions& o) {
     throw Error("give exactly one of a prediction folder (--pred) and a CAM folder (--cams)");
   }
   if (o.num_classes < 0 || o.num_classes > kMaxClasses) {
-    throw Error(fmt::format("the number of classes must be in 1..{}, got {}", kMaxClasses,
-                            o.num_classes));
+    throw Error(
+        fmt::format("the number of classes must be in 1..{}, got {}", kMaxClasses, o.num_classes));
   }
   if (!o.class_names.empty() && o.num_classes > 0 &&
       static_cast<int>(o.class_names.size()) != o.num_classes) {
-    throw Error(fmt::format("{} class names given for {} classes", o.class_names.size(),
-                            o.num_classes));
+    throw Error(
+        fmt::format("{} class names given for {} classes", o.class_names.size(), o.num_classes));
   }
   if (static_cast<int>(o.class_names.size()) > kMaxClasses) {
     throw Error(fmt::format("{} class names given, at most {} fit 8-bit masks",
@@ -260,9 +263,10 @@ std::vector<std::string> read_config_class_names(const fs::path& file) {
   const nlohmann::json root = config::load_json_file(file);
   const std::string where = file.string();
   if (!root.is_object() || !root.contains("classes")) {
-    throw Error(fmt::format("{}: expected a top-level \"classes\" array of {{\"name\": ...}} "
-                            "objects, found none",
-                            where));
+    throw Error(
+        fmt::format("{}: expected a top-level \"classes\" array of {{\"name\": ...}} "
+                    "objects, found none",
+                    where));
   }
   const nlohmann::json& classes = root["classes"];
   if (!classes.is_array() || classes.empty()) {
@@ -303,8 +307,8 @@ EvalResult evaluate(const EvalOptions& options, Reporter& reporter) {
   result.cams = !options.cams_dir.empty();
   result.pred_ignore = options.pred_ignore;
   result.images = static_cast<std::int64_t>(ids.size());
-  int known = options.num_classes > 0 ? options.num_classes
-                                      : static_cast<int>(options.class_names.size());
+  int known =
+      options.num_classes > 0 ? options.num_classes : static_cast<int>(options.class_names.size());
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   result.threads = static_cast<int>(std::min<std::size_t>(
       options.threads > 0 ? static_cast<std::size_t>(options.threads) : cores, ids.size()));
@@ -326,19 +330,20 @@ EvalResult evaluate(const EvalOptions& options, Reporter& reporter) {
     }
     if (largest < kVocClasses) {
       known = kVocClasses;
-      result.num_classes_source = fmt::format(
-          "inferred: VOC, every value is <= {} (largest {})", kVocClasses - 1, largest);
+      result.num_classes_source =
+          fmt::format("inferred: VOC, every value is <= {} (largest {})", kVocClasses - 1, largest);
     } else if (largest < kCocoClasses) {
       known = kCocoClasses;
-      result.num_classes_source = fmt::format(
-          "inferred: COCO, every value is <= {} (largest {})", kCocoClasses - 1, largest);
+      result.num_classes_source = fmt::format("inferred: COCO, every value is <= {} (largest {})",
+                                              kCocoClasses - 1, largest);
     } else {
-      throw Error(fmt::format("values up to {} (in {}) fit neither VOC (21 classes) nor COCO "
-                              "(81): give the classes with --num-classes or --config",
-                              largest, batch.file_with_value(largest)));
+      throw Error(
+          fmt::format("values up to {} (in {}) fit neither VOC (21 classes) nor COCO "
+                      "(81): give the classes with --num-classes or --config",
+                      largest, batch.file_with_value(largest)));
     }
-    reporter.info(fmt::format("no class count given: {} classes ({})", known,
-                              result.num_classes_source));
+    reporter.info(
+        fmt::format("no class count given: {} classes ({})", known, result.num_classes_source));
   }
   batch.check_classes(known);
   result.failures = batch.failures();
@@ -369,8 +374,7 @@ EvalResult evaluate(const EvalOptions& options, Reporter& reporter) {
     reporter.warn(fmt::format("{} of {} predictions missing, counted as all background (first: {})",
                               result.missing.size(), ids.size(), result.missing.front()));
   }
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 

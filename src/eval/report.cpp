@@ -1,9 +1,9 @@
 #include "clipes/eval/report.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace clipes::eval {
@@ -41,19 +41,20 @@ std::string prediction_text(const EvalResult& r) {
 }
 
 std::string header(const EvalResult& r) {
-  return fmt::format("{} images, n = {} classes with background ({}), {}", r.images,
-                     r.num_classes, r.num_classes_source, prediction_text(r));
+  return fmt::format("{} images, n = {} classes with background ({}), {}", r.images, r.num_classes,
+                     r.num_classes_source, prediction_text(r));
 }
 
 // Lines explaining which classes the mIoU holds.
 std::vector<std::string> miou_notes(const Scores& s, const std::vector<std::string>& names) {
   std::vector<std::string> notes;
-  notes.push_back(fmt::format("nanmean over {} with GT or predicted pixels (the reference's "
-                              "definition)",
-                              plural(s.counted.size(), "class", "classes")));
+  notes.push_back(
+      fmt::format("nanmean over {} with GT or predicted pixels (the reference's "
+                  "definition)",
+                  plural(s.counted.size(), "class", "classes")));
   if (!s.absent.empty()) {
-    notes.push_back(fmt::format("absent from GT and predictions, left out: {}",
-                                name_list(s.absent, names)));
+    notes.push_back(
+        fmt::format("absent from GT and predictions, left out: {}", name_list(s.absent, names)));
   }
   if (!s.predicted_not_in_gt.empty()) {
     notes.push_back(fmt::format(
@@ -70,7 +71,9 @@ std::string coverage_text(const EvalResult& r, const Coverage& c) {
                                                               : "");
 }
 
-nlohmann::ordered_json number(double v) { return std::isnan(v) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(v); }
+nlohmann::ordered_json number(double v) {
+  return std::isnan(v) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(v);
+}
 
 nlohmann::ordered_json background_json(const BackgroundSetting& b) {
   if (b.kind == BackgroundSetting::Kind::kThreshold) {
@@ -93,10 +96,10 @@ std::string format_table(const EvalResult& r) {
                        "mean acc %", "fwIoU %");
     for (std::size_t i = 0; i < r.settings.size(); ++i) {
       const Scores& s = r.settings[i].scores;
-      out += fmt::format("{} {:<14} {:>8} {:>12} {:>11} {:>9}\n",
-                         static_cast<int>(i) == r.best ? "*" : " ", r.settings[i].name,
-                         pct(s.mean_iou), pct(s.pixel_accuracy), pct(s.mean_accuracy),
-                         pct(s.fw_iou));
+      out +=
+          fmt::format("{} {:<14} {:>8} {:>12} {:>11} {:>9}\n",
+                      static_cast<int>(i) == r.best ? "*" : " ", r.settings[i].name,
+                      pct(s.mean_iou), pct(s.pixel_accuracy), pct(s.mean_accuracy), pct(s.fw_iou));
     }
   }
   if (r.settings.empty()) return out;
@@ -109,10 +112,10 @@ std::string format_table(const EvalResult& r) {
                      width, "IoU %", "precision %", "recall %", "GT pixels", "pred pixels");
   for (int k = 0; k < r.num_classes; ++k) {
     const ClassScores& c = s.classes[static_cast<std::size_t>(k)];
-    out += fmt::format("{:>4}  {:<{}}  {:>7}  {:>11}  {:>8}  {:>13}  {:>13}\n", k,
-                       r.class_names[static_cast<std::size_t>(k)], width, pct(c.iou),
-                       pct(c.precision), pct(c.recall), thousands(c.gt_pixels),
-                       thousands(c.pred_pixels));
+    out +=
+        fmt::format("{:>4}  {:<{}}  {:>7}  {:>11}  {:>8}  {:>13}  {:>13}\n", k,
+                    r.class_names[static_cast<std::size_t>(k)], width, pct(c.iou), pct(c.precision),
+                    pct(c.recall), thousands(c.gt_pixels), thousands(c.pred_pixels));
   }
   out += std::string(width + 72, '-') + "\n";
   const std::vector<std::string> notes = miou_notes(s, r.class_names);
@@ -134,21 +137,23 @@ std::string format_markdown(const EvalResult& r) {
     out += fmt::format("\nMissing predictions counted as all background: {}.\n", r.missing.size());
   }
   if (r.cams) {
-    out += "\n| background | mIoU % | pixel acc % | mean acc % | fwIoU % | best |\n"
-           "|---|---:|---:|---:|---:|:---:|\n";
+    out +=
+        "\n| background | mIoU % | pixel acc % | mean acc % | fwIoU % | best |\n"
+        "|---|---:|---:|---:|---:|:---:|\n";
     for (std::size_t i = 0; i < r.settings.size(); ++i) {
       const Scores& s = r.settings[i].scores;
-      out += fmt::format("| `{}` | {} | {} | {} | {} | {} |\n", r.settings[i].name,
-                         pct(s.mean_iou), pct(s.pixel_accuracy), pct(s.mean_accuracy),
-                         pct(s.fw_iou), static_cast<int>(i) == r.best ? "**best**" : "");
+      out += fmt::format("| `{}` | {} | {} | {} | {} | {} |\n", r.settings[i].name, pct(s.mean_iou),
+                         pct(s.pixel_accuracy), pct(s.mean_accuracy), pct(s.fw_iou),
+                         static_cast<int>(i) == r.best ? "**best**" : "");
     }
   }
   if (r.settings.empty()) return out;
   const SettingResult& best = r.settings[static_cast<std::size_t>(r.best)];
   const Scores& s = best.scores;
   if (r.cams) out += fmt::format("\nPer class, background `{}`:\n", best.name);
-  out += "\n| id | class | IoU % | precision % | recall % | GT pixels | pred pixels |\n"
-         "|---:|---|---:|---:|---:|---:|---:|\n";
+  out +=
+      "\n| id | class | IoU % | precision % | recall % | GT pixels | pred pixels |\n"
+      "|---:|---|---:|---:|---:|---:|---:|\n";
   for (int k = 0; k < r.num_classes; ++k) {
     const ClassScores& c = s.classes[static_cast<std::size_t>(k)];
     out += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", k,
@@ -180,7 +185,8 @@ std::string format_json(const EvalResult& r) {
   for (const ImageFailure& f : r.failures) {
     root["failures"].push_back({{"id", f.id}, {"reason", f.reason}});
   }
-  root["best"] = r.settings.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.best);
+  root["best"] =
+      r.settings.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.best);
   root["settings"] = nlohmann::ordered_json::array();
   for (std::size_t i = 0; i < r.settings.size(); ++i) {
     const SettingResult& set = r.settings[i];

@@ -1,8 +1,8 @@
 #include "clipes/data/class_names.h"
 
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "support/test_support.h"
 

@@ -1,12 +1,11 @@
 #include "clipes/eval/cam_labels.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
-#include <random>
-
 #include <opencv2/core.hpp>
-
-#include <gtest/gtest.h>
+#include <random>
 
 #include "clipes/core/error.h"
 #include "clipes/io/half.h"
@@ -93,14 +92,19 @@ TEST(CamLabels, MatchesPerPixelArgmaxOnRandomCams) {
   const std::vector<BackgroundSetting> settings = {
       {Kind::kPower, 1.0}, {Kind::kPower, 2.0}, {Kind::kThreshold, 0.375}, {Kind::kThreshold, 0.3}};
   for (bool half : {false, true}) {
-    for (int trial = 0; trial < 6; ++trial) {
-      const int k = 1 + trial % 4, height = 7, width = 9;
+    for (int trial = 0; trial < 12; ++trial) {
+      const int k = 1 + trial % 4, height = 17, width = 19;
       std::vector<std::int64_t> keys;
       for (int i = 0; i < k; ++i) keys.push_back((i * 7 + trial) % 20);
-      // Coarse values (multiples of 1/16) so that ties happen often.
+      // Even trials: coarse values (multiples of 1/16) so that ties happen often; odd trials:
+      // any value in [0, 1), which exercises the float16 rounding of the background.
       std::uniform_int_distribution<int> level(0, 16);
+      std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
       std::vector<float> values(static_cast<std::size_t>(k * height * width));
-      for (float& v : values) v = static_cast<float>(level(rng)) / 16.0f;
+      for (float& v : values) {
+        v = trial % 2 == 0 ? static_cast<float>(level(rng)) / 16.0f : uniform(rng);
+        if (half) v = io::half_to_float(io::float_to_half(v));
+      }
       io::NpyArray cams;
       if (half) {
         cams = io::NpyArray::float16_from({k, height, width}, values.data());
@@ -111,7 +115,8 @@ TEST(CamLabels, MatchesPerPixelArgmaxOnRandomCams) {
       for (std::size_t s = 0; s < settings.size(); ++s) {
         for (int p = 0; p < height * width; ++p) {
           std::vector<float> pixel;
-          for (int c = 0; c < k; ++c) pixel.push_back(values[static_cast<std::size_t>(c * height * width + p)]);
+          for (int c = 0; c < k; ++c)
+            pixel.push_back(values[static_cast<std::size_t>(c * height * width + p)]);
           ASSERT_EQ(maps[s].at<std::uint8_t>(p / width, p % width),
                     brute_force_label(pixel, keys, settings[s], half))
               << "setting " << settings[s].name() << " pixel " << p << " half " << half;

@@ -1,14 +1,13 @@
 // The real clipes-eval binary on ../shared/data/voc-mini (PASCAL VOC ground truth) and on
 // synthetic CAM archives; expected numbers are counted here from the PNGs, independently.
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <fstream>
 #include <map>
-
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
-
-#include <gtest/gtest.h>
 
 #include "clipes/io/files.h"
 #include "clipes/io/npy.h"
@@ -28,7 +27,9 @@ int run(const std::string& args, std::string* output) {
   return testing::run_command(tool() + " " + args, output);
 }
 
-nlohmann::json load_json(const fs::path& file) { return nlohmann::json::parse(io::read_file(file)); }
+nlohmann::json load_json(const fs::path& file) {
+  return nlohmann::json::parse(io::read_file(file));
+}
 
 // Writes a copy of every VOC GT mask to `dir`, with `change` applied to each pixel value.
 template <class Change>
@@ -94,7 +95,8 @@ TEST(ClipesEvalE2e, OneClassSwappedGivesTheHandComputedMiou) {
     if (value < 21) ++present, valid += n;
   }
   const fs::path dir = testing::make_temp_dir("e2e_eval_swap");
-  write_changed_copy(dir / "pred", [&](int v) { return static_cast<std::uint8_t>(v == a ? b : v); });
+  write_changed_copy(dir / "pred",
+                     [&](int v) { return static_cast<std::uint8_t>(v == a ? b : v); });
   std::string out;
   ASSERT_EQ(run("--gt " + voc_gt().string() + " --pred " + (dir / "pred").string() +
                     " --threads 2 --json " + (dir / "r.json").string(),
@@ -120,7 +122,8 @@ TEST(ClipesEvalE2e, ClassPredictedButAbsentFromGtCountsWithIouZero) {
   for (const auto& [value, n] : counts) present += value < 21 ? 1 : 0;
   const fs::path dir = testing::make_temp_dir("e2e_eval_absent");
   // Person pixels predicted as class 21, which no GT pixel holds (n = 22 classes).
-  write_changed_copy(dir / "pred", [](int v) { return static_cast<std::uint8_t>(v == 15 ? 21 : v); });
+  write_changed_copy(dir / "pred",
+                     [](int v) { return static_cast<std::uint8_t>(v == 15 ? 21 : v); });
   std::string out;
   ASSERT_EQ(run("--gt " + voc_gt().string() + " --pred " + (dir / "pred").string() +
                     " --num-classes 22 --json " + (dir / "r.json").string(),
@@ -211,11 +214,18 @@ TEST(ClipesEvalE2e, CamArchivesEvaluateEverySettingAndMarkTheBest) {
     int gt;
     float c3, c8;
   };
-  const std::vector<std::vector<Pixel>> images = {
-      {{0, 0.3f, 0.1f}, {3, 0.6f, 0.1f}, {8, 0.1f, 0.45f}, {255, 0.9f, 0.0f}, {3, 0.8f, 0.7f},
-       {0, 0.0f, 0.0f}},
-      {{8, 0.2f, 0.5f}, {8, 0.1f, 0.4f}, {0, 0.25f, 0.25f}, {3, 0.55f, 0.5f}, {0, 0.2f, 0.1f},
-       {8, 0.3f, 0.45f}}};
+  const std::vector<std::vector<Pixel>> images = {{{0, 0.3f, 0.1f},
+                                                   {3, 0.6f, 0.1f},
+                                                   {8, 0.1f, 0.45f},
+                                                   {255, 0.9f, 0.0f},
+                                                   {3, 0.8f, 0.7f},
+                                                   {0, 0.0f, 0.0f}},
+                                                  {{8, 0.2f, 0.5f},
+                                                   {8, 0.1f, 0.4f},
+                                                   {0, 0.25f, 0.25f},
+                                                   {3, 0.55f, 0.5f},
+                                                   {0, 0.2f, 0.1f},
+                                                   {8, 0.3f, 0.45f}}};
   const std::vector<std::vector<int>> alpha1 = {{0, 3, 0, 3, 3, 0}, {0, 0, 0, 3, 0, 0}};
   const std::vector<std::vector<int>> alpha2 = {{0, 3, 8, 3, 3, 0}, {8, 8, 0, 3, 0, 8}};
   const std::vector<std::vector<int>> t02 = {{3, 3, 8, 3, 3, 0}, {8, 8, 3, 3, 0, 8}};

@@ -1,8 +1,8 @@
 #include "clipes/eval/confusion_plot.h"
 
-#include <opencv2/imgcodecs.hpp>
-
 #include <gtest/gtest.h>
+
+#include <opencv2/imgcodecs.hpp>
 
 #include "clipes/core/error.h"
 #include "clipes/data/class_names.h"
@@ -13,9 +13,9 @@ namespace {
 
 TEST(ConfusionPlot, CellColoursFollowTheRowShares) {
   ConfusionMatrix m(3);
-  m.add(0, 0, 100);          // row 0: all correct
-  m.add(1, 1, 50);           // row 1: half and half
-  m.add(1, 2, 50);           // row 2: no GT pixels
+  m.add(0, 0, 100);  // row 0: all correct
+  m.add(1, 1, 50);   // row 1: half and half
+  m.add(1, 2, 50);   // row 2: no GT pixels
   const cv::Mat image = render_confusion(m, {"background", "cat", "dog"}, "title");
   ASSERT_EQ(image.type(), CV_8UC3);
   // Find the matrix: the top-left cell is the full-share colour (bright yellow in viridis).
@@ -31,10 +31,10 @@ TEST(ConfusionPlot, CellColoursFollowTheRowShares) {
   ASSERT_GE(full.x, 0) << "no full-share cell found";
   const int cell = 30;
   // Probe near cell corners (the centres hold the percentage text).
-  const cv::Vec3b zero = image.at<cv::Vec3b>(full.y + 2, full.x + cell + 2);   // (0, 1): 0 %
+  const cv::Vec3b zero = image.at<cv::Vec3b>(full.y + 2, full.x + cell + 2);         // (0, 1): 0 %
   const cv::Vec3b half = image.at<cv::Vec3b>(full.y + cell + 2, full.x + cell + 2);  // (1, 1)
-  const cv::Vec3b none = image.at<cv::Vec3b>(full.y + 2 * cell + 2, full.x + 2);  // row 2: grey
-  EXPECT_LT(zero[1], 30);  // viridis 0: dark purple
+  const cv::Vec3b none = image.at<cv::Vec3b>(full.y + 2 * cell + 2, full.x + 2);     // row 2: grey
+  EXPECT_LT(zero[1], 30);   // viridis 0: dark purple
   EXPECT_GT(half[1], 100);  // viridis 0.5: teal
   EXPECT_LT(half[1], 180);
   EXPECT_EQ(none, cv::Vec3b(215, 215, 215));

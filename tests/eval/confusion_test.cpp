@@ -1,10 +1,10 @@
 #include "clipes/eval/confusion.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <map>
 #include <random>
-
-#include <gtest/gtest.h>
 
 #include "clipes/core/error.h"
 
@@ -38,12 +38,11 @@ TEST(JointHistogram, HandCountedMatrixLeavesOutIgnoreAndUnpredictedPixels) {
   JointHistogram h;
   h.add(kGt, kPred);
   const ConfusionMatrix m = h.confusion(5, PredIgnore::kExclude);
-  const std::vector<std::int64_t> expected = {
-      2, 1, 0, 1, 0,  // gt 0
-      0, 2, 0, 0, 0,  // gt 1 (its 255 prediction left out)
-      1, 0, 2, 0, 0,  // gt 2
-      0, 0, 0, 0, 0,  // gt 3: predicted once, never in GT
-      0, 0, 0, 0, 0};  // gt 4: absent from both
+  const std::vector<std::int64_t> expected = {2, 1, 0, 1, 0,   // gt 0
+                                              0, 2, 0, 0, 0,   // gt 1 (its 255 prediction left out)
+                                              1, 0, 2, 0, 0,   // gt 2
+                                              0, 0, 0, 0, 0,   // gt 3: predicted once, never in GT
+                                              0, 0, 0, 0, 0};  // gt 4: absent from both
   EXPECT_EQ(m.counts, expected);
   const Coverage c = h.coverage(5);
   EXPECT_EQ(c.gt_valid, 10);
@@ -119,7 +118,8 @@ TEST(JointHistogram, AddConstantEqualsAddingAConstantImage) {
   JointHistogram a, b;
   a.add_constant(kGt, 0);
   b.add(kGt, cv::Mat(kGt.size(), CV_8UC1, cv::Scalar(0)));
-  EXPECT_EQ(a.confusion(4, PredIgnore::kExclude).counts, b.confusion(4, PredIgnore::kExclude).counts);
+  EXPECT_EQ(a.confusion(4, PredIgnore::kExclude).counts,
+            b.confusion(4, PredIgnore::kExclude).counts);
   EXPECT_EQ(a.count(255, 0), 2);
 }
 

@@ -1,11 +1,10 @@
 #include "clipes/eval/evaluate.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <fstream>
-
 #include <opencv2/core.hpp>
-
-#include <gtest/gtest.h>
 
 #include "clipes/core/error.h"
 #include "clipes/io/files.h"
@@ -113,9 +112,10 @@ TEST(Evaluate, SizeMismatchIsAFailureNamingBothFiles) {
   const EvalResult r = evaluate(f.options(), reporter);
   ASSERT_EQ(r.failures.size(), 1u) << all_reasons(r);
   const std::string& why = r.failures[0].reason;
-  EXPECT_NE(why.find((f.pred / "img2.png").string() + ": size 5x3 does not match the ground truth " +
-                     (f.gt / "img2.png").string() + " (4x3)"),
-            std::string::npos)
+  EXPECT_NE(
+      why.find((f.pred / "img2.png").string() + ": size 5x3 does not match the ground truth " +
+               (f.gt / "img2.png").string() + " (4x3)"),
+      std::string::npos)
       << why;
 }
 
@@ -270,7 +270,8 @@ TEST(Evaluate, CamArchivesAreLabelledPerSettingAndTheBestMarked) {
   EXPECT_NE(r2.failures[0].reason.find("a.npz: key 25 is beyond the 21 classes"), std::string::npos)
       << r2.failures[0].reason;
   // A missing member is named too.
-  io::write_npz(dir / "cams" / "a.npz", {{"keys", io::NpyArray::from<std::int64_t>({2}, keys.data())}});
+  io::write_npz(dir / "cams" / "a.npz",
+                {{"keys", io::NpyArray::from<std::int64_t>({2}, keys.data())}});
   const EvalResult r3 = evaluate(o, reporter);
   ASSERT_EQ(r3.failures.size(), 1u);
   EXPECT_NE(r3.failures[0].reason.find("cams"), std::string::npos) << r3.failures[0].reason;

@@ -1,8 +1,8 @@
 #include "clipes/eval/report.h"
 
-#include <nlohmann/json.hpp>
-
 #include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
 
 namespace clipes::eval {
 namespace {

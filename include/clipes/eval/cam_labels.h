@@ -2,11 +2,10 @@
 /// Label maps from class activation maps, as the reference's CAM evaluation makes them (spec §6):
 /// a background score is put in front of the CAMs and each pixel takes the argmax.
 
+#include <opencv2/core/mat.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <opencv2/core/mat.hpp>
 
 #include "clipes/io/npy.h"
 

@@ -4,10 +4,9 @@
 /// as the nanmean of the defined IoUs, frequency-weighted IoU, plus per-class precision/recall.
 
 #include <cstdint>
+#include <opencv2/core/mat.hpp>
 #include <string>
 #include <vector>
-
-#include <opencv2/core/mat.hpp>
 
 namespace clipes::eval {
 
@@ -29,7 +28,9 @@ struct ConfusionMatrix {
 
   ConfusionMatrix() = default;
   explicit ConfusionMatrix(int classes);
-  std::int64_t at(int gt, int pred) const { return counts[static_cast<std::size_t>(gt) * n + pred]; }
+  std::int64_t at(int gt, int pred) const {
+    return counts[static_cast<std::size_t>(gt) * n + pred];
+  }
   void add(int gt, int pred, std::int64_t count = 1) {
     counts[static_cast<std::size_t>(gt) * n + pred] += count;
   }
@@ -80,11 +81,11 @@ struct ClassScores {
 
 /// The reference's scores() of a confusion matrix (NaN where NumPy gives NaN).
 struct Scores {
-  double pixel_accuracy = 0;  ///< diag.sum() / hist.sum()
-  double mean_accuracy = 0;   ///< nanmean(recall)
-  double mean_iou = 0;        ///< nanmean(iou): over `counted`
-  double fw_iou = 0;          ///< sum over classes with GT pixels of freq * iou
-  std::int64_t pixels = 0;    ///< hist.sum()
+  double pixel_accuracy = 0;         ///< diag.sum() / hist.sum()
+  double mean_accuracy = 0;          ///< nanmean(recall)
+  double mean_iou = 0;               ///< nanmean(iou): over `counted`
+  double fw_iou = 0;                 ///< sum over classes with GT pixels of freq * iou
+  std::int64_t pixels = 0;           ///< hist.sum()
   std::vector<ClassScores> classes;  ///< [n]
   /// Classes in the mIoU: those with GT or predicted pixels (IoU defined).
   std::vector<int> counted;

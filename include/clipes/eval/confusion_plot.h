@@ -4,10 +4,9 @@
 /// the cells. Sized so that 21 (VOC) and 81 (COCO) classes stay readable.
 
 #include <filesystem>
+#include <opencv2/core/mat.hpp>
 #include <string>
 #include <vector>
-
-#include <opencv2/core/mat.hpp>
 
 #include "clipes/eval/confusion.h"
 

@@ -32,8 +32,8 @@ struct EvalOptions {
   /// What a predicted 255 counts as (PNG predictions only; CAM labels are never 255).
   PredIgnore pred_ignore = PredIgnore::kExclude;
   /// CAM mode: every background setting is evaluated in the same pass.
-  std::vector<BackgroundSetting> backgrounds = {
-      {BackgroundSetting::Kind::kPower, 1.0}, {BackgroundSetting::Kind::kPower, 2.0}};
+  std::vector<BackgroundSetting> backgrounds = {{BackgroundSetting::Kind::kPower, 1.0},
+                                                {BackgroundSetting::Kind::kPower, 2.0}};
   /// Decoding threads; 0 = one per core.
   int threads = 0;
   /// A missing prediction counts as all background (and is listed) instead of failing.
@@ -46,7 +46,7 @@ void validate(const EvalOptions& options);
 
 /// One way of labelling the pixels and its scores.
 struct SettingResult {
-  std::string name;  ///< "prediction", or the background setting's name
+  std::string name;                             ///< "prediction", or the background setting's name
   std::optional<BackgroundSetting> background;  ///< CAM mode only
   ConfusionMatrix confusion;
   Coverage coverage;
@@ -62,14 +62,14 @@ struct ImageFailure {
 struct EvalResult {
   bool cams = false;  ///< CAM archives (true) or PNG predictions
   int num_classes = 0;
-  std::string num_classes_source;  ///< how n was chosen, for the report
+  std::string num_classes_source;        ///< how n was chosen, for the report
   std::vector<std::string> class_names;  ///< [num_classes]
   PredIgnore pred_ignore = PredIgnore::kExclude;
   std::int64_t images = 0;
-  std::vector<std::string> missing;      ///< ids counted as all background (allow_missing)
-  std::vector<ImageFailure> failures;    ///< in id order; non-empty: `settings` is empty
-  std::vector<SettingResult> settings;   ///< PNG mode: one; CAM mode: one per background
-  int best = 0;                          ///< index of the highest mIoU in `settings`
+  std::vector<std::string> missing;     ///< ids counted as all background (allow_missing)
+  std::vector<ImageFailure> failures;   ///< in id order; non-empty: `settings` is empty
+  std::vector<SettingResult> settings;  ///< PNG mode: one; CAM mode: one per background
+  int best = 0;                         ///< index of the highest mIoU in `settings`
   int threads = 1;
   double seconds = 0;  ///< wall time of the pass
 
