@@ -54,12 +54,15 @@ int main(int argc, char** argv) {
   app.add_option("--pred-ignore", cli.pred_ignore,
                  "predicted 255: 'exclude' (left out, reported as coverage) or 'background'")
       ->check(CLI::IsMember({"exclude", "background"}))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(pred_opt);
   app.add_option("--bg-power", cli.bg_powers, "CAMs: background = (1 - max cam)^alpha, alphas")
       ->delimiter(',')
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(cams_opt);
   app.add_option("--bg-threshold", cli.bg_thresholds, "CAMs: constant background scores t1,t2,...")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->needs(cams_opt);
   app.add_flag("--allow-missing", o.allow_missing,
                "count a missing prediction as all background (and say how many)");
   app.add_option("--json", cli.json, "write every number as JSON");

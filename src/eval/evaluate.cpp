@@ -330,12 +330,12 @@ EvalResult evaluate(const EvalOptions& options, Reporter& reporter) {
     }
     if (largest < kVocClasses) {
       known = kVocClasses;
-      result.num_classes_source =
-          fmt::format("inferred: VOC, every value is <= {} (largest {})", kVocClasses - 1, largest);
+      result.num_classes_source = fmt::format(
+          "inferred: VOC, every value is <= {}, the largest is {}", kVocClasses - 1, largest);
     } else if (largest < kCocoClasses) {
       known = kCocoClasses;
-      result.num_classes_source = fmt::format("inferred: COCO, every value is <= {} (largest {})",
-                                              kCocoClasses - 1, largest);
+      result.num_classes_source = fmt::format(
+          "inferred: COCO, every value is <= {}, the largest is {}", kCocoClasses - 1, largest);
     } else {
       throw Error(
           fmt::format("values up to {} (in {}) fit neither VOC (21 classes) nor COCO "

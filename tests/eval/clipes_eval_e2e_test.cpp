@@ -298,6 +298,7 @@ TEST(ClipesEvalE2e, DataErrorsExitOneAndUsageErrorsExitTwo) {
             2)
       << out;
   EXPECT_NE(out.find("threshold must be in [0, 1], got 1.5"), std::string::npos) << out;
+  EXPECT_EQ(run(base + " --bg-threshold 0.5", &out), 2) << out;  // CAM option without --cams
   EXPECT_EQ(run("--help", &out), 0) << out;
   EXPECT_NE(out.find("--confusion-png"), std::string::npos);
 }
