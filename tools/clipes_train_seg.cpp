@@ -1,14 +1,14 @@
 // clipes-train-seg: trains DeepLab-v2 on pseudo masks (train) and predicts masks with it
 // (predict). Spec §8; the work is done by clipes::seg::train_segmentation / predict_folder.
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
 #include <exception>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "clipes/core/error.h"
 #include "clipes/seg/predict.h"
@@ -38,9 +38,10 @@ std::vector<double> parse_scales(const std::string& text) {
       scales.push_back(std::stod(item, &used));
       if (used != item.size() || !(scales.back() > 0)) throw std::invalid_argument(item);
     } catch (const std::exception&) {
-      throw clipes::Error(fmt::format("--scales: expected positive numbers separated by commas, "
-                                      "got \"{}\"",
-                                      text));
+      throw clipes::Error(
+          fmt::format("--scales: expected positive numbers separated by commas, "
+                      "got \"{}\"",
+                      text));
     }
   }
   if (scales.empty()) throw clipes::Error("--scales: no scale given");
@@ -50,8 +51,9 @@ std::vector<double> parse_scales(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"clipes-train-seg: train DeepLab-v2 (ResNet-101, MSC) on pseudo masks with the "
-               "confidence-guided loss, and predict segmentation masks with it"};
+  CLI::App app{
+      "clipes-train-seg: train DeepLab-v2 (ResNet-101, MSC) on pseudo masks with the "
+      "confidence-guided loss, and predict segmentation masks with it"};
   app.require_subcommand(1);
 
   Common common;
@@ -63,7 +65,8 @@ int main(int argc, char** argv) {
   std::string split;
   CLI::App* train_cmd = app.add_subcommand("train", "train on images + pseudo masks");
   train_cmd->add_option("--config", config_file, "training config (configs/train-voc.json)")
-      ->required()->check(CLI::ExistingFile);
+      ->required()
+      ->check(CLI::ExistingFile);
   train_cmd->add_option("--images", train.data.images, "folder of <id>.jpg images")->required();
   train_cmd->add_option("--masks", train.data.masks, "folder of <id>.png pseudo masks")->required();
   train_cmd->add_option("--confidence", confidence, "folder of <id>.png 16-bit confidence maps");
@@ -105,10 +108,10 @@ int main(int argc, char** argv) {
       train.device = common.device;
       reporter.info(fmt::format("{} CPU threads, {} data workers", threads, config.data.workers));
       const auto r = clipes::seg::train_segmentation(config, train, reporter);
-      spdlog::info("{} iterations done (of {}), last loss {:.4f}; {}", r.iteration,
-                   config.optim.iterations, r.last_loss,
-                   r.finished ? "model: " + r.final_model.string()
-                              : "checkpoint: " + r.checkpoint.string());
+      spdlog::info(
+          "{} iterations done (of {}), last loss {:.4f}; {}", r.iteration, config.optim.iterations,
+          r.last_loss,
+          r.finished ? "model: " + r.final_model.string() : "checkpoint: " + r.checkpoint.string());
       return 0;
     }
     predict.split = predict_split;

@@ -1,16 +1,19 @@
 #include "clipes/seg/checkpoint.h"
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
 #include <torch/optim/sgd.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
+#include <unistd.h>
 
-#include <sstream>
-
-#include <fmt/format.h>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <thread>
 
 #include "clipes/core/error.h"
-#include "clipes/io/files.h"
 #include "clipes/seg/deeplab.h"
 
 namespace clipes::seg {
@@ -18,6 +21,47 @@ namespace clipes::seg {
 namespace {
 
 constexpr const char* kFormat = "clipes-seg-checkpoint-1";
+
+/// Streams the archive to a temporary file next to `file` (named as io::write_file_atomic names
+/// its temporaries, so io::is_atomic_temporary recognises a leftover), then renames it: a
+/// ResNet-101 checkpoint is ~0.35 GB, not worth holding twice in memory.
+void save_archive_atomic(torch::serialize::OutputArchive& archive,
+                         const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!file.parent_path().empty()) std::filesystem::create_directories(file.parent_path(), ec);
+  const auto tid = std::hash<std::thread::id>{}(std::this_thread::get_id()) % 1000000007u;
+  const auto temporary =
+      file.parent_path() / fmt::format(".{}.{}.{}.tmp", file.filename().string(), ::getpid(), tid);
+  std::FILE* out = std::fopen(temporary.c_str(), "wb");
+  if (out == nullptr) {
+    throw Error(fmt::format("cannot write {}: {}", temporary.string(), std::strerror(errno)));
+  }
+  bool written = true;
+  try {
+    archive.save_to([&](const void* data, std::size_t size) -> std::size_t {
+      written = written && std::fwrite(data, 1, size, out) == size;
+      return size;
+    });
+  } catch (...) {
+    std::fclose(out);
+    std::filesystem::remove(temporary, ec);
+    throw;
+  }
+  const bool flushed = std::fflush(out) == 0;
+  const int saved_errno = errno;
+  const bool closed = std::fclose(out) == 0;
+  if (!written || !flushed || !closed) {
+    std::filesystem::remove(temporary, ec);
+    throw Error(fmt::format("cannot write {}: {}", file.string(), std::strerror(saved_errno)));
+  }
+  std::filesystem::rename(temporary, file, ec);
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);
+    throw Error(
+        fmt::format("cannot rename {} to {}: {}", temporary.string(), file.string(), ec.message()));
+  }
+}
 
 }  // namespace
 
@@ -58,9 +102,7 @@ void save_checkpoint(const std::filesystem::path& file, DeepLabImpl& model,
     optimizer->save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
   }
-  std::ostringstream stream;
-  archive.save_to(stream);
-  io::write_file_atomic(file, stream.str());
+  save_archive_atomic(archive, file);
 }
 
 CheckpointReader::CheckpointReader(const std::filesystem::path& file, const std::string& device)
@@ -78,13 +120,14 @@ CheckpointReader::CheckpointReader(const std::filesystem::path& file, const std:
   c10::IValue value;
   if (!archive_->try_read("clipes_format", value) || !value.isString() ||
       value.toStringRef() != kFormat) {
-    throw Error(fmt::format("checkpoint {}: not a clipes segmentation checkpoint (expected "
-                            "clipes_format \"{}\")",
-                            file.string(), kFormat));
+    throw Error(
+        fmt::format("checkpoint {}: not a clipes segmentation checkpoint (expected "
+                    "clipes_format \"{}\")",
+                    file.string(), kFormat));
   }
   archive_->read("config", value);
-  state_.config = parse_train_config(value.toStringRef(),
-                                     fmt::format("{} (stored config)", file.string()));
+  state_.config =
+      parse_train_config(value.toStringRef(), fmt::format("{} (stored config)", file.string()));
   archive_->read("iteration", value);
   state_.iteration = value.toInt();
   archive_->read("sampler_state", value);

@@ -2,11 +2,10 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
 
 #include <cmath>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "clipes/core/error.h"
 
@@ -65,8 +64,8 @@ class ConvBnImpl : public torch::nn::Module {
   ConvBnImpl(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride,
              std::int64_t padding, std::int64_t dilation, bool relu)
       : relu_(relu) {
-    conv = register_module("conv", std::make_shared<ConvImpl>(in, out, kernel, stride, padding,
-                                                              dilation, false));
+    conv = register_module(
+        "conv", std::make_shared<ConvImpl>(in, out, kernel, stride, padding, dilation, false));
     bn = register_module("bn", std::make_shared<FrozenBatchNormImpl>(out));
   }
   at::Tensor forward(const at::Tensor& x) const {
@@ -88,11 +87,11 @@ class BottleneckImpl : public torch::nn::Module {
     const bool caffe = layout == ResNetLayout::kCaffe;
     reduce = register_module(
         "reduce", std::make_shared<ConvBnImpl>(in, mid, 1, caffe ? stride : 1, 0, 1, true));
-    conv3x3 = register_module("conv3x3", std::make_shared<ConvBnImpl>(
-                                             mid, mid, 3, caffe ? 1 : stride, dilation,
-                                             dilation, true));
-    increase = register_module("increase", std::make_shared<ConvBnImpl>(mid, out, 1, 1, 0, 1,
-                                                                        false));
+    conv3x3 = register_module(
+        "conv3x3",
+        std::make_shared<ConvBnImpl>(mid, mid, 3, caffe ? 1 : stride, dilation, dilation, true));
+    increase =
+        register_module("increase", std::make_shared<ConvBnImpl>(mid, out, 1, 1, 0, 1, false));
     if (downsample) {
       shortcut = register_module("shortcut",
                                  std::make_shared<ConvBnImpl>(in, out, 1, stride, 0, 1, false));
@@ -148,9 +147,9 @@ class AsppImpl : public torch::nn::Module {
  public:
   AsppImpl(std::int64_t in, std::int64_t classes, const std::vector<int>& rates) {
     for (std::size_t i = 0; i < rates.size(); ++i) {
-      stages_.push_back(register_module(
-          fmt::format("c{}", i),
-          std::make_shared<ConvImpl>(in, classes, 3, 1, rates[i], rates[i], true)));
+      stages_.push_back(
+          register_module(fmt::format("c{}", i),
+                          std::make_shared<ConvImpl>(in, classes, 3, 1, rates[i], rates[i], true)));
     }
   }
   at::Tensor forward(const at::Tensor& x) const {
@@ -183,8 +182,7 @@ class DeepLabV2Impl : public torch::nn::Module {
         "layer4", std::make_shared<ResLayerImpl>(blocks[2], 8 * w, 16 * w, 1, 2, c.layout)));
     stages.push_back(register_module(
         "layer5", std::make_shared<ResLayerImpl>(blocks[3], 16 * w, 32 * w, 1, 4, c.layout)));
-    aspp = register_module("aspp",
-                           std::make_shared<AsppImpl>(32 * w, c.num_classes, c.aspp_rates));
+    aspp = register_module("aspp", std::make_shared<AsppImpl>(32 * w, c.num_classes, c.aspp_rates));
   }
   at::Tensor forward(const at::Tensor& x) const {
     at::Tensor h = layer1->forward(x);
@@ -225,8 +223,7 @@ void init_from_scratch(detail::DeepLabV2Impl& net, int total_blocks, std::uint64
   }
 }
 
-std::int64_t conv_out(std::int64_t in, std::int64_t kernel, std::int64_t stride,
-                      std::int64_t pad) {
+std::int64_t conv_out(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t pad) {
   return (in + 2 * pad - kernel) / stride + 1;
 }
 

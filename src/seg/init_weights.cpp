@@ -1,12 +1,11 @@
 #include "clipes/seg/init_weights.h"
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 
 #include <map>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "clipes/core/error.h"
 #include "clipes/io/files.h"
@@ -34,10 +33,13 @@ std::string strip_prefixes(std::string name) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-std::string shape_text(const at::Tensor& t) { return fmt::format("[{}]", fmt::join(t.sizes(), ", ")); }
+std::string shape_text(const at::Tensor& t) {
+  return fmt::format("[{}]", fmt::join(t.sizes(), ", "));
+}
 
 /// The file's tensors by (prefix-stripped) name, plus its declared layout.
 std::map<std::string, at::Tensor> read_state_dict(const std::filesystem::path& file,
@@ -90,16 +92,18 @@ InitWeightsReport load_init_weights(DeepLabImpl& model, const std::filesystem::p
   std::map<std::string, at::Tensor> tensors = read_state_dict(file, &report.layout);
   const std::string model_layout(to_string(model.config().layout));
   if (!report.layout.empty() && report.layout != model_layout) {
-    throw Error(fmt::format(
-        "init weights {}: the file holds a {}-layout ResNet but the model is {} "
-        "(set model.layout to \"{}\")",
-        file.string(), report.layout, model_layout, report.layout));
+    throw Error(
+        fmt::format("init weights {}: the file holds a {}-layout ResNet but the model is {} "
+                    "(set model.layout to \"{}\")",
+                    file.string(), report.layout, model_layout, report.layout));
   }
 
   // Everything the model's base has, parameters and buffers.
   std::vector<std::pair<std::string, at::Tensor>> targets;
-  for (const auto& item : model.base().named_parameters(true)) targets.emplace_back(item.key(), item.value());
-  for (const auto& item : model.base().named_buffers(true)) targets.emplace_back(item.key(), item.value());
+  for (const auto& item : model.base().named_parameters(true))
+    targets.emplace_back(item.key(), item.value());
+  for (const auto& item : model.base().named_buffers(true))
+    targets.emplace_back(item.key(), item.value());
 
   std::vector<std::string> missing;
   std::vector<std::string> misshaped;
@@ -123,10 +127,11 @@ InitWeightsReport load_init_weights(DeepLabImpl& model, const std::filesystem::p
     tensors.erase(it);
   }
   if (!missing.empty() || !misshaped.empty()) {
-    std::string message = fmt::format("init weights {}: {} missing and {} mis-shaped tensors for "
-                                      "a ResNet-{} of width {}",
-                                      file.string(), missing.size(), misshaped.size(),
-                                      model.config().depth, model.config().width);
+    std::string message = fmt::format(
+        "init weights {}: {} missing and {} mis-shaped tensors for "
+        "a ResNet-{} of width {}",
+        file.string(), missing.size(), misshaped.size(), model.config().depth,
+        model.config().width);
     if (!missing.empty()) message += fmt::format("; missing: {}", fmt::join(missing, ", "));
     if (!misshaped.empty()) message += fmt::format("; mis-shaped: {}", fmt::join(misshaped, ", "));
     throw Error(message);
@@ -138,7 +143,8 @@ InitWeightsReport load_init_weights(DeepLabImpl& model, const std::filesystem::p
     for (auto& [target, source] : classifier_copies) target.copy_(source);
     report.classifier_loaded = true;
   } else {
-    report.classifier_note = fmt::format("ASPP kept from scratch: {}", fmt::join(classifier_problems, ", "));
+    report.classifier_note =
+        fmt::format("ASPP kept from scratch: {}", fmt::join(classifier_problems, ", "));
   }
   for (const auto& item : tensors) report.unused.push_back(item.first);
   return report;

@@ -13,8 +13,8 @@ at::Tensor pixel_cross_entropy(const at::Tensor& logits, const at::Tensor& label
   TORCH_CHECK(logits.dim() == 4 && labels.dim() == 3 && logits.size(0) == labels.size(0) &&
                   logits.size(2) == labels.size(1) && logits.size(3) == labels.size(2),
               "loss: logits ", logits.sizes(), " and labels ", labels.sizes(), " do not match");
-  return at::cross_entropy_loss(logits, labels.to(at::kLong), /*weight=*/{},
-                                at::Reduction::None, kIgnoreLabel);
+  return at::cross_entropy_loss(logits, labels.to(at::kLong), /*weight=*/{}, at::Reduction::None,
+                                kIgnoreLabel);
 }
 
 /// Sum of `loss` over `mask` divided by the count, or an empty tensor when the mask is empty.
@@ -50,8 +50,8 @@ at::Tensor class_balanced_cross_entropy(const at::Tensor& logits, const at::Tens
   bool has_bg = false;
   bool has_fg = false;
   const at::Tensor bg = masked_mean(loss, (labels == 0).to(loss.scalar_type()), &has_bg);
-  const at::Tensor fg = masked_mean(
-      loss, ((labels != 0) & (labels != kIgnoreLabel)).to(loss.scalar_type()), &has_fg);
+  const at::Tensor fg =
+      masked_mean(loss, ((labels != 0) & (labels != kIgnoreLabel)).to(loss.scalar_type()), &has_fg);
   if (has_bg && has_fg) return (bg + fg) / 2;
   if (has_fg) return fg;
   return bg;  // also the all-ignored case: 0 (with a gradient path, zero everywhere)
@@ -64,8 +64,10 @@ at::Tensor segmentation_loss(const at::Tensor& logits, const at::Tensor& labels,
 
 at::Tensor resize_labels_nearest(const at::Tensor& labels, std::int64_t height,
                                  std::int64_t width) {
-  TORCH_CHECK(labels.dim() == 2 || labels.dim() == 3, "resize_labels_nearest: expected [H,W] or "
-              "[N,H,W], got ", labels.sizes());
+  TORCH_CHECK(labels.dim() == 2 || labels.dim() == 3,
+              "resize_labels_nearest: expected [H,W] or "
+              "[N,H,W], got ",
+              labels.sizes());
   const std::int64_t in_h = labels.size(-2);
   const std::int64_t in_w = labels.size(-1);
   if (in_h == height && in_w == width) return labels;

@@ -1,11 +1,11 @@
 #include "clipes/seg/loss_plot.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-#include <string>
-
-#include <fmt/format.h>
 #include <opencv2/imgproc.hpp>
+#include <string>
 
 #include "clipes/io/files.h"
 #include "clipes/io/png.h"
@@ -95,7 +95,8 @@ cv::Mat draw_loss_plot(const std::vector<HistoryRow>& history, int width, int he
     cv::Mat rotated;
     cv::rotate(strip, rotated, cv::ROTATE_90_COUNTERCLOCKWISE);
     const int y0 = std::max(0, (top + bottom) / 2 - rotated.rows / 2);
-    if (y0 + rotated.rows <= height) rotated.copyTo(img(cv::Rect(5, y0, rotated.cols, rotated.rows)));
+    if (y0 + rotated.rows <= height)
+      rotated.copyTo(img(cv::Rect(5, y0, rotated.cols, rotated.rows)));
   }
 
   if (!history.empty()) {

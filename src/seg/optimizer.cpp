@@ -23,8 +23,7 @@ std::unique_ptr<torch::optim::SGD> make_optimizer(DeepLabImpl& model, const Opti
   param_groups.emplace_back(groups.backbone_weights, options(1.0, config.weight_decay));
   param_groups.emplace_back(groups.classifier_weights,
                             options(config.lr_classifier_weight_mult, config.weight_decay));
-  param_groups.emplace_back(groups.classifier_biases,
-                            options(config.lr_classifier_bias_mult, 0.0));
+  param_groups.emplace_back(groups.classifier_biases, options(config.lr_classifier_bias_mult, 0.0));
   return std::make_unique<torch::optim::SGD>(
       param_groups, torch::optim::SGDOptions(config.lr).momentum(config.momentum));
 }

@@ -1,12 +1,11 @@
 #include "clipes/seg/predict.h"
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 #include <cstring>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "clipes/core/error.h"
 #include "clipes/io/png.h"

@@ -1,9 +1,9 @@
 #include "clipes/seg/seg_config.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <cmath>
 
 #include "clipes/core/error.h"
 #include "clipes/core/json_reader.h"
@@ -88,12 +88,9 @@ nlohmann::json to_json(const TrainConfig& c) {
                 {"msc", c.model.msc},
                 {"msc_scales", c.model.msc_scales}};
   j["input"] = {{"bgr", c.input.bgr}, {"mean", c.input.mean}, {"std", c.input.std}};
-  j["data"] = {{"scales", c.data.scales},
-               {"crop_size", c.data.crop_size},
-               {"flip", c.data.flip},
-               {"confidence_threshold", c.data.confidence_threshold},
-               {"workers", c.data.workers},
-               {"prefetch", c.data.prefetch}};
+  j["data"] = {{"scales", c.data.scales},   {"crop_size", c.data.crop_size},
+               {"flip", c.data.flip},       {"confidence_threshold", c.data.confidence_threshold},
+               {"workers", c.data.workers}, {"prefetch", c.data.prefetch}};
   j["loss"] = std::string(to_string(c.loss));
   j["optim"] = {{"lr", c.optim.lr},
                 {"lr_poly_power", c.optim.lr_poly_power},
@@ -176,16 +173,14 @@ void validate(const TrainConfig& c, const std::string& source) {
   v.check(c.data.prefetch >= 1 && c.data.prefetch <= 16, "data.prefetch", "must be in 1..16",
           c.data.prefetch);
   v.check(c.optim.lr > 0, "optim.lr", "must be > 0", c.optim.lr);
-  v.check(c.optim.lr_poly_power >= 0, "optim.lr_poly_power", "must be >= 0",
-          c.optim.lr_poly_power);
-  v.check(c.optim.lr_classifier_weight_mult > 0, "optim.lr_classifier_weight_mult",
-          "must be > 0", c.optim.lr_classifier_weight_mult);
+  v.check(c.optim.lr_poly_power >= 0, "optim.lr_poly_power", "must be >= 0", c.optim.lr_poly_power);
+  v.check(c.optim.lr_classifier_weight_mult > 0, "optim.lr_classifier_weight_mult", "must be > 0",
+          c.optim.lr_classifier_weight_mult);
   v.check(c.optim.lr_classifier_bias_mult > 0, "optim.lr_classifier_bias_mult", "must be > 0",
           c.optim.lr_classifier_bias_mult);
   v.check(c.optim.momentum >= 0 && c.optim.momentum < 1, "optim.momentum", "must be in [0, 1)",
           c.optim.momentum);
-  v.check(c.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0",
-          c.optim.weight_decay);
+  v.check(c.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0", c.optim.weight_decay);
   v.check(c.optim.batch_size >= 1, "optim.batch_size", "must be >= 1", c.optim.batch_size);
   v.check(c.optim.iter_size >= 1, "optim.iter_size", "must be >= 1", c.optim.iter_size);
   v.check(c.optim.iterations >= 1, "optim.iterations", "must be >= 1", c.optim.iterations);
@@ -209,10 +204,9 @@ TrainConfig load_train_config(const std::filesystem::path& file,
                               const std::vector<std::string>& overrides) {
   nlohmann::json root = config::load_json_file(file);
   for (const auto& o : overrides) config::apply_override(root, o);
-  const std::string source = overrides.empty()
-                                 ? file.string()
-                                 : fmt::format("{} (with --set {})", file.string(),
-                                               fmt::join(overrides, ", "));
+  const std::string source = overrides.empty() ? file.string()
+                                               : fmt::format("{} (with --set {})", file.string(),
+                                                             fmt::join(overrides, ", "));
   TrainConfig c = read_config(root, source);
   validate(c, source);
   return c;

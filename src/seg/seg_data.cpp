@@ -1,6 +1,7 @@
 #include "clipes/seg/seg_data.h"
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
@@ -11,12 +12,10 @@
 #include <fstream>
 #include <future>
 #include <mutex>
-#include <sstream>
-#include <thread>
-
-#include <fmt/format.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <sstream>
+#include <thread>
 
 #include "clipes/core/error.h"
 #include "clipes/io/png.h"
@@ -112,13 +111,13 @@ SegDataset::SegDataset(SegDataPaths paths, int num_classes, float confidence_thr
   for (const auto& id : ids_) {
     fs::path image = find_image(paths_.images, id);
     if (image.empty()) {
-      throw Error(fmt::format("image {}: no {}.jpg, .jpeg or .png in {}", id, id,
-                              paths_.images.string()));
+      throw Error(
+          fmt::format("image {}: no {}.jpg, .jpeg or .png in {}", id, id, paths_.images.string()));
     }
     images_.push_back(std::move(image));
     if (!fs::is_regular_file(paths_.masks / (id + ".png"))) {
-      throw Error(fmt::format("image {}: mask {} is missing", id,
-                              (paths_.masks / (id + ".png")).string()));
+      throw Error(
+          fmt::format("image {}: mask {} is missing", id, (paths_.masks / (id + ".png")).string()));
     }
     if (!paths_.confidence.empty() && !fs::is_regular_file(paths_.confidence / (id + ".png"))) {
       throw Error(fmt::format("image {}: confidence map {} is missing", id,
@@ -181,17 +180,18 @@ LabelledImage read_labelled_image(const SegDataset& dataset, std::int64_t index)
   out.label = io::read_png_u8(mask_file);
   if (out.label.size() != out.image.size()) {
     throw Error(fmt::format("mask {} is {}x{} but image {} is {}x{} (width x height)",
-                            mask_file.string(), out.label.cols, out.label.rows,
-                            image_file.string(), out.image.cols, out.image.rows));
+                            mask_file.string(), out.label.cols, out.label.rows, image_file.string(),
+                            out.image.cols, out.image.rows));
   }
   const int classes = dataset.num_classes();
   for (int y = 0; y < out.label.rows; ++y) {
     const std::uint8_t* row = out.label.ptr<std::uint8_t>(y);
     for (int x = 0; x < out.label.cols; ++x) {
       if (row[x] >= classes && row[x] != kIgnoreLabel) {
-        throw Error(fmt::format("mask {}: value {} at (x={}, y={}) is beyond the {} classes "
-                                "(expected 0..{} or 255)",
-                                mask_file.string(), row[x], x, y, classes, classes - 1));
+        throw Error(
+            fmt::format("mask {}: value {} at (x={}, y={}) is beyond the {} classes "
+                        "(expected 0..{} or 255)",
+                        mask_file.string(), row[x], x, y, classes, classes - 1));
       }
     }
   }
@@ -205,10 +205,10 @@ LabelledImage read_labelled_image(const SegDataset& dataset, std::int64_t index)
     }
     cv::Mat confidence_i;
     confidence.convertTo(confidence_i, CV_32S);
-    const at::Tensor labels = at::from_blob(out.label.data, {out.label.rows, out.label.cols},
-                                            at::kByte);
-    const at::Tensor conf = at::from_blob(confidence_i.data, {out.label.rows, out.label.cols},
-                                          at::kInt);
+    const at::Tensor labels =
+        at::from_blob(out.label.data, {out.label.rows, out.label.cols}, at::kByte);
+    const at::Tensor conf =
+        at::from_blob(confidence_i.data, {out.label.rows, out.label.cols}, at::kInt);
     // μ on the stored 16-bit scale (exact integers), so that a confidence of exactly μ (stored
     // as round(μ * 65535)) counts as confident, as it did when clipes-generate thresholded it.
     const auto mu = static_cast<float>(std::lround(dataset.confidence_threshold() * 65535.0));
@@ -250,9 +250,9 @@ TrainingSample augment_sample(const LabelledImage& sample, const AugmentConfig& 
   const cv::Mat label8 = resize_label(sample.label, h, w);
 
   at::Tensor x = image_to_input(image, input);  // the mean becomes 0: pad with 0
-  at::Tensor y = at::from_blob(const_cast<std::uint8_t*>(label8.ptr<std::uint8_t>()), {h, w},
-                               at::kByte)
-                     .to(at::kLong);
+  at::Tensor y =
+      at::from_blob(const_cast<std::uint8_t*>(label8.ptr<std::uint8_t>()), {h, w}, at::kByte)
+          .to(at::kLong);
   const int crop = augment.crop_size;
   const int pad_h = std::max(crop - h, 0);
   const int pad_w = std::max(crop - w, 0);
@@ -306,8 +306,7 @@ std::vector<SampleTicket> BatchSampler::next(int batch_size) {
 
 std::string BatchSampler::state() const {
   std::ostringstream out;
-  out << "clipes-sampler-1 " << size_ << ' ' << epoch_ << ' ' << position_ << '\n'
-      << rng_ << '\n';
+  out << "clipes-sampler-1 " << size_ << ' ' << epoch_ << ' ' << position_ << '\n' << rng_ << '\n';
   for (std::int64_t i : order_) out << i << ' ';
   return out.str();
 }
@@ -340,7 +339,10 @@ struct BatchLoader::Impl {
   };
 
   Impl(SegDataset d, AugmentConfig a, InputConfig i, BatchSampler s, int b)
-      : dataset(std::move(d)), augment(std::move(a)), input(std::move(i)), sampler(std::move(s)),
+      : dataset(std::move(d)),
+        augment(std::move(a)),
+        input(std::move(i)),
+        sampler(std::move(s)),
         batch_size(b) {}
 
   TrainingSample make(const SampleTicket& t) const {

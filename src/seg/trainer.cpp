@@ -1,14 +1,13 @@
 #include "clipes/seg/trainer.h"
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
 #include <torch/cuda.h>
 #include <torch/optim/sgd.h>
 
 #include <chrono>
 #include <cmath>
 #include <fstream>
-
-#include <fmt/format.h>
 
 #include "clipes/core/error.h"
 #include "clipes/io/files.h"
@@ -34,8 +33,9 @@ std::string duration_text(double seconds) {
 }
 
 std::string log_line(const HistoryRow& row) {
-  return fmt::format("{{\"iteration\": {}, \"loss\": {:.6f}, \"lr\": {:.6e}, \"seconds\": {:.4f}}}\n",
-                     row.iteration, row.loss, row.lr, row.seconds);
+  return fmt::format(
+      "{{\"iteration\": {}, \"loss\": {:.6f}, \"lr\": {:.6e}, \"seconds\": {:.4f}}}\n",
+      row.iteration, row.loss, row.lr, row.seconds);
 }
 
 }  // namespace
@@ -43,9 +43,10 @@ std::string log_line(const HistoryRow& row) {
 std::string resolve_device(const std::string& requested) {
   if (requested.empty()) return torch::cuda::is_available() ? "cuda" : "cpu";
   if (requested.rfind("cuda", 0) == 0 && !torch::cuda::is_available()) {
-    throw Error(fmt::format("device {} requested but LibTorch sees no CUDA GPU (this build or "
-                            "machine is CPU-only); use --device cpu",
-                            requested));
+    throw Error(
+        fmt::format("device {} requested but LibTorch sees no CUDA GPU (this build or "
+                    "machine is CPU-only); use --device cpu",
+                    requested));
   }
   if (requested != "cpu" && requested.rfind("cuda", 0) != 0) {
     throw Error(fmt::format("device must be cpu, cuda or cuda:N, got \"{}\"", requested));
@@ -77,17 +78,23 @@ TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inp
   TrainResult result;
   result.device = resolve_device(inputs.device);
   fs::create_directories(inputs.out);
+  for (const auto& entry : fs::directory_iterator(inputs.out)) {  // leftovers of a killed run
+    if (entry.is_regular_file() && io::is_atomic_temporary(entry.path())) {
+      reporter.debug(fmt::format("removing the unfinished file {}", entry.path().string()));
+      fs::remove(entry.path());
+    }
+  }
   result.checkpoint = inputs.out / "checkpoint.pt";
   result.log = inputs.out / "train_log.jsonl";
   const std::int64_t total = config.optim.iterations;
 
   SegDataset dataset(inputs.data, config.model.num_classes, config.data.confidence_threshold);
   const std::string fingerprint = fingerprint_ids(dataset.ids());
-  reporter.info(fmt::format("{} training images; {} iterations of {} x {} samples, crop {}, "
-                            "ResNet-{}{} on {}",
-                            dataset.size(), total, config.optim.batch_size,
-                            config.optim.iter_size, config.data.crop_size, config.model.depth,
-                            config.model.msc ? " MSC" : "", result.device));
+  reporter.info(fmt::format(
+      "{} training images; {} iterations of {} x {} samples, crop {}, "
+      "ResNet-{}{} on {}",
+      dataset.size(), total, config.optim.batch_size, config.optim.iter_size, config.data.crop_size,
+      config.model.depth, config.model.msc ? " MSC" : "", result.device));
 
   DeepLab model(config.model, config.seed);
   CheckpointState state;
@@ -96,21 +103,22 @@ TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inp
   std::unique_ptr<CheckpointReader> reader;
   if (inputs.resume) {
     if (!fs::exists(result.checkpoint)) {
-      throw Error(fmt::format("--resume: no checkpoint {} to resume from",
-                              result.checkpoint.string()));
+      throw Error(
+          fmt::format("--resume: no checkpoint {} to resume from", result.checkpoint.string()));
     }
     reader = std::make_unique<CheckpointReader>(result.checkpoint, result.device);
     const std::string diff = first_config_difference(reader->state().config, config);
     if (!diff.empty()) {
-      throw Error(fmt::format("--resume: the config differs from the one {} was trained with "
-                              "(first difference: {}); resume with the same config",
-                              result.checkpoint.string(), diff));
+      throw Error(
+          fmt::format("--resume: the config differs from the one {} was trained with "
+                      "(first difference: {}); resume with the same config",
+                      result.checkpoint.string(), diff));
     }
     if (reader->state().dataset_fingerprint != fingerprint) {
-      throw Error(fmt::format("--resume: the image list differs from the one {} was trained "
-                              "on ({} vs {} ids/fingerprint)",
-                              result.checkpoint.string(), fingerprint,
-                              reader->state().dataset_fingerprint));
+      throw Error(fmt::format(
+          "--resume: the image list differs from the one {} was trained "
+          "on ({} vs {} ids/fingerprint)",
+          result.checkpoint.string(), fingerprint, reader->state().dataset_fingerprint));
     }
     reader->load_model(*model);
     state.iteration = reader->state().iteration;
@@ -120,21 +128,22 @@ TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inp
                               state.iteration));
   } else {
     if (fs::exists(result.checkpoint)) {
-      throw Error(fmt::format("{} already holds a checkpoint: pass --resume to continue it, or "
-                              "choose another output folder",
-                              inputs.out.string()));
+      throw Error(
+          fmt::format("{} already holds a checkpoint: pass --resume to continue it, or "
+                      "choose another output folder",
+                      inputs.out.string()));
     }
     if (!inputs.init_weights.empty()) {
       const InitWeightsReport r = load_init_weights(*model, inputs.init_weights);
-      reporter.info(fmt::format("initial weights {}: {} backbone tensors{}{}",
-                                inputs.init_weights.string(), r.backbone_tensors,
-                                r.classifier_loaded ? " and the ASPP classifier" : "",
-                                r.unused.empty() ? ""
-                                                 : fmt::format(", {} unused", r.unused.size())));
+      reporter.info(
+          fmt::format("initial weights {}: {} backbone tensors{}{}", inputs.init_weights.string(),
+                      r.backbone_tensors, r.classifier_loaded ? " and the ASPP classifier" : "",
+                      r.unused.empty() ? "" : fmt::format(", {} unused", r.unused.size())));
       if (!r.classifier_loaded) reporter.debug(r.classifier_note);
     } else {
-      reporter.warn("no initial weights: training from scratch (fine for tests, not for real "
-                    "runs: pass the converted ImageNet or COCO init)");
+      reporter.warn(
+          "no initial weights: training from scratch (fine for tests, not for real "
+          "runs: pass the converted ImageNet or COCO init)");
     }
   }
   model->to(c10::Device(result.device));
@@ -159,8 +168,7 @@ TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inp
   BatchLoader loader(dataset, config.data, config.input, std::move(sampler),
                      config.optim.batch_size);
 
-  const std::int64_t end =
-      inputs.stop_after > 0 ? std::min(inputs.stop_after, total) : total;
+  const std::int64_t end = inputs.stop_after > 0 ? std::min(inputs.stop_after, total) : total;
   const auto run_start = std::chrono::steady_clock::now();
   double window_loss = 0;
   std::int64_t window_count = 0;
@@ -173,9 +181,10 @@ TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inp
     for (int k = 0; k < config.optim.iter_size; ++k) batches.push_back(loader.next());
     const double loss = train_step(*model, *optimizer, batches, config.loss, result.device);
     if (!std::isfinite(loss)) {
-      throw Error(fmt::format("the loss became {} at iteration {} (lr {:.3g}); the last "
-                              "checkpoint is {}",
-                              loss, it, lr, result.checkpoint.string()));
+      throw Error(
+          fmt::format("the loss became {} at iteration {} (lr {:.3g}); the last "
+                      "checkpoint is {}",
+                      loss, it, lr, result.checkpoint.string()));
     }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -191,11 +200,11 @@ TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inp
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
       const double per_iteration = elapsed / static_cast<double>(it - result.start_iteration);
-      reporter.info(fmt::format("iteration {}/{}: loss {:.4f} (mean of {}), lr {:.3e}, "
-                                "{:.2f} s/it, ETA {}",
-                                it, total, window_loss / static_cast<double>(window_count),
-                                window_count, lr, per_iteration,
-                                duration_text(per_iteration * static_cast<double>(total - it))));
+      reporter.info(fmt::format(
+          "iteration {}/{}: loss {:.4f} (mean of {}), lr {:.3e}, "
+          "{:.2f} s/it, ETA {}",
+          it, total, window_loss / static_cast<double>(window_count), window_count, lr,
+          per_iteration, duration_text(per_iteration * static_cast<double>(total - it))));
       window_loss = 0;
       window_count = 0;
     }
@@ -212,10 +221,11 @@ TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inp
     save_checkpoint(result.final_model, *model, nullptr, state);
     result.plot = inputs.out / "loss.png";
     write_loss_plot(result.plot, state.history);
-    reporter.info(fmt::format("finished: {} and {}", result.final_model.string(),
-                              result.plot.string()));
+    reporter.info(
+        fmt::format("finished: {} and {}", result.final_model.string(), result.plot.string()));
   } else {
-    reporter.info(fmt::format("stopped after iteration {}; continue with --resume", result.iteration));
+    reporter.info(
+        fmt::format("stopped after iteration {}; continue with --resume", result.iteration));
   }
   return result;
 }

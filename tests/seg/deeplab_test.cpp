@@ -1,11 +1,10 @@
 #include "clipes/seg/deeplab.h"
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 #include <torch/optim/sgd.h>
 
 #include <map>
-
-#include <gtest/gtest.h>
 
 #include "clipes/core/error.h"
 #include "clipes/seg/optimizer.h"
@@ -196,7 +195,7 @@ TEST(DeepLab, FrozenBatchNormStaysFrozenAfterOptimizerSteps) {
       ++changed;
     }
   }
-  EXPECT_EQ(frozen, 53 * 4);  // 53 batch norms in a ResNet-50, 4 tensors each
+  EXPECT_EQ(frozen, 53 * 4);   // 53 batch norms in a ResNet-50, 4 tensors each
   EXPECT_EQ(changed, 53 + 8);  // every conv weight, ASPP weights and biases
 }
 

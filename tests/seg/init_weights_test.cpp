@@ -1,7 +1,6 @@
 #include "clipes/seg/init_weights.h"
 
 #include <ATen/ATen.h>
-
 #include <gtest/gtest.h>
 
 #include "clipes/core/error.h"
@@ -72,8 +71,9 @@ TEST_F(InitWeights, ConvertedCocoInitLoadsTheBackboneAndSkipsOtherClasses) {
   expect_backbone_is_pattern(*model);
   EXPECT_EQ(r.backbone_tensors, 53 + 53 * 4);
   EXPECT_FALSE(r.classifier_loaded);
-  EXPECT_NE(r.classifier_note.find("aspp.c0.weight (expected [5, 128, 3, 3], found [91, 128, 3, 3])"),
-            std::string::npos)
+  EXPECT_NE(
+      r.classifier_note.find("aspp.c0.weight (expected [5, 128, 3, 3], found [91, 128, 3, 3])"),
+      std::string::npos)
       << r.classifier_note;
   EXPECT_TRUE(at::equal(model->named_parameters()["base.aspp.c0.weight"], aspp_before));
   EXPECT_EQ(r.layout, "caffe");
@@ -84,7 +84,8 @@ TEST_F(InitWeights, LegacyMscFileWithMatchingClassesLoadsTheClassifierToo) {
   const InitWeightsReport r = load_init_weights(*model, dir_ / "msc.clipes.pth");
   expect_backbone_is_pattern(*model);
   EXPECT_TRUE(r.classifier_loaded);
-  EXPECT_TRUE(at::equal(model->named_parameters()["base.aspp.c2.bias"], pattern("aspp.c2.bias", {5})));
+  EXPECT_TRUE(
+      at::equal(model->named_parameters()["base.aspp.c2.bias"], pattern("aspp.c2.bias", {5})));
   EXPECT_TRUE(r.unused.empty());
 }
 
@@ -94,8 +95,9 @@ TEST_F(InitWeights, TorchvisionNamesNeedThePytorchLayout) {
   expect_backbone_is_pattern(*pytorch);
   EXPECT_EQ(r.layout, "pytorch");
   DeepLab caffe(small(5));
-  EXPECT_NE(error_of([&] { load_init_weights(*caffe, dir_ / "tv.clipes.pth"); })
-                .find("holds a pytorch-layout ResNet but the model is caffe"),
+  EXPECT_NE(error_of([&] {
+              load_init_weights(*caffe, dir_ / "tv.clipes.pth");
+            }).find("holds a pytorch-layout ResNet but the model is caffe"),
             std::string::npos);
 }
 
@@ -111,7 +113,8 @@ TEST_F(InitWeights, EveryMissingAndMisshapedTensorIsNamed) {
   DeepLab model(small(5));
   const std::string holes = error_of([&] { load_init_weights(*model, dir_ / "holes.clipes.pth"); });
   EXPECT_NE(holes.find("2 missing and 0 mis-shaped"), std::string::npos) << holes;
-  EXPECT_NE(holes.find("layer3.block2.conv3x3.bn.running_var (missing)"), std::string::npos) << holes;
+  EXPECT_NE(holes.find("layer3.block2.conv3x3.bn.running_var (missing)"), std::string::npos)
+      << holes;
   EXPECT_NE(holes.find("layer1.conv1.conv.weight (missing)"), std::string::npos) << holes;
   DeepLabConfig wide = small(5);
   wide.width = 8;
@@ -134,16 +137,18 @@ TEST_F(InitWeights, EveryMissingAndMisshapedTensorIsNamed) {
 TEST_F(InitWeights, UnreadableFilesPointToTheConverter) {
   DeepLab model(small(5));
   // The legacy (non-zip) serialisation of deeplab-pytorch's era: LibTorch cannot unpickle it.
-  EXPECT_NE(error_of([&] { load_init_weights(*model, dir_ / "msc.pth"); })
-                .find("LibTorch cannot read this file"),
+  EXPECT_NE(error_of([&] {
+              load_init_weights(*model, dir_ / "msc.pth");
+            }).find("LibTorch cannot read this file"),
             std::string::npos);
   // An OrderedDict state dict in the zip format: LibTorch 1.13 cannot unpickle it either.
   const std::string e = error_of([&] { load_init_weights(*model, dir_ / "coco.pth"); });
   EXPECT_NE(e.find("scripts/convert_init_weights.py"), std::string::npos) << e;
   const fs::path tmp = clipes::testing::make_temp_dir("seg_init_junk");
   io::write_file_atomic(tmp / "junk.pth", "not a pickle");
-  EXPECT_NE(error_of([&] { load_init_weights(*model, tmp / "junk.pth"); })
-                .find("convert_init_weights.py"),
+  EXPECT_NE(error_of([&] {
+              load_init_weights(*model, tmp / "junk.pth");
+            }).find("convert_init_weights.py"),
             std::string::npos);
   EXPECT_NE(error_of([&] { load_init_weights(*model, dir_ / "absent.pth"); }).find("absent.pth"),
             std::string::npos);
@@ -157,8 +162,8 @@ TEST_F(InitWeights, ConverterRejectsUnknownKeySchemes) {
   std::string output;
   ASSERT_EQ(clipes::testing::run_command(
                 python + " -c \"import torch; torch.save({'encoder.w': torch.zeros(2)}, '" +
-                in.string() + "')\" && " + python + " " + script.string() + " " + in.string() +
-                " " + (tmp / "odd.out.pth").string(),
+                    in.string() + "')\" && " + python + " " + script.string() + " " + in.string() +
+                    " " + (tmp / "odd.out.pth").string(),
                 &output),
             1);
   EXPECT_NE(output.find("unknown key scheme"), std::string::npos) << output;

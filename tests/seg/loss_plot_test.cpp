@@ -1,8 +1,8 @@
 #include "clipes/seg/loss_plot.h"
 
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
@@ -21,14 +21,15 @@ int count_colour(const cv::Mat& img, cv::Vec3b colour) {
 
 TEST(LossPlot, DrawsAxesAndBothCurves) {
   std::vector<HistoryRow> history;
-  for (int i = 1; i <= 500; ++i) history.push_back({i, 2.0 * std::exp(-i / 100.0) + 0.1 * (i % 7) / 7.0, 1e-3, 0.1});
+  for (int i = 1; i <= 500; ++i)
+    history.push_back({i, 2.0 * std::exp(-i / 100.0) + 0.1 * (i % 7) / 7.0, 1e-3, 0.1});
   const cv::Mat img = draw_loss_plot(history, 900, 520);
   ASSERT_EQ(img.size(), cv::Size(900, 520));
   ASSERT_EQ(img.type(), CV_8UC3);
   // The axes: a dark vertical line at x = 80 and a horizontal one at y = 460.
   EXPECT_EQ(img.at<cv::Vec3b>(300, 80), cv::Vec3b(40, 40, 40));
   EXPECT_EQ(img.at<cv::Vec3b>(460, 500), cv::Vec3b(40, 40, 40));
-  EXPECT_GT(count_colour(img, cv::Vec3b(180, 90, 20)), 300);   // moving average
+  EXPECT_GT(count_colour(img, cv::Vec3b(180, 90, 20)), 300);    // moving average
   EXPECT_GT(count_colour(img, cv::Vec3b(185, 185, 185)), 300);  // raw loss
   // The curve starts high on the left and ends low on the right.
   auto curve_rows = [&](int x) {

@@ -1,10 +1,9 @@
 #include "clipes/seg/loss.h"
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
-
-#include <gtest/gtest.h>
 
 namespace clipes::seg {
 namespace {
@@ -14,7 +13,8 @@ double pixel_ce(const at::Tensor& logits, std::int64_t n, std::int64_t y, std::i
                 std::int64_t label) {
   auto a = logits.accessor<float, 4>();
   double max = -1e30;
-  for (std::int64_t c = 0; c < logits.size(1); ++c) max = std::max(max, static_cast<double>(a[n][c][y][x]));
+  for (std::int64_t c = 0; c < logits.size(1); ++c)
+    max = std::max(max, static_cast<double>(a[n][c][y][x]));
   double sum = 0;
   for (std::int64_t c = 0; c < logits.size(1); ++c) sum += std::exp(a[n][c][y][x] - max);
   return std::log(sum) + max - a[n][label][y][x];
@@ -97,8 +97,8 @@ TEST(Loss, ClassBalancedIsTheMeanOfBackgroundAndForegroundMeans) {
   }
   ASSERT_GT(nbg, 0);
   ASSERT_GT(nfg, 0);
-  EXPECT_NEAR(class_balanced_cross_entropy(c.logits, c.labels).item<double>(), (bg / nbg + fg / nfg) / 2,
-              1e-5);
+  EXPECT_NEAR(class_balanced_cross_entropy(c.logits, c.labels).item<double>(),
+              (bg / nbg + fg / nfg) / 2, 1e-5);
 }
 
 TEST(Loss, ClassBalancedWithoutForegroundDoesNotNan) {
@@ -119,14 +119,16 @@ TEST(Loss, ClassBalancedWithoutForegroundDoesNotNan) {
   fg_only.masked_fill_(fg_only == 0, 1);
   EXPECT_NEAR(class_balanced_cross_entropy(c.logits, fg_only).item<double>(),
               mean_cross_entropy(c.logits, fg_only).item<double>(), 1e-6);
-  EXPECT_EQ(class_balanced_cross_entropy(c.logits, at::full({2, 3, 5}, 255, at::kLong)).item<double>(),
-            0.0);
+  EXPECT_EQ(
+      class_balanced_cross_entropy(c.logits, at::full({2, 3, 5}, 255, at::kLong)).item<double>(),
+      0.0);
 }
 
 TEST(Loss, NearestLabelResizeUsesPixelCentres) {
   // PIL NEAREST: source index floor((i + 0.5) * in / out).
   const at::Tensor row = at::arange(4, at::kLong).view({1, 4});
-  EXPECT_TRUE(at::equal(resize_labels_nearest(row, 1, 2), at::tensor({1, 3}, at::kLong).view({1, 2})));
+  EXPECT_TRUE(
+      at::equal(resize_labels_nearest(row, 1, 2), at::tensor({1, 3}, at::kLong).view({1, 2})));
   const at::Tensor three = at::arange(3, at::kLong).view({1, 3});
   EXPECT_TRUE(at::equal(resize_labels_nearest(three, 1, 5),
                         at::tensor({0, 0, 1, 2, 2}, at::kLong).view({1, 5})));
@@ -143,8 +145,8 @@ TEST(Loss, MultiScaleLossSumsEveryOutputAgainstResizedLabels) {
                                      at::randn({2, 3, 7, 7}), at::randn({2, 3, 9, 9})};
   double expected = 0;
   for (const auto& o : outs) {
-    expected += mean_cross_entropy(o, resize_labels_nearest(labels, o.size(2), o.size(3)))
-                    .item<double>();
+    expected +=
+        mean_cross_entropy(o, resize_labels_nearest(labels, o.size(2), o.size(3))).item<double>();
   }
   EXPECT_NEAR(multi_scale_loss(outs, labels, LossKind::kCrossEntropy).item<double>(), expected,
               1e-5);

@@ -1,11 +1,10 @@
 #include "clipes/seg/optimizer.h"
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 #include <torch/optim/sgd.h>
 
 #include <cmath>
-
-#include <gtest/gtest.h>
 
 #include "clipes/seg/deeplab.h"
 
@@ -57,7 +56,8 @@ TEST(Optimizer, GroupsHaveDeeplabsMultipliersAndDecay) {
   }
   // No frozen batch-norm tensor in any group.
   std::int64_t in_groups = 0;
-  for (const auto& g : opt->param_groups()) in_groups += static_cast<std::int64_t>(g.params().size());
+  for (const auto& g : opt->param_groups())
+    in_groups += static_cast<std::int64_t>(g.params().size());
   std::int64_t trainable = 0;
   for (const auto& p : model->parameters()) trainable += p.requires_grad() ? 1 : 0;
   EXPECT_EQ(in_groups, trainable);
@@ -77,7 +77,7 @@ TEST(Optimizer, StepsMatchSgdWithMomentumByHand) {
   oc.weight_decay = 0.01;
   oc.momentum = 0.9;
   auto opt = make_optimizer(*model, oc);
-  at::Tensor w = opt->param_groups()[0].params()[0];  // backbone: lr 0.1, decay 0.01
+  at::Tensor w = opt->param_groups()[0].params()[0];   // backbone: lr 0.1, decay 0.01
   at::Tensor cw = opt->param_groups()[1].params()[0];  // classifier weight: lr 1.0, decay 0.01
   at::Tensor b = opt->param_groups()[2].params()[0];   // classifier bias: lr 2.0, no decay
   const at::Tensor w0 = w.detach().clone();

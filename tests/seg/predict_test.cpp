@@ -1,8 +1,8 @@
 #include "clipes/seg/predict.h"
 
 #include <ATen/ATen.h>
-
 #include <gtest/gtest.h>
+
 #include <opencv2/core.hpp>
 
 #include "clipes/core/error.h"

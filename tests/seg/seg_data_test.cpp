@@ -1,12 +1,11 @@
 #include "clipes/seg/seg_data.h"
 
 #include <ATen/ATen.h>
-
-#include <set>
-
 #include <gtest/gtest.h>
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
+#include <set>
 
 #include "clipes/core/error.h"
 #include "clipes/io/files.h"
@@ -51,8 +50,9 @@ TEST(SegData, ListsMaskIdsAndFindsTheirImages) {
   EXPECT_EQ(SegDataset(p, 4, 0.95f).ids(), (std::vector<std::string>{"img2", "img0"}));
 
   fs::remove(dir / "images" / "img1.png");
-  EXPECT_NE(error_of([&] { SegDataset(paths_of(dir), 4, 0.95f); })
-                .find("image img1: no img1.jpg, .jpeg or .png in"),
+  EXPECT_NE(error_of([&] {
+              SegDataset(paths_of(dir), 4, 0.95f);
+            }).find("image img1: no img1.jpg, .jpeg or .png in"),
             std::string::npos);
   EXPECT_NE(error_of([&] { SegDataset(paths_of(dir, true), 4, 0.95f); }).find("confidence folder"),
             std::string::npos);
@@ -61,7 +61,8 @@ TEST(SegData, ListsMaskIdsAndFindsTheirImages) {
 TEST(SegData, MaskImageSizeMismatchIsAnError) {
   const fs::path dir = clipes::testing::make_temp_dir("seg_data_size");
   testing::write_synthetic_dataset(dir, 1, 20, 24, 1);
-  io::write_png_indexed(dir / "masks" / "img0.png", cv::Mat::zeros(20, 23, CV_8UC1), io::voc_palette());
+  io::write_png_indexed(dir / "masks" / "img0.png", cv::Mat::zeros(20, 23, CV_8UC1),
+                        io::voc_palette());
   SegDataset ds(paths_of(dir), 4, 0.95f);
   const std::string e = error_of([&] { read_labelled_image(ds, 0); });
   EXPECT_NE(e.find("img0.png is 23x20 but image"), std::string::npos) << e;
@@ -259,9 +260,9 @@ TEST(SegData, ListImagesForPrediction) {
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[0].first, "img0");
   io::write_file_atomic(dir / "val.txt", "img2\nimg9\n");
-  EXPECT_NE(error_of([&] { list_images(dir / "images", dir / "val.txt"); })
-                .find("image img9 (listed in"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { list_images(dir / "images", dir / "val.txt"); }).find("image img9 (listed in"),
+      std::string::npos);
 }
 
 }  // namespace

@@ -4,10 +4,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <opencv2/core/mat.hpp>
 #include <string>
 #include <vector>
-
-#include <opencv2/core/mat.hpp>
 
 #include "clipes/seg/seg_config.h"
 

@@ -1,8 +1,8 @@
 // End-to-end runs of the clipes-train-seg binary on tiny synthetic data.
 
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 #include <opencv2/core.hpp>
 
 #include "clipes/io/files.h"
@@ -68,12 +68,12 @@ TEST_F(TrainSegTool, TrainsResumesAndPredicts) {
   EXPECT_EQ(lines, 4);
 
   io::write_file_atomic(dir_ / "val.txt", "img1\nimg2\n");
-  ASSERT_EQ(run("predict --checkpoint " + (dir_ / "run" / "model_final.pt").string() +
-                    " --images " + (dir_ / "data" / "images").string() + " --split " +
-                    (dir_ / "val.txt").string() + " --out " + (dir_ / "pred").string() +
-                    " --scales 0.75,1.0 --flip --device cpu",
-                &output),
-            0)
+  ASSERT_EQ(
+      run("predict --checkpoint " + (dir_ / "run" / "model_final.pt").string() + " --images " +
+              (dir_ / "data" / "images").string() + " --split " + (dir_ / "val.txt").string() +
+              " --out " + (dir_ / "pred").string() + " --scales 0.75,1.0 --flip --device cpu",
+          &output),
+      0)
       << output;
   EXPECT_NE(output.find("2 masks written"), std::string::npos) << output;
   EXPECT_FALSE(fs::exists(dir_ / "pred" / "img0.png"));

@@ -4,17 +4,16 @@
 // timed (it runs ahead in worker threads). Peak RSS: run under /usr/bin/time -v.
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
 #include <sys/resource.h>
 #include <torch/cuda.h>
 #include <torch/optim/sgd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 #if defined(CLIPES_BENCH_CUDA_STATS)
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -112,7 +111,8 @@ int main(int argc, char** argv) {
           clipes::seg::train_step(*model, *optimizer, batches, clipes::seg::LossKind::kCrossEntropy,
                                   device);
           if (device != "cpu") torch::cuda::synchronize();
-          const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          const double s =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           if (it >= warmup) seconds += s;
         }
         const double per_iter = seconds / iterations;
@@ -130,8 +130,9 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       }
     }
-    fmt::print("(CPU peak memory is the process's RSS so far; measure one shape per run with "
-               "/usr/bin/time -v for a per-shape figure)\n");
+    fmt::print(
+        "(CPU peak memory is the process's RSS so far; measure one shape per run with "
+        "/usr/bin/time -v for a per-shape figure)\n");
     return 0;
   } catch (const std::exception& e) {
     fmt::print(stderr, "clipes-bench-train: {}\n", e.what());

@@ -33,10 +33,10 @@ struct HistoryRow {
 
 struct CheckpointState {
   TrainConfig config;
-  std::int64_t iteration = 0;         ///< steps done
-  std::string sampler_state;          ///< BatchSampler::state() before the next step's batches
-  std::string dataset_fingerprint;    ///< of the ordered image ids (resume checks it)
-  std::vector<HistoryRow> history;    ///< one row per step done
+  std::int64_t iteration = 0;       ///< steps done
+  std::string sampler_state;        ///< BatchSampler::state() before the next step's batches
+  std::string dataset_fingerprint;  ///< of the ordered image ids (resume checks it)
+  std::vector<HistoryRow> history;  ///< one row per step done
 };
 
 /// Writes model (+ optimizer when not null) and state to `file` atomically.

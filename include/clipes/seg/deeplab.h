@@ -12,16 +12,16 @@
 ///   base.layer{2..5}.block{j}.{reduce,conv3x3,increase,shortcut}.bn.*          shortcut: block1)
 ///   base.aspp.c{i}.{weight,bias}                                               (i from 0)
 /// layer1 is the stem (7x7/2 conv + 3x3/2 max-pool), layer2..layer5 are the four bottleneck stages
-/// (torchvision's layer1..layer4), reduce/conv3x3/increase are conv1/conv2/conv3 of a bottleneck and
-/// shortcut is torchvision's downsample.
-
-#include <cstdint>
-#include <memory>
-#include <vector>
+/// (torchvision's layer1..layer4), reduce/conv3x3/increase are conv1/conv2/conv3 of a bottleneck
+/// and shortcut is torchvision's downsample.
 
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "clipes/seg/seg_config.h"
 

@@ -3,10 +3,10 @@
 /// confidence-guided loss (CGL: pixels whose pseudo-mask confidence is below μ do not count) and
 /// the class-balanced cross-entropy of the COCO recipe. Labels use 255 for "ignore".
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <vector>
-
-#include <ATen/core/Tensor.h>
 
 #include "clipes/seg/seg_config.h"
 

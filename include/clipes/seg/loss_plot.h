@@ -3,9 +3,8 @@
 /// its moving average, labelled axes with ticks.
 
 #include <filesystem>
-#include <vector>
-
 #include <opencv2/core/mat.hpp>
+#include <vector>
 
 #include "clipes/seg/checkpoint.h"
 

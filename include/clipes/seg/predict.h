@@ -7,14 +7,14 @@
 /// labels_from_probabilities(): unary = -log(probabilities), the RGB image, crf::CrfConfig (its
 /// defaults are DeepLab's: 10 iterations, position 3/1, bilateral 4/67/3).
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <opencv2/core/mat.hpp>
 #include <string>
 #include <vector>
-
-#include <ATen/core/Tensor.h>
-#include <opencv2/core/mat.hpp>
 
 #include "clipes/core/reporter.h"
 #include "clipes/seg/seg_config.h"

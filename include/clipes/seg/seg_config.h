@@ -19,12 +19,12 @@ enum class ResNetLayout {
 
 /// DeepLab-v2 (ResNet, dilated, ASPP) with the multi-scale (MSC) wrapper.
 struct DeepLabConfig {
-  int num_classes = 21;                       ///< output classes, background included (ids 0..n-1)
-  int depth = 101;                            ///< 50 (blocks 3,4,6,3) or 101 (blocks 3,4,23,3)
-  int width = 64;                             ///< stem channels; stage outputs are 4/8/16/32 x width
+  int num_classes = 21;  ///< output classes, background included (ids 0..n-1)
+  int depth = 101;       ///< 50 (blocks 3,4,6,3) or 101 (blocks 3,4,23,3)
+  int width = 64;        ///< stem channels; stage outputs are 4/8/16/32 x width
   ResNetLayout layout = ResNetLayout::kCaffe;  ///< "caffe" or "pytorch" (JSON)
   std::vector<int> aspp_rates{6, 12, 18, 24};  ///< dilations of the summed 3x3 ASPP branches
-  bool msc = true;                            ///< multi-scale wrapper: extra scales + pixel-wise max
+  bool msc = true;  ///< multi-scale wrapper: extra scales + pixel-wise max
   std::vector<double> msc_scales{0.5, 0.75};  ///< the extra input scales of the MSC wrapper
 };
 
@@ -52,15 +52,15 @@ enum class LossKind {
 
 /// SGD with poly decay and the DeepLab parameter groups.
 struct OptimConfig {
-  double lr = 2.5e-5;                     ///< base LR (2.5e-5 from the COCO init, 2e-4 from ImageNet)
-  double lr_poly_power = 0.9;             ///< lr_i = lr * (1 - i / iterations)^power, i from 0
+  double lr = 2.5e-5;          ///< base LR (2.5e-5 from the COCO init, 2e-4 from ImageNet)
+  double lr_poly_power = 0.9;  ///< lr_i = lr * (1 - i / iterations)^power, i from 0
   double lr_classifier_weight_mult = 10;  ///< LR multiplier of the ASPP (classifier) weights
   double lr_classifier_bias_mult = 20;    ///< LR multiplier of the ASPP biases (no weight decay)
   double momentum = 0.9;
-  double weight_decay = 5e-4;             ///< on the conv weights (not on the classifier biases)
-  int batch_size = 5;                     ///< samples per forward pass
-  int iter_size = 2;                      ///< forward passes accumulated per step
-  std::int64_t iterations = 20000;        ///< optimiser steps
+  double weight_decay = 5e-4;       ///< on the conv weights (not on the classifier biases)
+  int batch_size = 5;               ///< samples per forward pass
+  int iter_size = 2;                ///< forward passes accumulated per step
+  std::int64_t iterations = 20000;  ///< optimiser steps
 };
 
 struct TrainConfig {
@@ -69,9 +69,9 @@ struct TrainConfig {
   AugmentConfig data;
   LossKind loss = LossKind::kCrossEntropy;  ///< "cross_entropy" or "class_balanced" (JSON)
   OptimConfig optim;
-  std::uint64_t seed = 0;                   ///< weights from scratch, sample order, augmentation
-  std::int64_t checkpoint_every = 1000;     ///< iterations between checkpoints (and at the end)
-  std::int64_t log_every = 20;              ///< iterations between progress lines
+  std::uint64_t seed = 0;                ///< weights from scratch, sample order, augmentation
+  std::int64_t checkpoint_every = 1000;  ///< iterations between checkpoints (and at the end)
+  std::int64_t log_every = 20;           ///< iterations between progress lines
 };
 
 /// Reads a config document (JSON text). `source` names it in messages. Unknown keys, wrong types

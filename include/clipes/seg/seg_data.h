@@ -9,15 +9,15 @@
 /// therefore the same whatever the number of workers, and a resumed run that restores the
 /// sampler state gets the same batches as an uninterrupted one.
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <opencv2/core/mat.hpp>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <ATen/core/Tensor.h>
-#include <opencv2/core/mat.hpp>
 
 #include "clipes/seg/seg_config.h"
 

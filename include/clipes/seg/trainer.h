@@ -41,7 +41,7 @@ struct TrainResult {
   std::filesystem::path checkpoint;
   std::filesystem::path final_model;  ///< empty unless finished
   std::filesystem::path log;
-  std::filesystem::path plot;         ///< empty unless finished
+  std::filesystem::path plot;  ///< empty unless finished
 };
 
 /// Trains (or resumes) as `config` says. Without `resume`, an existing <out>/checkpoint.pt is an
