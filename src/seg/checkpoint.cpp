@@ -1,0 +1,171 @@
+#include "clipes/seg/checkpoint.h"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <torch/optim/sgd.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <thread>
+
+#include "clipes/core/error.h"
+#include "clipes/seg/deeplab.h"
+
+namespace clipes::seg {
+
+namespace {
+
+constexpr const char* kFormat = "clipes-seg-checkpoint-1";
+
+/// Streams the archive to a temporary file next to `file` (named as io::write_file_atomic names
+/// its temporaries, so io::is_atomic_temporary recognises a leftover), then renames it: a
+/// ResNet-101 checkpoint is ~0.35 GB, not worth holding twice in memory.
+void save_archive_atomic(torch::serialize::OutputArchive& archive,
+                         const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!file.parent_path().empty()) std::filesystem::create_directories(file.parent_path(), ec);
+  const auto tid = std::hash<std::thread::id>{}(std::this_thread::get_id()) % 1000000007u;
+  const auto temporary =
+      file.parent_path() / fmt::format(".{}.{}.{}.tmp", file.filename().string(), ::getpid(), tid);
+  std::FILE* out = std::fopen(temporary.c_str(), "wb");
+  if (out == nullptr) {
+    throw Error(fmt::format("cannot write {}: {}", temporary.string(), std::strerror(errno)));
+  }
+  bool written = true;
+  try {
+    archive.save_to([&](const void* data, std::size_t size) -> std::size_t {
+      written = written && std::fwrite(data, 1, size, out) == size;
+      return size;
+    });
+  } catch (...) {
+    std::fclose(out);
+    std::filesystem::remove(temporary, ec);
+    throw;
+  }
+  const bool flushed = std::fflush(out) == 0;
+  const int saved_errno = errno;
+  const bool closed = std::fclose(out) == 0;
+  if (!written || !flushed || !closed) {
+    std::filesystem::remove(temporary, ec);
+    throw Error(fmt::format("cannot write {}: {}", file.string(), std::strerror(saved_errno)));
+  }
+  std::filesystem::rename(temporary, file, ec);
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);
+    throw Error(
+        fmt::format("cannot rename {} to {}: {}", temporary.string(), file.string(), ec.message()));
+  }
+}
+
+}  // namespace
+
+std::string fingerprint_ids(const std::vector<std::string>& ids) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (const auto& id : ids) {
+    for (unsigned char c : id + "\n") {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+  }
+  return fmt::format("{:016x}/{}", h, ids.size());
+}
+
+void save_checkpoint(const std::filesystem::path& file, DeepLabImpl& model,
+                     torch::optim::SGD* optimizer, const CheckpointState& state) {
+  torch::serialize::OutputArchive archive;
+  archive.write("clipes_format", c10::IValue(std::string(kFormat)));
+  archive.write("config", c10::IValue(dump_train_config(state.config)));
+  archive.write("iteration", c10::IValue(state.iteration));
+  archive.write("sampler_state", c10::IValue(state.sampler_state));
+  archive.write("dataset_fingerprint", c10::IValue(state.dataset_fingerprint));
+  at::Tensor history = at::empty({static_cast<std::int64_t>(state.history.size()), 4}, at::kDouble);
+  auto h = history.accessor<double, 2>();
+  for (std::size_t i = 0; i < state.history.size(); ++i) {
+    const auto r = static_cast<std::int64_t>(i);
+    h[r][0] = static_cast<double>(state.history[i].iteration);
+    h[r][1] = state.history[i].loss;
+    h[r][2] = state.history[i].lr;
+    h[r][3] = state.history[i].seconds;
+  }
+  archive.write("history", history, /*is_buffer=*/true);
+  torch::serialize::OutputArchive model_archive;
+  model.save(model_archive);
+  archive.write("model", model_archive);
+  if (optimizer != nullptr) {
+    torch::serialize::OutputArchive optimizer_archive;
+    optimizer->save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+  }
+  save_archive_atomic(archive, file);
+}
+
+CheckpointReader::CheckpointReader(const std::filesystem::path& file, const std::string& device)
+    : file_(file), archive_(std::make_unique<torch::serialize::InputArchive>()) {
+  if (!std::filesystem::is_regular_file(file)) {
+    throw Error(fmt::format("checkpoint {} does not exist", file.string()));
+  }
+  try {
+    archive_->load_from(file.string(), c10::Device(device));
+  } catch (const c10::Error& e) {
+    std::string why = e.what();
+    throw Error(fmt::format("checkpoint {}: not a LibTorch archive ({})", file.string(),
+                            why.substr(0, why.find('\n'))));
+  }
+  c10::IValue value;
+  if (!archive_->try_read("clipes_format", value) || !value.isString() ||
+      value.toStringRef() != kFormat) {
+    throw Error(
+        fmt::format("checkpoint {}: not a clipes segmentation checkpoint (expected "
+                    "clipes_format \"{}\")",
+                    file.string(), kFormat));
+  }
+  archive_->read("config", value);
+  state_.config =
+      parse_train_config(value.toStringRef(), fmt::format("{} (stored config)", file.string()));
+  archive_->read("iteration", value);
+  state_.iteration = value.toInt();
+  archive_->read("sampler_state", value);
+  state_.sampler_state = value.toStringRef();
+  archive_->read("dataset_fingerprint", value);
+  state_.dataset_fingerprint = value.toStringRef();
+  at::Tensor history;
+  archive_->read("history", history, /*is_buffer=*/true);
+  history = history.to(at::kCPU, at::kDouble).contiguous();
+  auto h = history.accessor<double, 2>();
+  for (std::int64_t i = 0; i < history.size(0); ++i) {
+    state_.history.push_back({static_cast<std::int64_t>(h[i][0]), h[i][1], h[i][2], h[i][3]});
+  }
+  torch::serialize::InputArchive probe;
+  has_optimizer_ = archive_->try_read("optimizer", probe);
+}
+
+CheckpointReader::~CheckpointReader() = default;
+
+void CheckpointReader::load_model(DeepLabImpl& model) {
+  torch::serialize::InputArchive model_archive;
+  archive_->read("model", model_archive);
+  try {
+    model.load(model_archive);
+  } catch (const c10::Error& e) {
+    std::string why = e.what();
+    throw Error(fmt::format("checkpoint {}: model tensors do not match its config ({})",
+                            file_.string(), why.substr(0, why.find('\n'))));
+  }
+}
+
+void CheckpointReader::load_optimizer(torch::optim::SGD& optimizer) {
+  torch::serialize::InputArchive optimizer_archive;
+  if (!archive_->try_read("optimizer", optimizer_archive)) {
+    throw Error(fmt::format("checkpoint {} holds no optimizer state (a final model file?)",
+                            file_.string()));
+  }
+  optimizer.load(optimizer_archive);
+}
+
+}  // namespace clipes::seg

@@ -1,0 +1,96 @@
+#include "clipes/seg/predict.h"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "clipes/core/error.h"
+#include "clipes/io/png.h"
+#include "clipes/seg/checkpoint.h"
+#include "clipes/seg/deeplab.h"
+#include "clipes/seg/seg_data.h"
+#include "clipes/seg/trainer.h"
+
+namespace clipes::seg {
+
+Segmenter::Segmenter(const std::filesystem::path& checkpoint, const std::string& device)
+    : device_(resolve_device(device)) {
+  CheckpointReader reader(checkpoint, device_);
+  config_ = reader.state().config;
+  model_ = std::make_shared<DeepLabImpl>(config_.model);
+  reader.load_model(*model_);
+  model_->to(c10::Device(device_));
+  model_->eval();
+}
+
+Segmenter::~Segmenter() = default;
+
+at::Tensor Segmenter::probabilities(const cv::Mat& bgr, const PredictConfig& config) const {
+  if (bgr.empty() || bgr.type() != CV_8UC3) throw Error("predict: expected an 8-bit BGR image");
+  if (config.scales.empty()) throw Error("predict: no scales");
+  at::NoGradGuard no_grad;
+  const at::Tensor image = image_to_input(bgr, config_.input).unsqueeze(0).to(c10::Device(device_));
+  const std::int64_t h = image.size(2);
+  const std::int64_t w = image.size(3);
+  at::Tensor sum;
+  int count = 0;
+  for (double s : config.scales) {
+    if (!(s > 0)) throw Error(fmt::format("predict: scales must be > 0, got {}", s));
+    at::Tensor x = image;
+    if (s != 1.0) {
+      const auto sh = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::floor(h * s)));
+      const auto sw = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::floor(w * s)));
+      x = at::upsample_bilinear2d(image, {sh, sw}, false, s, s);
+    }
+    for (int f = 0; f < (config.flip ? 2 : 1); ++f) {
+      at::Tensor logits = model_->forward(f == 1 ? x.flip({3}) : x);
+      if (f == 1) logits = logits.flip({3});
+      logits = at::upsample_bilinear2d(logits, {h, w}, false);
+      sum = sum.defined() ? sum + logits : logits;
+      ++count;
+    }
+  }
+  return at::softmax(sum[0] / count, 0).to(at::kCPU).contiguous();
+}
+
+cv::Mat labels_from_probabilities(const at::Tensor& probabilities) {
+  TORCH_CHECK(probabilities.dim() == 3 && probabilities.size(0) <= 255,
+              "labels_from_probabilities: expected [C<=255,H,W], got ", probabilities.sizes());
+  const at::Tensor labels = probabilities.argmax(0).to(at::kCPU, at::kByte).contiguous();
+  cv::Mat out(static_cast<int>(labels.size(0)), static_cast<int>(labels.size(1)), CV_8UC1);
+  std::memcpy(out.data, labels.data_ptr(), static_cast<std::size_t>(labels.numel()));
+  return out;
+}
+
+PredictSummary predict_folder(const PredictInputs& inputs, const PredictConfig& config,
+                              Reporter& reporter) {
+  const auto images = list_images(inputs.images, inputs.split);
+  Segmenter segmenter(inputs.checkpoint, inputs.device);
+  reporter.info(fmt::format("{} images; scales {}{}; {} classes; on {}", images.size(),
+                            fmt::join(config.scales, ","), config.flip ? " + flip" : "",
+                            segmenter.config().model.num_classes, segmenter.device()));
+  std::filesystem::create_directories(inputs.out);
+  const io::Palette palette = io::voc_palette();
+  PredictSummary summary;
+  std::int64_t done = 0;
+  for (const auto& [id, file] : images) {
+    try {
+      const cv::Mat bgr = read_image_bgr(file);
+      const at::Tensor probabilities = segmenter.probabilities(bgr, config);
+      // (dense CRF goes here: probabilities -> refined probabilities)
+      io::write_png_indexed(inputs.out / (id + ".png"), labels_from_probabilities(probabilities),
+                            palette);
+      ++summary.written;
+    } catch (const std::exception& e) {
+      reporter.error(fmt::format("image {}: {}", id, e.what()));
+      ++summary.failed;
+    }
+    reporter.progress("predict", ++done, static_cast<std::int64_t>(images.size()));
+  }
+  return summary;
+}
+
+}  // namespace clipes::seg

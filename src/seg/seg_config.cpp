@@ -1,0 +1,228 @@
+#include "clipes/seg/seg_config.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+
+#include "clipes/core/error.h"
+#include "clipes/core/json_reader.h"
+
+namespace clipes::seg {
+
+namespace {
+
+ResNetLayout parse_layout(const std::string& text, const config::JsonObjectReader& r) {
+  if (text == "caffe") return ResNetLayout::kCaffe;
+  if (text == "pytorch") return ResNetLayout::kPytorch;
+  r.fail("layout", fmt::format("must be \"caffe\" or \"pytorch\", got \"{}\"", text));
+}
+
+LossKind parse_loss(const std::string& text, const config::JsonObjectReader& r) {
+  if (text == "cross_entropy") return LossKind::kCrossEntropy;
+  if (text == "class_balanced") return LossKind::kClassBalanced;
+  r.fail("loss", fmt::format("must be \"cross_entropy\" or \"class_balanced\", got \"{}\"", text));
+}
+
+TrainConfig read_config(const nlohmann::json& root, const std::string& source) {
+  TrainConfig c;
+  config::JsonObjectReader r(root, source);
+
+  auto m = r.object("model");
+  m.field("num_classes", c.model.num_classes);
+  m.field("depth", c.model.depth);
+  m.field("width", c.model.width);
+  std::string layout(to_string(c.model.layout));
+  m.field("layout", layout);
+  c.model.layout = parse_layout(layout, m);
+  m.field("aspp_rates", c.model.aspp_rates);
+  m.field("msc", c.model.msc);
+  m.field("msc_scales", c.model.msc_scales);
+  m.finish();
+
+  auto in = r.object("input");
+  in.field("bgr", c.input.bgr);
+  in.field("mean", c.input.mean);
+  in.field("std", c.input.std);
+  in.finish();
+
+  auto d = r.object("data");
+  d.field("scales", c.data.scales);
+  d.field("crop_size", c.data.crop_size);
+  d.field("flip", c.data.flip);
+  d.field("confidence_threshold", c.data.confidence_threshold);
+  d.field("workers", c.data.workers);
+  d.field("prefetch", c.data.prefetch);
+  d.finish();
+
+  std::string loss(to_string(c.loss));
+  r.field("loss", loss);
+  c.loss = parse_loss(loss, r);
+
+  auto o = r.object("optim");
+  o.field("lr", c.optim.lr);
+  o.field("lr_poly_power", c.optim.lr_poly_power);
+  o.field("lr_classifier_weight_mult", c.optim.lr_classifier_weight_mult);
+  o.field("lr_classifier_bias_mult", c.optim.lr_classifier_bias_mult);
+  o.field("momentum", c.optim.momentum);
+  o.field("weight_decay", c.optim.weight_decay);
+  o.field("batch_size", c.optim.batch_size);
+  o.field("iter_size", c.optim.iter_size);
+  o.field("iterations", c.optim.iterations);
+  o.finish();
+
+  r.field("seed", c.seed);
+  r.field("checkpoint_every", c.checkpoint_every);
+  r.field("log_every", c.log_every);
+  r.finish();
+  return c;
+}
+
+nlohmann::json to_json(const TrainConfig& c) {
+  nlohmann::json j;
+  j["model"] = {{"num_classes", c.model.num_classes},
+                {"depth", c.model.depth},
+                {"width", c.model.width},
+                {"layout", std::string(to_string(c.model.layout))},
+                {"aspp_rates", c.model.aspp_rates},
+                {"msc", c.model.msc},
+                {"msc_scales", c.model.msc_scales}};
+  j["input"] = {{"bgr", c.input.bgr}, {"mean", c.input.mean}, {"std", c.input.std}};
+  j["data"] = {{"scales", c.data.scales},   {"crop_size", c.data.crop_size},
+               {"flip", c.data.flip},       {"confidence_threshold", c.data.confidence_threshold},
+               {"workers", c.data.workers}, {"prefetch", c.data.prefetch}};
+  j["loss"] = std::string(to_string(c.loss));
+  j["optim"] = {{"lr", c.optim.lr},
+                {"lr_poly_power", c.optim.lr_poly_power},
+                {"lr_classifier_weight_mult", c.optim.lr_classifier_weight_mult},
+                {"lr_classifier_bias_mult", c.optim.lr_classifier_bias_mult},
+                {"momentum", c.optim.momentum},
+                {"weight_decay", c.optim.weight_decay},
+                {"batch_size", c.optim.batch_size},
+                {"iter_size", c.optim.iter_size},
+                {"iterations", c.optim.iterations}};
+  j["seed"] = c.seed;
+  j["checkpoint_every"] = c.checkpoint_every;
+  j["log_every"] = c.log_every;
+  return j;
+}
+
+std::string first_difference(const nlohmann::json& a, const nlohmann::json& b,
+                             const std::string& path) {
+  if (a.is_object() && b.is_object()) {
+    for (const auto& item : a.items()) {
+      const std::string sub = path.empty() ? item.key() : path + "." + item.key();
+      if (!b.contains(item.key())) return sub;
+      auto d = first_difference(item.value(), b.at(item.key()), sub);
+      if (!d.empty()) return d;
+    }
+    for (const auto& item : b.items()) {
+      if (!a.contains(item.key())) return path.empty() ? item.key() : path + "." + item.key();
+    }
+    return "";
+  }
+  return a == b ? "" : (path.empty() ? "(document)" : path);
+}
+
+}  // namespace
+
+std::string_view to_string(ResNetLayout layout) {
+  return layout == ResNetLayout::kCaffe ? "caffe" : "pytorch";
+}
+
+std::string_view to_string(LossKind kind) {
+  return kind == LossKind::kCrossEntropy ? "cross_entropy" : "class_balanced";
+}
+
+std::vector<int> resnet_blocks(int depth) {
+  if (depth == 50) return {3, 4, 6, 3};
+  if (depth == 101) return {3, 4, 23, 3};
+  throw Error(fmt::format("ResNet depth must be 50 or 101, got {}", depth));
+}
+
+void validate(const TrainConfig& c, const std::string& source) {
+  config::Validator v(source);
+  v.check(c.model.num_classes >= 2, "model.num_classes", "must be >= 2", c.model.num_classes);
+  v.check(c.model.num_classes <= 255, "model.num_classes", "must be <= 255 (255 = ignore)",
+          c.model.num_classes);
+  v.check(c.model.depth == 50 || c.model.depth == 101, "model.depth", "must be 50 or 101",
+          c.model.depth);
+  v.check(c.model.width >= 1 && c.model.width <= 512, "model.width", "must be in 1..512",
+          c.model.width);
+  v.check(!c.model.aspp_rates.empty(), "model.aspp_rates", "must hold at least one rate");
+  for (int rate : c.model.aspp_rates) {
+    v.check(rate >= 1, "model.aspp_rates", "must hold rates >= 1", rate);
+  }
+  for (double s : c.model.msc_scales) {
+    v.check(s > 0 && s <= 1, "model.msc_scales", "must hold scales in (0, 1]", s);
+  }
+  v.check(!c.model.msc || !c.model.msc_scales.empty(), "model.msc_scales",
+          "must not be empty when model.msc is true");
+  v.check(c.input.mean.size() == 3, "input.mean", "must hold 3 values", c.input.mean.size());
+  v.check(c.input.std.size() == 3, "input.std", "must hold 3 values", c.input.std.size());
+  for (float s : c.input.std) v.check(s > 0, "input.std", "must hold values > 0", s);
+  v.check(!c.data.scales.empty(), "data.scales", "must hold at least one scale");
+  for (double s : c.data.scales) {
+    v.check(s > 0 && s <= 8, "data.scales", "must hold scales in (0, 8]", s);
+  }
+  v.check(c.data.crop_size >= 16, "data.crop_size", "must be >= 16", c.data.crop_size);
+  v.check(c.data.confidence_threshold >= 0 && c.data.confidence_threshold <= 1,
+          "data.confidence_threshold", "must be in [0, 1]", c.data.confidence_threshold);
+  v.check(c.data.workers >= 0 && c.data.workers <= 64, "data.workers", "must be in 0..64",
+          c.data.workers);
+  v.check(c.data.prefetch >= 1 && c.data.prefetch <= 16, "data.prefetch", "must be in 1..16",
+          c.data.prefetch);
+  v.check(c.optim.lr > 0, "optim.lr", "must be > 0", c.optim.lr);
+  v.check(c.optim.lr_poly_power >= 0, "optim.lr_poly_power", "must be >= 0", c.optim.lr_poly_power);
+  v.check(c.optim.lr_classifier_weight_mult > 0, "optim.lr_classifier_weight_mult", "must be > 0",
+          c.optim.lr_classifier_weight_mult);
+  v.check(c.optim.lr_classifier_bias_mult > 0, "optim.lr_classifier_bias_mult", "must be > 0",
+          c.optim.lr_classifier_bias_mult);
+  v.check(c.optim.momentum >= 0 && c.optim.momentum < 1, "optim.momentum", "must be in [0, 1)",
+          c.optim.momentum);
+  v.check(c.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0", c.optim.weight_decay);
+  v.check(c.optim.batch_size >= 1, "optim.batch_size", "must be >= 1", c.optim.batch_size);
+  v.check(c.optim.iter_size >= 1, "optim.iter_size", "must be >= 1", c.optim.iter_size);
+  v.check(c.optim.iterations >= 1, "optim.iterations", "must be >= 1", c.optim.iterations);
+  v.check(c.checkpoint_every >= 1, "checkpoint_every", "must be >= 1", c.checkpoint_every);
+  v.check(c.log_every >= 1, "log_every", "must be >= 1", c.log_every);
+}
+
+TrainConfig parse_train_config(std::string_view json_text, const std::string& source) {
+  nlohmann::json root;
+  try {
+    root = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(fmt::format("{}: invalid JSON ({})", source, e.what()));
+  }
+  TrainConfig c = read_config(root, source);
+  validate(c, source);
+  return c;
+}
+
+TrainConfig load_train_config(const std::filesystem::path& file,
+                              const std::vector<std::string>& overrides) {
+  nlohmann::json root = config::load_json_file(file);
+  for (const auto& o : overrides) config::apply_override(root, o);
+  const std::string source = overrides.empty() ? file.string()
+                                               : fmt::format("{} (with --set {})", file.string(),
+                                                             fmt::join(overrides, ", "));
+  TrainConfig c = read_config(root, source);
+  validate(c, source);
+  return c;
+}
+
+std::string dump_train_config(const TrainConfig& config) { return to_json(config).dump(2); }
+
+std::string first_config_difference(const TrainConfig& a, const TrainConfig& b) {
+  nlohmann::json ja = to_json(a);
+  nlohmann::json jb = to_json(b);
+  for (auto* j : {&ja, &jb}) {
+    (*j)["data"].erase("workers");
+    (*j)["data"].erase("prefetch");
+    j->erase("log_every");
+  }
+  return first_difference(ja, jb, "");
+}
+
+}  // namespace clipes::seg
