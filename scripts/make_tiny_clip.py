@@ -400,12 +400,14 @@ def write_fixtures(out_dir: str, seed: int):
     save_release(model, os.path.join(out_dir, "tiny_clip.pt"))
     # LibTorch 1.13 reads a torch.save'd plain dict but not the OrderedDict that
     # model.state_dict() returns: one file of each, the second for the error path.
+    # The OrderedDict file only has to be refused: a smaller model (vocabulary of 1000) will do.
+    small = dict(arch, vocab_size=1000, vision_layers=2)
     for name, state in (("tiny_clip_state_dict.pt", dict(model.state_dict())),
-                        ("tiny_clip_ordered_state_dict.pt", model.state_dict())):
+                        ("tiny_clip_ordered_state_dict.pt", make_clip(small, seed).state_dict())):
         torch.save(state, os.path.join(out_dir, name + ".tmp"))
         os.replace(os.path.join(out_dir, name + ".tmp"), os.path.join(out_dir, name))
 
-    resnet = _ResNetClip(arch).eval()
+    resnet = _ResNetClip(small).eval()
     resnet_path = os.path.join(out_dir, "tiny_resnet_clip.pt")
     torch.jit.save(torch.jit.script(resnet), resnet_path + ".tmp")
     os.replace(resnet_path + ".tmp", resnet_path)

@@ -248,6 +248,33 @@ TEST_F(TinyClip, BadInputsAreRefusedWithClearErrors) {
                "expected vision tokens [B, N+1, 128], got [1, 7, 64]");
 }
 
+// Only where LibTorch has CUDA and a GPU is visible (Debian's libtorch-dev has neither).
+TEST_F(TinyClip, CudaRunsMatchTheCpu) {
+  CLIPES_REQUIRE_TINY_CLIP();
+  if (!at::hasCUDA()) GTEST_SKIP() << "SKIPPED: this LibTorch has no CUDA or no GPU is visible";
+  const at::Tensor pixels = read_npy_tensor(tiny_reference("pixels"));
+  const at::Tensor tokens = read_npy_tensor(tiny_reference("text_tokens"));
+  const ImageEncoding cpu = model().encode_image(pixels);
+  const ClipModel f32 = ClipModel::load(tiny_clip_path(), {"cuda", false});
+  const ClipModel f16 = ClipModel::load(tiny_clip_path(), {"cuda", true});
+  EXPECT_EQ(f32.dtype(), at::kFloat);
+  EXPECT_EQ(f16.dtype(), at::kHalf);
+  const ImageEncoding gpu = f32.encode_image(pixels);
+  EXPECT_TRUE(gpu.image_features.is_cuda());
+  EXPECT_TRUE(all_close(gpu.image_features, cpu.image_features, 1e-3));
+  EXPECT_TRUE(all_close(gpu.attention_mean, cpu.attention_mean, 1e-4));
+  EXPECT_TRUE(all_close(f32.encode_text(tokens), model().encode_text(tokens), 1e-3));
+  const ImageEncoding half = f16.encode_image(pixels);
+  EXPECT_EQ(half.image_features.scalar_type(), at::kHalf);
+  EXPECT_TRUE(all_close(l2_normalize(half.image_features.to(at::kFloat)),
+                        l2_normalize(cpu.image_features), 2e-2));
+  // The GradCAM path in float16: gradients reach A.
+  const VisionTrunkOutput trunk = f16.run_trunk(f16.embed_image(pixels), 8);
+  const at::Tensor normed = f16.last_block_norm(trunk.tokens, 2);
+  f16.last_block_forward(trunk.tokens, normed).image_features.sum().backward();
+  EXPECT_TRUE(normed.grad().defined());
+}
+
 // ---- loading ---------------------------------------------------------------------------------
 
 std::string load_error(const std::filesystem::path& file, const ClipLoadOptions& options = {}) {
