@@ -1,15 +1,15 @@
 // CLIP ViT weights from named tensors: architecture inference (as OpenAI's build_model), name
 // and shape checks with errors that say what is missing, and placement on a device.
 
-#include <ATen/ATen.h>
+#include "clip_weights.h"
 
+#include <ATen/ATen.h>
 #include <fmt/format.h>
 
 #include <cmath>
 #include <set>
 #include <sstream>
 
-#include "clip_weights.h"
 #include "clipes/core/error.h"
 
 namespace clipes::clip::detail {
@@ -18,9 +18,9 @@ namespace {
 constexpr std::int64_t kHeadWidth = 64;  // OpenAI's build_model: heads = width // 64
 
 const char* const kBlockSuffixes[] = {
-    "ln_1.weight",       "ln_1.bias",           "attn.in_proj_weight", "attn.in_proj_bias",
+    "ln_1.weight",          "ln_1.bias",          "attn.in_proj_weight", "attn.in_proj_bias",
     "attn.out_proj.weight", "attn.out_proj.bias", "ln_2.weight",         "ln_2.bias",
-    "mlp.c_fc.weight",   "mlp.c_fc.bias",       "mlp.c_proj.weight",   "mlp.c_proj.bias"};
+    "mlp.c_fc.weight",      "mlp.c_fc.bias",      "mlp.c_proj.weight",   "mlp.c_proj.bias"};
 
 std::string shape_text(at::IntArrayRef shape) {
   std::ostringstream out;
@@ -46,8 +46,8 @@ class Assembler {
     ClipWeights w;
     infer(&w.arch);
     auto& a = w.arch;
-    w.conv1_weight = get("visual.conv1.weight", {a.vision_width, 3, a.vision_patch_size,
-                                                 a.vision_patch_size});
+    w.conv1_weight =
+        get("visual.conv1.weight", {a.vision_width, 3, a.vision_patch_size, a.vision_patch_size});
     w.class_embedding = get("visual.class_embedding", {a.vision_width});
     w.vision_positional_embedding =
         get("visual.positional_embedding",
@@ -58,9 +58,8 @@ class Assembler {
     w.ln_post_bias = get("visual.ln_post.bias", {a.vision_width});
     w.visual_proj = get("visual.proj", {a.vision_width, a.embed_dim});
     for (std::int64_t i = 0; i < a.vision_layers; ++i) {
-      w.vision_blocks.push_back(
-          block(fmt::format("visual.transformer.resblocks.{}.", i), a.vision_width,
-                a.vision_mlp_width));
+      w.vision_blocks.push_back(block(fmt::format("visual.transformer.resblocks.{}.", i),
+                                      a.vision_width, a.vision_mlp_width));
     }
     w.token_embedding = get("token_embedding.weight", {a.vocab_size, a.text_width});
     w.text_positional_embedding = get("positional_embedding", {a.context_length, a.text_width});
@@ -87,10 +86,11 @@ class Assembler {
       if (has_prefix(t, prefix)) resnet.push_back(std::string(prefix) + "*");
     }
     if (!resnet.empty()) {
-      fail(fmt::format("this is a ResNet CLIP (it has {}), not a CLIP ViT; clipes needs a ViT "
-                       "(visual.class_embedding, visual.transformer.resblocks.*), e.g. "
-                       "OpenAI's ViT-B-16.pt",
-                       fmt::join(resnet, ", ")));
+      fail(
+          fmt::format("this is a ResNet CLIP (it has {}), not a CLIP ViT; clipes needs a ViT "
+                      "(visual.class_embedding, visual.transformer.resblocks.*), e.g. "
+                      "OpenAI's ViT-B-16.pt",
+                      fmt::join(resnet, ", ")));
     }
     if (!has_prefix(t, "visual.")) {
       fail(fmt::format("not a CLIP model: it has no visual.* parameters ({} tensors, e.g. {})",
@@ -114,9 +114,8 @@ class Assembler {
     const std::size_t shown = std::min<std::size_t>(missing.size(), 8);
     fail(fmt::format("not a CLIP ViT: missing {}{}",
                      fmt::join(missing.begin(), missing.begin() + shown, ", "),
-                     missing.size() > shown
-                         ? fmt::format(" and {} more", missing.size() - shown)
-                         : std::string()));
+                     missing.size() > shown ? fmt::format(" and {} more", missing.size() - shown)
+                                            : std::string()));
   }
 
   // Number of blocks under `prefix` ("visual.transformer.resblocks."), checked to be 0..n-1.
@@ -188,13 +187,13 @@ class Assembler {
     } else if (width % kHeadWidth == 0) {
       h = width / kHeadWidth;
     } else {
-      fail(fmt::format("cannot tell the head count of {}: width {} is not a multiple of {} and "
-                       "the file does not say",
-                       attn_module, width, kHeadWidth));
+      fail(
+          fmt::format("cannot tell the head count of {}: width {} is not a multiple of {} and "
+                      "the file does not say",
+                      attn_module, width, kHeadWidth));
     }
     if (h <= 0 || width % h != 0) {
-      fail(fmt::format("{} has {} heads, which do not divide its width {}", attn_module, h,
-                       width));
+      fail(fmt::format("{} has {} heads, which do not divide its width {}", attn_module, h, width));
     }
     return h;
   }
@@ -213,9 +212,10 @@ class Assembler {
     const std::int64_t rows = dim_of("visual.positional_embedding", 2, 0);
     a->vision_grid_size = std::llround(std::sqrt(static_cast<double>(rows - 1)));
     if (a->vision_grid_size * a->vision_grid_size + 1 != rows) {
-      fail(fmt::format("visual.positional_embedding has {} rows, expected grid² + 1 for a "
-                       "square patch grid",
-                       rows));
+      fail(
+          fmt::format("visual.positional_embedding has {} rows, expected grid² + 1 for a "
+                      "square patch grid",
+                      rows));
     }
     a->image_resolution = a->vision_patch_size * a->vision_grid_size;
     a->text_width = dim_of("ln_final.weight", 1, 0);

@@ -21,27 +21,27 @@ struct BlockWeights {
   at::Tensor in_proj_weight, in_proj_bias;    ///< [3W, W], [3W]: q, k, v packed
   at::Tensor out_proj_weight, out_proj_bias;  ///< [W, W], [W]
   at::Tensor ln_2_weight, ln_2_bias;
-  at::Tensor c_fc_weight, c_fc_bias;          ///< [M, W], [M]
-  at::Tensor c_proj_weight, c_proj_bias;      ///< [W, M], [W]
+  at::Tensor c_fc_weight, c_fc_bias;      ///< [M, W], [M]
+  at::Tensor c_proj_weight, c_proj_bias;  ///< [W, M], [W]
 };
 
 struct ClipWeights {
   ClipArchitecture arch;
   // vision
-  at::Tensor conv1_weight;               ///< [D, 3, P, P]
-  at::Tensor class_embedding;            ///< [D]
+  at::Tensor conv1_weight;                 ///< [D, 3, P, P]
+  at::Tensor class_embedding;              ///< [D]
   at::Tensor vision_positional_embedding;  ///< [grid² + 1, D], float32 always
   at::Tensor ln_pre_weight, ln_pre_bias;
   std::vector<BlockWeights> vision_blocks;
   at::Tensor ln_post_weight, ln_post_bias;
-  at::Tensor visual_proj;                ///< [D, E]
+  at::Tensor visual_proj;  ///< [D, E]
   // text
   at::Tensor token_embedding;            ///< [vocab, W]
   at::Tensor text_positional_embedding;  ///< [context, W]
   std::vector<BlockWeights> text_blocks;
   at::Tensor ln_final_weight, ln_final_bias;
-  at::Tensor text_projection;            ///< [W, E]
-  at::Tensor logit_scale;                ///< 0-dim, log of the scale
+  at::Tensor text_projection;  ///< [W, E]
+  at::Tensor logit_scale;      ///< 0-dim, log of the scale
 };
 
 /// What a file holds: its tensors by name, and the num_heads attributes of attention modules

@@ -5,7 +5,6 @@
 #include "clipes/clip/model.h"
 
 #include <ATen/ATen.h>
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -40,8 +39,7 @@ std::string shape_text(at::IntArrayRef shape) {
 // OpenAI's LayerNorm subclass: computed in float32, cast back to the input's dtype.
 at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   const auto dtype = x.scalar_type();
-  return at::layer_norm(x.to(at::kFloat), {x.size(-1)}, weight, bias, kLayerNormEps)
-      .to(dtype);
+  return at::layer_norm(x.to(at::kFloat), {x.size(-1)}, weight, bias, kLayerNormEps).to(dtype);
 }
 
 // torch 1.13's F.multi_head_attention_forward for self-attention with packed in_proj, no
@@ -90,8 +88,7 @@ at::Tensor residual_block(const detail::BlockWeights& b, const at::Tensor& x, st
 }
 
 void check_tokens(const at::Tensor& tokens, std::int64_t width, const char* what) {
-  if (!tokens.defined() || tokens.dim() != 3 || tokens.size(2) != width ||
-      tokens.size(1) < 2) {
+  if (!tokens.defined() || tokens.dim() != 3 || tokens.size(2) != width || tokens.size(1) < 2) {
     throw Error(fmt::format("{}: expected vision tokens [B, N+1, {}], got {}", what, width,
                             tokens.defined() ? shape_text(tokens.sizes()) : "an empty tensor"));
   }
@@ -140,9 +137,10 @@ ClipModel::ClipModel(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) 
 ClipModel ClipModel::load(const std::filesystem::path& file, const ClipLoadOptions& options) {
   const c10::Device device = detail::parse_device(options.device);
   if (options.keep_fp16 && !device.is_cuda()) {
-    throw Error(fmt::format("keep_fp16 needs a CUDA device, got device \"{}\" (LibTorch 1.13 "
-                            "has no float16 convolution on CPU; the CPU runs float32)",
-                            options.device));
+    throw Error(
+        fmt::format("keep_fp16 needs a CUDA device, got device \"{}\" (LibTorch 1.13 "
+                    "has no float16 convolution on CPU; the CPU runs float32)",
+                    options.device));
   }
   detail::ClipWeights stored;
   {
@@ -211,8 +209,8 @@ at::Tensor ClipModel::encode_text(const at::Tensor& tokens) const {
 
 at::Tensor ClipModel::positional_embedding(std::int64_t grid_h, std::int64_t grid_w) const {
   if (grid_h < 1 || grid_w < 1) {
-    throw Error(fmt::format("positional_embedding: grid must be at least 1x1, got {}x{}",
-                            grid_h, grid_w));
+    throw Error(
+        fmt::format("positional_embedding: grid must be at least 1x1, got {}x{}", grid_h, grid_w));
   }
   at::NoGradGuard no_grad;
   const auto& a = impl_->w.arch;
@@ -243,12 +241,12 @@ at::Tensor ClipModel::embed_image(const at::Tensor& pixels) const {
   const auto& w = impl_->w;
   const std::int64_t grid_h = pixels.size(2) / patch;
   const std::int64_t grid_w = pixels.size(3) / patch;
-  at::Tensor x = at::conv2d(pixels.to(impl_->device, impl_->dtype), w.conv1_weight, {},
-                            {patch, patch});
+  at::Tensor x =
+      at::conv2d(pixels.to(impl_->device, impl_->dtype), w.conv1_weight, {}, {patch, patch});
   const std::int64_t batch = x.size(0);
   x = x.reshape({batch, x.size(1), -1}).permute({0, 2, 1});
-  const at::Tensor cls = w.class_embedding.to(x.scalar_type()) +
-                         at::zeros({batch, 1, x.size(-1)}, x.options());
+  const at::Tensor cls =
+      w.class_embedding.to(x.scalar_type()) + at::zeros({batch, 1, x.size(-1)}, x.options());
   x = at::cat({cls, x}, 1);
   x = x + positional_embedding(grid_h, grid_w).to(x.scalar_type());
   return layer_norm(x, w.ln_pre_weight, w.ln_pre_bias);
@@ -259,8 +257,7 @@ VisionTrunkOutput ClipModel::run_trunk(const at::Tensor& tokens,
   const auto& a = impl_->w.arch;
   check_tokens(tokens, a.vision_width, "run_trunk");
   if (attention_blocks < 1) {
-    throw Error(fmt::format("run_trunk: attention_blocks must be >= 1, got {}",
-                            attention_blocks));
+    throw Error(fmt::format("run_trunk: attention_blocks must be >= 1, got {}", attention_blocks));
   }
   at::NoGradGuard no_grad;
   // Sequence-first inside, as the reference's transformer runs.
@@ -272,8 +269,8 @@ VisionTrunkOutput ClipModel::run_trunk(const at::Tensor& tokens,
   for (std::int64_t i = 0; i + 1 < layers; ++i) {
     at::Tensor weights;
     const bool keep = i >= first_kept;
-    x = residual_block(impl_->w.vision_blocks[static_cast<std::size_t>(i)], x, a.vision_heads,
-                       {}, keep ? &weights : nullptr);
+    x = residual_block(impl_->w.vision_blocks[static_cast<std::size_t>(i)], x, a.vision_heads, {},
+                       keep ? &weights : nullptr);
     if (!keep) continue;
     weights = weights.to(at::kFloat);
     out.attention_sum =
@@ -294,8 +291,7 @@ at::Tensor ClipModel::last_block_norm(const at::Tensor& tokens, std::int64_t cop
   {
     at::NoGradGuard no_grad;
     const auto& last = impl_->w.vision_blocks.back();
-    normed = layer_norm(tokens.to(impl_->device, impl_->dtype), last.ln_1_weight,
-                        last.ln_1_bias);
+    normed = layer_norm(tokens.to(impl_->device, impl_->dtype), last.ln_1_weight, last.ln_1_bias);
     normed = normed.expand({copies, normed.size(1), normed.size(2)}).contiguous();
   }
   normed.set_requires_grad(true);
@@ -309,9 +305,10 @@ LastBlockOutput ClipModel::last_block_forward(const at::Tensor& tokens,
   check_tokens(normed, a.vision_width, "last_block_forward (normed)");
   if (tokens.size(1) != normed.size(1) ||
       (tokens.size(0) != 1 && tokens.size(0) != normed.size(0))) {
-    throw Error(fmt::format("last_block_forward: tokens {} do not fit normed {} (expected "
-                            "[1 or K, N+1, D] and [K, N+1, D])",
-                            shape_text(tokens.sizes()), shape_text(normed.sizes())));
+    throw Error(
+        fmt::format("last_block_forward: tokens {} do not fit normed {} (expected "
+                    "[1 or K, N+1, D] and [K, N+1, D])",
+                    shape_text(tokens.sizes()), shape_text(normed.sizes())));
   }
   const auto& w = impl_->w;
   const auto& last = w.vision_blocks.back();
@@ -337,8 +334,8 @@ ImageEncoding ClipModel::encode_image(const at::Tensor& pixels,
                                       std::int64_t attention_blocks) const {
   at::NoGradGuard no_grad;
   const VisionTrunkOutput trunk = run_trunk(embed_image(pixels), attention_blocks);
-  const LastBlockOutput last = last_block_forward(
-      trunk.tokens, last_block_norm(trunk.tokens, trunk.tokens.size(0)));
+  const LastBlockOutput last =
+      last_block_forward(trunk.tokens, last_block_norm(trunk.tokens, trunk.tokens.size(0)));
   ImageEncoding out;
   out.tokens = trunk.tokens;
   out.attention_mean = mean_attention(trunk, last.attention);
@@ -353,8 +350,7 @@ at::Tensor l2_normalize(const at::Tensor& features) {
   return features / at::linalg_vector_norm(features, 2, {-1}, /*keepdim=*/true, c10::nullopt);
 }
 
-at::Tensor mean_attention(const VisionTrunkOutput& trunk,
-                          const at::Tensor& last_block_attention) {
+at::Tensor mean_attention(const VisionTrunkOutput& trunk, const at::Tensor& last_block_attention) {
   const at::Tensor last = last_block_attention.detach().to(at::kFloat);
   if (trunk.attention_block_count == 0) return last.clone();
   return (trunk.attention_sum + last) / static_cast<double>(trunk.attention_block_count + 1);

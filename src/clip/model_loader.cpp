@@ -1,12 +1,11 @@
 // Reading CLIP weight files with LibTorch's TorchScript loader and unpickler. The only file of
 // the clip area that includes <torch/script.h> (slow to compile): everything else is ATen.
 
+#include <caffe2/serialize/inline_container.h>
+#include <fmt/format.h>
 #include <torch/csrc/api/include/torch/cuda.h>
 #include <torch/script.h>
 #include <torch/serialize.h>
-#include <caffe2/serialize/inline_container.h>
-
-#include <fmt/format.h>
 
 #include <fstream>
 #include <iterator>
@@ -73,13 +72,15 @@ bool read_state_dict(const std::filesystem::path& file, NamedTensors* out, std::
   try {
     value = torch::pickle_load(bytes);
   } catch (const std::exception& e) {
-    *why = pickles_ordered_dict(file)
-               ? std::string("it holds a collections.OrderedDict (what model.state_dict() "
-                             "returns), which LibTorch 1.13 cannot unpickle (it reads an "
-                             "OrderedDict as None); save a plain dict instead, "
-                             "torch.save(dict(model.state_dict()), path), or use the "
-                             "TorchScript release file")
-               : first_line(e);
+    if (pickles_ordered_dict(file)) {
+      throw Error(fmt::format(
+          "CLIP model file {} is a torch.save'd collections.OrderedDict (what "
+          "model.state_dict() returns), which LibTorch 1.13 cannot unpickle (it reads an "
+          "OrderedDict as None); save a plain dict instead, torch.save(dict(state_dict), path), "
+          "or use the TorchScript release file as it is",
+          file.string()));
+    }
+    *why = first_line(e);
     return false;
   }
   if (!value.isGenericDict()) {
@@ -141,8 +142,8 @@ c10::Device parse_device(const std::string& text) {
         text));
   }
   if (device.has_index() && device.index() >= count) {
-    throw Error(fmt::format("device \"{}\" requested but only {} CUDA device(s) are visible",
-                            text, count));
+    throw Error(
+        fmt::format("device \"{}\" requested but only {} CUDA device(s) are visible", text, count));
   }
   return device;
 }

@@ -3,11 +3,10 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "clipes/io/npy_tensor.h"
 #include "support/test_support.h"
@@ -48,12 +47,12 @@ inline ::testing::AssertionResult all_close(const at::Tensor& actual, const at::
 }  // namespace clipes::clip::testing
 
 // Skips the test unless the build made the tiny CLIP fixtures.
-#define CLIPES_REQUIRE_TINY_CLIP()                                                         \
-  do {                                                                                     \
-    if (!std::filesystem::exists(clipes::testing::fixture_dir() / "tiny_clip.stamp")) {    \
-      GTEST_SKIP() << "SKIPPED: the tiny CLIP fixtures are missing from "                  \
-                   << clipes::testing::fixture_dir().string()                              \
-                   << " (the build makes them with scripts/make_tiny_clip.py when "        \
-                      "/usr/bin/python3 can import torch and numpy)";                      \
-    }                                                                                      \
+#define CLIPES_REQUIRE_TINY_CLIP()                                                      \
+  do {                                                                                  \
+    if (!std::filesystem::exists(clipes::testing::fixture_dir() / "tiny_clip.stamp")) { \
+      GTEST_SKIP() << "SKIPPED: the tiny CLIP fixtures are missing from "               \
+                   << clipes::testing::fixture_dir().string()                           \
+                   << " (the build makes them with scripts/make_tiny_clip.py when "     \
+                      "/usr/bin/python3 can import torch and numpy)";                   \
+    }                                                                                   \
   } while (0)

@@ -4,10 +4,9 @@
 
 #include <ATen/ATen.h>
 
-#include <nlohmann/json.hpp>
-
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "clip_test_util.h"
 #include "clipes/clip/model.h"
@@ -38,7 +37,8 @@ class ReferenceClip : public ::testing::Test {
   // Rows of tokens from prompts.json ("fg_tokens" or "bg_tokens").
   static at::Tensor prompt_tokens(const std::string& key) {
     std::ifstream in(reference("prompts.json"));
-    const auto rows = nlohmann::json::parse(in).at(key).get<std::vector<std::vector<std::int64_t>>>();
+    const auto rows =
+        nlohmann::json::parse(in).at(key).get<std::vector<std::vector<std::int64_t>>>();
     at::Tensor tokens = at::empty({static_cast<std::int64_t>(rows.size()), 77}, at::kLong);
     for (std::size_t i = 0; i < rows.size(); ++i) {
       EXPECT_EQ(rows[i].size(), 77u);
@@ -75,8 +75,7 @@ TEST_F(ReferenceClip, TextFeaturesOfAll45PromptsMatch) {
     const at::Tensor tokens = prompt_tokens(set + "_tokens");
     const at::Tensor expected = read_npy_tensor(reference("text_features_" + set + ".npy"));
     EXPECT_EQ(tokens.size(0), set == "fg" ? 20 : 25);
-    EXPECT_TRUE(all_close(l2_normalize(model().encode_text(tokens)), expected, kTolerance))
-        << set;
+    EXPECT_TRUE(all_close(l2_normalize(model().encode_text(tokens)), expected, kTolerance)) << set;
   }
 }
 

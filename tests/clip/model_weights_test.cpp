@@ -2,7 +2,6 @@
 // build_model does, and an error naming the file and the culprit for every kind of bad file.
 
 #include <ATen/ATen.h>
-
 #include <gtest/gtest.h>
 
 #include "clip/clip_weights.h"
@@ -78,10 +77,10 @@ TEST(ClipWeights, InfersTheSizesOfTheReleaseModels) {
     std::int64_t width, layers, patch, grid, heads;
   };
   // ViT-B/16, ViT-B/32, ViT-L/14 (vision sizes; heads = width / 64 as OpenAI's build_model).
-  for (const Case c : {Case{768, 12, 16, 14, 12}, Case{768, 12, 32, 7, 12},
-                       Case{1024, 24, 14, 16, 16}}) {
-    const ClipWeights w = assemble_clip_weights(synthetic_clip(c.width, c.layers, c.patch,
-                                                               c.grid), "m.pt");
+  for (const Case c :
+       {Case{768, 12, 16, 14, 12}, Case{768, 12, 32, 7, 12}, Case{1024, 24, 14, 16, 16}}) {
+    const ClipWeights w =
+        assemble_clip_weights(synthetic_clip(c.width, c.layers, c.patch, c.grid), "m.pt");
     EXPECT_EQ(w.arch.vision_width, c.width);
     EXPECT_EQ(w.arch.vision_layers, c.layers);
     EXPECT_EQ(w.arch.vision_heads, c.heads);
@@ -138,10 +137,10 @@ TEST(ClipWeights, MissingParametersAreListed) {
 
 TEST(ClipWeights, BlockParametersAreCheckedOneByOne) {
   NamedTensors gap = synthetic_clip(64, 3, 16, 2);
-  for (const char* s : {"ln_1.weight", "ln_1.bias", "attn.in_proj_weight", "attn.in_proj_bias",
-                        "attn.out_proj.weight", "attn.out_proj.bias", "ln_2.weight",
-                        "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight",
-                        "mlp.c_proj.bias"}) {
+  for (const char* s :
+       {"ln_1.weight", "ln_1.bias", "attn.in_proj_weight", "attn.in_proj_bias",
+        "attn.out_proj.weight", "attn.out_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight",
+        "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"}) {
     gap.tensors.erase(std::string("visual.transformer.resblocks.1.") + s);
   }
   EXPECT_EQ(assembly_error(gap),
@@ -181,9 +180,9 @@ TEST(ClipWeights, PlacedWeightsAreFrozenAndInTheAskedPrecision) {
   const ClipWeights f32 = place_clip_weights(stored, c10::Device(c10::kCPU), false);
   const ClipWeights f16 = place_clip_weights(stored, c10::Device(c10::kCPU), true);
   const auto check_block = [](const BlockWeights& b, at::ScalarType linear) {
-    for (const at::Tensor* t : {&b.in_proj_weight, &b.in_proj_bias, &b.out_proj_weight,
-                                &b.out_proj_bias, &b.c_fc_weight, &b.c_fc_bias,
-                                &b.c_proj_weight, &b.c_proj_bias}) {
+    for (const at::Tensor* t :
+         {&b.in_proj_weight, &b.in_proj_bias, &b.out_proj_weight, &b.out_proj_bias, &b.c_fc_weight,
+          &b.c_fc_bias, &b.c_proj_weight, &b.c_proj_bias}) {
       EXPECT_EQ(t->scalar_type(), linear);
       EXPECT_FALSE(t->requires_grad());
       EXPECT_TRUE(t->is_contiguous());

@@ -7,10 +7,9 @@
 //   /usr/bin/time -v clipes-bench-clip ...   (for the kernel's view of the peak RSS)
 
 #include <ATen/ATen.h>
-
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -83,10 +82,9 @@ int main(int argc, char** argv) {
   try {
     const int used_threads = clipes::cli::set_threads(threads);
     if (!std::filesystem::exists(model_path)) {
-      const std::string command = fmt::format("\"{}\" \"{}\" --arch {} --out \"{}\"", python,
-                                              script, arch, model_path);
-      fmt::print("model {} is absent; making one with random weights: {}\n", model_path,
-                 command);
+      const std::string command =
+          fmt::format("\"{}\" \"{}\" --arch {} --out \"{}\"", python, script, arch, model_path);
+      fmt::print("model {} is absent; making one with random weights: {}\n", model_path, command);
       const auto start = Clock::now();
       if (std::system(command.c_str()) != 0) {
         throw clipes::Error(fmt::format("could not make {} with {}", model_path, command));
@@ -98,10 +96,11 @@ int main(int argc, char** argv) {
     const auto model = clipes::clip::ClipModel::load(model_path);
     const double load_s = seconds_since(start);
     const auto& a = model.architecture();
-    fmt::print("model: {} ({} vision blocks of width {}), {} threads, image {}x{} ({}x{} "
-               "patches)\n",
-               model_path, a.vision_layers, a.vision_width, used_threads, width, height,
-               width / a.vision_patch_size, height / a.vision_patch_size);
+    fmt::print(
+        "model: {} ({} vision blocks of width {}), {} threads, image {}x{} ({}x{} "
+        "patches)\n",
+        model_path, a.vision_layers, a.vision_width, used_threads, width, height,
+        width / a.vision_patch_size, height / a.vision_patch_size);
     fmt::print("{:<44} {:>9} {:>9}\n", "stage", "median s", "min s");
     fmt::print("{:<44} {:>9.3f} {:>9}\n", "load (read file, fp16 -> fp32)", load_s, "");
 
@@ -114,18 +113,17 @@ int main(int argc, char** argv) {
     tokens.slice(1, 13).zero_();
 
     clipes::clip::VisionTrunkOutput trunk;
-    const auto trunk_time = time_runs(repeats, [&] {
-      trunk = model.run_trunk(model.embed_image(pixels), 8);
-    });
+    const auto trunk_time =
+        time_runs(repeats, [&] { trunk = model.run_trunk(model.embed_image(pixels), 8); });
     // The GradCAM pass: last block on K copies of A, scores softmax(100 f·Tᵀ), one backward of
     // Σ_k s_k(copy k).
     const auto last_block = [&](std::int64_t k) {
       const at::Tensor normed = model.last_block_norm(trunk.tokens, k);
       const auto out = model.last_block_forward(trunk.tokens, normed);
-      const at::Tensor s = at::softmax(
-          model.logit_scale() * at::matmul(clipes::clip::l2_normalize(out.image_features),
-                                           text.t()),
-          -1);
+      const at::Tensor s =
+          at::softmax(model.logit_scale() *
+                          at::matmul(clipes::clip::l2_normalize(out.image_features), text.t()),
+                      -1);
       at::Tensor loss = s[0][0];
       for (std::int64_t i = 1; i < k; ++i) loss = loss + s[i][i];
       loss.backward();

@@ -83,9 +83,9 @@ struct LastBlockOutput {
 
 /// Whole-tower convenience result (no gradients).
 struct ImageEncoding {
-  at::Tensor tokens;             ///< X entering block L, [B, N+1, D]
-  at::Tensor attention_mean;     ///< mean attention of the last n blocks, [B, N+1, N+1] float32
-  at::Tensor image_features;     ///< [B, E], unnormalised (CLIP-ES mean pooling)
+  at::Tensor tokens;          ///< X entering block L, [B, N+1, D]
+  at::Tensor attention_mean;  ///< mean attention of the last n blocks, [B, N+1, N+1] float32
+  at::Tensor image_features;  ///< [B, E], unnormalised (CLIP-ES mean pooling)
 };
 
 class ClipModel {
@@ -125,13 +125,16 @@ class ClipModel {
   /// tokens: embed_image's output [B, N+1, D]. Runs blocks 1..L−1 without autograd and returns
   /// X with the summed attention of the blocks that, together with block L, make the last
   /// `attention_blocks` blocks (CLIP-ES: 8, spec §4; more than L means all). attention_blocks
-  /// must be >= 1; 1 keeps no attention.
+  /// must be >= 1; 1 keeps no attention. Memory: besides X and the one summed matrix, each
+  /// block briefly holds its per-head weights [B·heads, N+1, N+1] float (as PyTorch's MHA does):
+  /// 12·(N+1)² floats for ViT-B/16, 50 MB at 512×512 pixels, 0.8 GB at 1024×1024.
   VisionTrunkOutput run_trunk(const at::Tensor& tokens, std::int64_t attention_blocks) const;
 
-  /// A = ln_1 of block L applied to X ([1 or K', N+1, D]), repeated to `copies` along dim 0 and
-  /// returned as a fresh contiguous autograd leaf [copies, N+1, D] with requires_grad true:
-  /// the GradCAM target layer (spec §3). K copies let K class gradients come out of one
-  /// backward pass (loss = Σ_k score_k(copy k); the copies do not interact).
+  /// A = ln_1 of block L applied to X (run_trunk's tokens, [1, N+1, D], repeated to `copies`
+  /// along dim 0; or already [copies, N+1, D]), returned as a fresh contiguous autograd leaf
+  /// [copies, N+1, D] with requires_grad true: the GradCAM target layer (spec §3). K copies let
+  /// K class gradients come out of one backward pass (loss = Σ_k score_k(copy k): the copies do
+  /// not interact, so A.grad[k] = ∂score_k/∂A).
   at::Tensor last_block_norm(const at::Tensor& tokens, std::int64_t copies = 1) const;
 
   /// Rest of block L: x = X + MHA(A); x = x + MLP(ln_2(x)); then ln_post, mean of the patch
