@@ -69,6 +69,30 @@ std::string header_value(const std::string& header, const std::string& key, std:
   return header.substr(start, end - start);
 }
 
+// The bytes of a Fortran-order (column-major) array rearranged into C order.
+std::vector<std::uint8_t> fortran_to_c_order(const NpyArray& a) {
+  const std::size_t item = dtype_size(a.dtype);
+  const std::size_t rank = a.shape.size();
+  const auto n = static_cast<std::size_t>(a.numel());
+  std::vector<std::size_t> fortran_stride(rank, 1);
+  for (std::size_t d = 1; d < rank; ++d) {
+    fortran_stride[d] = fortran_stride[d - 1] * static_cast<std::size_t>(a.shape[d - 1]);
+  }
+  std::vector<std::uint8_t> out(a.bytes.size());
+  std::vector<std::int64_t> index(rank, 0);  // C-order multi-index of element i
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t source = 0;
+    for (std::size_t d = 0; d < rank; ++d) source += static_cast<std::size_t>(index[d]) * fortran_stride[d];
+    std::copy_n(a.bytes.begin() + static_cast<std::ptrdiff_t>(source * item), item,
+                out.begin() + static_cast<std::ptrdiff_t>(i * item));
+    for (std::size_t d = rank; d-- > 0;) {
+      if (++index[d] < a.shape[d]) break;
+      index[d] = 0;
+    }
+  }
+  return out;
+}
+
 template <class Out>
 std::vector<Out> convert_all(const NpyArray& a) {
   const std::int64_t n = a.numel();
@@ -237,9 +261,12 @@ NpyArray parse_npy(std::string_view bytes, std::string_view what) {
     throw Error(fmt::format("{}: unsupported dtype '{}' (expected little-endian bool, int, uint or "
                             "float)", what, descr));
   }
-  if (header_value(header, "fortran_order", what) != "False") {
-    throw Error(fmt::format("{}: Fortran-order arrays are not supported", what));
+  std::string order = header_value(header, "fortran_order", what);
+  order.erase(order.find_last_not_of(' ') + 1);
+  if (order != "False" && order != "True") {
+    throw Error(fmt::format("{}: fortran_order must be True or False, got '{}'", what, order));
   }
+  const bool fortran_order = order == "True";
   const std::string shape_text = header_value(header, "shape", what);
   std::size_t pos = 1;
   while (pos < shape_text.size()) {
@@ -255,6 +282,7 @@ NpyArray parse_npy(std::string_view bytes, std::string_view what) {
                             bytes.size() - data_offset, expected));
   }
   array.bytes.assign(bytes.begin() + data_offset, bytes.begin() + data_offset + expected);
+  if (fortran_order && array.shape.size() > 1) array.bytes = fortran_to_c_order(array);
   return array;
 }
 

@@ -23,6 +23,18 @@ TEST(Npy, RoundTripKeepsShapeDtypeAndValues) {
   EXPECT_EQ(serialize_npy(array).size() % 64, values.size() * 4 % 64);
 }
 
+TEST(Npy, FortranOrderArraysAreReadInCOrder) {
+  // numpy.asfortranarray([[1, 2, 3], [4, 5, 6]]) stores 1 4 2 5 3 6.
+  const std::vector<float> column_major{1, 4, 2, 5, 3, 6};
+  std::string bytes = serialize_npy(NpyArray::from<float>({2, 3}, column_major.data()));
+  const auto at = bytes.find("'fortran_order': False");
+  ASSERT_NE(at, std::string::npos);
+  bytes.replace(at, 22, "'fortran_order': True ");
+  const auto parsed = parse_npy(bytes, "memory");
+  EXPECT_EQ(parsed.shape, (std::vector<std::int64_t>{2, 3}));
+  EXPECT_EQ(parsed.to_float32(), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+}
+
 TEST(Npy, ScalarAndOneDimensionalShapes) {
   const std::int64_t one = 42;
   const auto scalar = parse_npy(serialize_npy(NpyArray::from<std::int64_t>({}, &one)), "m");

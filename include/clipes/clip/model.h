@@ -1,0 +1,165 @@
+#pragma once
+/// The frozen CLIP ViT of CLIP-ES (spec §0): loaded from OpenAI's release file (`ViT-B-16.pt`,
+/// a TorchScript archive) or a torch.save'd state dict, every size read off the weights, and
+/// run as separately callable pieces so that GradCAM can work inside the last block (spec §3).
+///
+/// Vision, for one image of h×w patches (N = h·w, D = vision width, E = embedding size, L blocks):
+///
+///   pixels [B,3,P·h,P·w] --embed_image--> tokens [B,N+1,D]
+///          --run_trunk(n)--> X = tokens entering block L [B,N+1,D]  (+ attention of blocks < L)
+///          --last_block_norm(X, K)--> A = ln_1(X) [K,N+1,D]  (GradCAM target, autograd leaf)
+///          --last_block_forward(X, A)--> image features [K,E] (+ attention of block L)
+///
+/// Layouts are batch-first, class token first. Everything runs in the model's compute dtype
+/// (float32 on CPU; float16 on CUDA when the release fp16 weights are kept) on its device;
+/// inputs on another device or dtype are moved there. All weights are frozen
+/// (requires_grad false): a backward pass through last_block_forward computes gradients for A
+/// only. A ClipModel is immutable after load; its methods are const and may run concurrently.
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace clipes::clip {
+
+/// Every size of a CLIP ViT, read off its weights the way OpenAI's build_model does.
+struct ClipArchitecture {
+  std::int64_t vision_width = 0;       ///< D: conv1.weight rows (768 for ViT-B/16)
+  std::int64_t vision_layers = 0;      ///< L: visual.transformer.resblocks count (12)
+  std::int64_t vision_heads = 0;       ///< archive's num_heads if it has one, else width / 64
+  std::int64_t vision_mlp_width = 0;   ///< c_fc rows (4·D)
+  std::int64_t vision_patch_size = 0;  ///< P: conv1 kernel (16)
+  std::int64_t vision_grid_size = 0;   ///< sqrt(positional rows − 1) (14)
+  std::int64_t image_resolution = 0;   ///< P · grid (224), the training resolution
+  std::int64_t text_width = 0;         ///< ln_final size (512)
+  std::int64_t text_layers = 0;        ///< transformer.resblocks count (12)
+  std::int64_t text_heads = 0;         ///< archive's num_heads if it has one, else width / 64
+  std::int64_t text_mlp_width = 0;     ///< c_fc rows (4·width)
+  std::int64_t context_length = 0;     ///< text positional rows (77)
+  std::int64_t vocab_size = 0;         ///< token_embedding rows (49408)
+  std::int64_t embed_dim = 0;          ///< E: text_projection columns (512)
+
+  /// One "name: value" line per item (what `clipes-generate --dry-run` prints).
+  std::string describe() const;
+};
+
+/// Where and how the model runs.
+struct ClipLoadOptions {
+  /// "cpu", "cuda" or "cuda:N". CUDA needs a CUDA build of LibTorch and a visible GPU.
+  std::string device = "cpu";
+  /// Keep the release precision (conv/linear/attention weights and projections in float16,
+  /// LayerNorm and embeddings in float32, as OpenAI runs on GPU). CUDA only: LibTorch 1.13 has
+  /// no float16 convolution on CPU. False: everything float32 (what the reference ran on CPU).
+  bool keep_fp16 = false;
+};
+
+/// run_trunk's result.
+struct VisionTrunkOutput {
+  /// X: the tokens entering the last block, [B, N+1, D], compute dtype, no autograd history.
+  at::Tensor tokens;
+  /// Sum of the head-averaged attention weights [B, N+1, N+1] (float32, class token row and
+  /// column included) of blocks max(1, L−n+1) .. L−1 (1-based), where n was run_trunk's
+  /// `attention_blocks`; undefined when attention_block_count is 0. Keeping the running sum
+  /// rather than one matrix per block keeps memory at one (N+1)² matrix for any image size.
+  at::Tensor attention_sum;
+  /// How many blocks attention_sum adds up.
+  std::int64_t attention_block_count = 0;
+};
+
+/// last_block_forward's result.
+struct LastBlockOutput {
+  /// Image features [K, E], compute dtype, NOT L2-normalised: ln_post, then the MEAN of the
+  /// patch tokens (not the class token: CLIP-ES, spec §3), then @ visual.proj. Carries the
+  /// autograd graph back to A when A requires grad.
+  at::Tensor image_features;
+  /// Head-averaged attention weights of block L, [K, N+1, N+1] float32, detached.
+  at::Tensor attention;
+};
+
+/// Whole-tower convenience result (no gradients).
+struct ImageEncoding {
+  at::Tensor tokens;          ///< X entering block L, [B, N+1, D]
+  at::Tensor attention_mean;  ///< mean attention of the last n blocks, [B, N+1, N+1] float32
+  at::Tensor image_features;  ///< [B, E], unnormalised (CLIP-ES mean pooling)
+};
+
+class ClipModel {
+ public:
+  /// Reads `file`: OpenAI's release TorchScript archive as it is, or a torch.save'd state dict
+  /// with the same parameter names. Throws clipes::Error naming the file and what is wrong
+  /// (missing file, not a TorchScript/state-dict archive, a ResNet CLIP, missing or misshapen
+  /// parameters, an unavailable device).
+  static ClipModel load(const std::filesystem::path& file, const ClipLoadOptions& options = {});
+
+  const ClipArchitecture& architecture() const;
+  c10::Device device() const;
+  /// float32, or float16 when keep_fp16 on CUDA.
+  c10::ScalarType dtype() const;
+  /// exp(logit_scale) as a 0-dim float32 tensor on the model's device (100 for the release).
+  at::Tensor logit_scale() const;
+
+  // ---- text (spec §0, §1) ----------------------------------------------------------------
+
+  /// tokens: [T, context_length] int64 (start token, BPE ids, end token = the row's largest id,
+  /// zero padding). Returns [T, E] in the compute dtype, NOT normalised (see l2_normalize):
+  /// causal transformer, ln_final at the position of the largest token id, @ text_projection.
+  at::Tensor encode_text(const at::Tensor& tokens) const;
+
+  // ---- vision (spec §2, §3) --------------------------------------------------------------
+
+  /// The positional embedding for an h×w patch grid, [1 + h·w, D] in the compute dtype: the
+  /// class row kept, the grid rows resized bilinearly (align_corners false) from the weights'
+  /// grid, then (quirk, spec §2) everything rounded through float16.
+  at::Tensor positional_embedding(std::int64_t grid_h, std::int64_t grid_w) const;
+
+  /// pixels: [B, 3, P·h, P·w] float (normalised as spec §2). Returns the tokens [B, N+1, D]
+  /// entering block 1: conv1 (no bias) patches, class token first, positional_embedding(h, w)
+  /// added, ln_pre. Throws clipes::Error for a wrong shape or sides not multiples of P.
+  at::Tensor embed_image(const at::Tensor& pixels) const;
+
+  /// tokens: embed_image's output [B, N+1, D]. Runs blocks 1..L−1 without autograd and returns
+  /// X with the summed attention of the blocks that, together with block L, make the last
+  /// `attention_blocks` blocks (CLIP-ES: 8, spec §4; more than L means all). attention_blocks
+  /// must be >= 1; 1 keeps no attention. Memory: besides X and the one summed matrix, each
+  /// block briefly holds its per-head weights [B·heads, N+1, N+1] float (as PyTorch's MHA does):
+  /// 12·(N+1)² floats for ViT-B/16, 50 MB at 512×512 pixels, 0.8 GB at 1024×1024.
+  VisionTrunkOutput run_trunk(const at::Tensor& tokens, std::int64_t attention_blocks) const;
+
+  /// A = ln_1 of block L applied to X (run_trunk's tokens, [1, N+1, D], repeated to `copies`
+  /// along dim 0; or already [copies, N+1, D]), returned as a fresh contiguous autograd leaf
+  /// [copies, N+1, D] with requires_grad true: the GradCAM target layer (spec §3). K copies let
+  /// K class gradients come out of one backward pass (loss = Σ_k score_k(copy k): the copies do
+  /// not interact, so A.grad[k] = ∂score_k/∂A).
+  at::Tensor last_block_norm(const at::Tensor& tokens, std::int64_t copies = 1) const;
+
+  /// Rest of block L: x = X + MHA(A); x = x + MLP(ln_2(x)); then ln_post, mean of the patch
+  /// tokens, @ proj. tokens X: [1 or K, N+1, D] (broadcast over A's copies); normed A:
+  /// [K, N+1, D]. The gradient reaches A through the attention branch only (X is a constant).
+  LastBlockOutput last_block_forward(const at::Tensor& tokens, const at::Tensor& normed) const;
+
+  /// embed_image → run_trunk → last block, without gradients: features and the mean
+  /// head-averaged attention of the last `attention_blocks` blocks (all if fewer).
+  ImageEncoding encode_image(const at::Tensor& pixels, std::int64_t attention_blocks = 8) const;
+
+  struct Impl;
+
+ private:
+  explicit ClipModel(std::shared_ptr<const Impl> impl);
+  std::shared_ptr<const Impl> impl_;
+};
+
+/// features / ||features|| along the last dim (CLIP's normalisation, spec §1 and §3).
+at::Tensor l2_normalize(const at::Tensor& features);
+
+/// The mean head-averaged attention of the last n blocks, [B, N+1, N+1] float32:
+/// (trunk.attention_sum + last_block_attention) / (trunk.attention_block_count + 1), the sum
+/// taken in block order as the reference's torch.stack(...)[-8:].mean(0) does (spec §4).
+/// last_block_attention: LastBlockOutput::attention of one copy, [1, N+1, N+1].
+at::Tensor mean_attention(const VisionTrunkOutput& trunk, const at::Tensor& last_block_attention);
+
+}  // namespace clipes::clip

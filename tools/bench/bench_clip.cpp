@@ -1,0 +1,153 @@
+// clipes-bench-clip: how long the CLIP ViT takes to load and to run the CLIP-ES vision pass
+// (embed + blocks 1..L-1 + last block with the GradCAM backward for K classes) at one image size,
+// and the process's peak memory. With no model file at --model, writes one with random weights
+// of the real ViT-B/16 sizes first (scripts/make_tiny_clip.py --arch ViT-B/16).
+//
+//   clipes-bench-clip --model /tmp/vit_b16_random.pt [--width 512 --height 384] [--threads 2]
+//   /usr/bin/time -v clipes-bench-clip ...   (for the kernel's view of the peak RSS)
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "clipes/clip/model.h"
+#include "clipes/core/error.h"
+#include "console_reporter.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Median and minimum of `repeats` runs of `run` (after one warm-up run).
+std::pair<double, double> time_runs(int repeats, const std::function<void()>& run) {
+  run();
+  std::vector<double> times;
+  for (int i = 0; i < repeats; ++i) {
+    const auto start = Clock::now();
+    run();
+    times.push_back(seconds_since(start));
+  }
+  std::sort(times.begin(), times.end());
+  return {times[times.size() / 2], times.front()};
+}
+
+// VmHWM of /proc/self/status in MiB (peak resident set), or -1 where unavailable.
+double peak_rss_mib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Times CLIP loading and the CLIP-ES vision pass (forward + GradCAM backward)"};
+  std::string model_path;
+  std::string script = std::string(CLIPES_SOURCE_DIR) + "/scripts/make_tiny_clip.py";
+  std::string python = "/usr/bin/python3";
+  std::string arch = "ViT-B/16";
+  int width = 512;
+  int height = 384;
+  int threads = 0;
+  int repeats = 3;
+  app.add_option("--model", model_path, "CLIP model file; made with random weights if absent")
+      ->required();
+  app.add_option("--arch", arch, "sizes of the model made when --model is absent")
+      ->check(CLI::IsMember({"ViT-B/16", "ViT-B/32", "ViT-L/14"}));
+  app.add_option("--width", width, "image width in pixels (a multiple of the patch size)");
+  app.add_option("--height", height, "image height in pixels (a multiple of the patch size)");
+  app.add_option("--threads", threads, "LibTorch threads (0 = all cores)");
+  app.add_option("--repeats", repeats, "timed runs per stage (after one warm-up)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--script", script, "scripts/make_tiny_clip.py");
+  app.add_option("--python", python, "Python with torch that runs the script");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    const int used_threads = clipes::cli::set_threads(threads);
+    if (!std::filesystem::exists(model_path)) {
+      const std::string command =
+          fmt::format("\"{}\" \"{}\" --arch {} --out \"{}\"", python, script, arch, model_path);
+      fmt::print("model {} is absent; making one with random weights: {}\n", model_path, command);
+      const auto start = Clock::now();
+      if (std::system(command.c_str()) != 0) {
+        throw clipes::Error(fmt::format("could not make {} with {}", model_path, command));
+      }
+      fmt::print("  made in {:.1f} s\n", seconds_since(start));
+    }
+
+    auto start = Clock::now();
+    const auto model = clipes::clip::ClipModel::load(model_path);
+    const double load_s = seconds_since(start);
+    const auto& a = model.architecture();
+    fmt::print(
+        "model: {} ({} vision blocks of width {}), {} threads, image {}x{} ({}x{} "
+        "patches)\n",
+        model_path, a.vision_layers, a.vision_width, used_threads, width, height,
+        width / a.vision_patch_size, height / a.vision_patch_size);
+    fmt::print("{:<44} {:>9} {:>9}\n", "stage", "median s", "min s");
+    fmt::print("{:<44} {:>9.3f} {:>9}\n", "load (read file, fp16 -> fp32)", load_s, "");
+
+    at::manual_seed(0);
+    const at::Tensor pixels = at::randn({1, 3, height, width});
+    const at::Tensor text = clipes::clip::l2_normalize(at::randn({3 + 25, a.embed_dim}));
+    at::Tensor tokens = at::randint(1, 49405, {45, a.context_length}, at::kLong);
+    tokens.select(1, 0).fill_(49406);
+    tokens.select(1, 12).fill_(49407);
+    tokens.slice(1, 13).zero_();
+
+    clipes::clip::VisionTrunkOutput trunk;
+    const auto trunk_time =
+        time_runs(repeats, [&] { trunk = model.run_trunk(model.embed_image(pixels), 8); });
+    // The GradCAM pass: last block on K copies of A, scores softmax(100 f·Tᵀ), one backward of
+    // Σ_k s_k(copy k).
+    const auto last_block = [&](std::int64_t k) {
+      const at::Tensor normed = model.last_block_norm(trunk.tokens, k);
+      const auto out = model.last_block_forward(trunk.tokens, normed);
+      const at::Tensor s =
+          at::softmax(model.logit_scale() *
+                          at::matmul(clipes::clip::l2_normalize(out.image_features), text.t()),
+                      -1);
+      at::Tensor loss = s[0][0];
+      for (std::int64_t i = 1; i < k; ++i) loss = loss + s[i][i];
+      loss.backward();
+    };
+    const auto k1 = time_runs(repeats, [&] { last_block(1); });
+    const auto k3 = time_runs(repeats, [&] { last_block(3); });
+    const auto text_time = time_runs(repeats, [&] { model.encode_text(tokens); });
+
+    const auto row = [](const std::string& name, std::pair<double, double> t) {
+      fmt::print("{:<44} {:>9.3f} {:>9.3f}\n", name, t.first, t.second);
+    };
+    row("embed + blocks 1..L-1 (no grad, attention kept)", trunk_time);
+    row("last block + backward, K=1", k1);
+    row("last block + backward, K=3 (one pass)", k3);
+    row("full forward + backward, K=1",
+        {trunk_time.first + k1.first, trunk_time.second + k1.second});
+    row("full forward + backward, K=3",
+        {trunk_time.first + k3.first, trunk_time.second + k3.second});
+    row("text encoder, 45 prompts", text_time);
+    fmt::print("ratio K=3 / K=1 (last block + backward): {:.2f}\n", k3.first / k1.first);
+    fmt::print("peak RSS (VmHWM): {:.0f} MiB\n", peak_rss_mib());
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "clipes-bench-clip: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}
