@@ -170,7 +170,6 @@ GenerateConfig read_generate_config(const nlohmann::json& document, const std::s
   caa.finish();
 
   auto crf = r.object("crf");
-  crf.field("enabled", c.crf_enabled);
   crf.field("iterations", c.mask.crf.iterations);
   crf.field("pos_std", c.mask.crf.pos_std);
   crf.field("pos_weight", c.mask.crf.pos_weight);
@@ -185,6 +184,7 @@ GenerateConfig read_generate_config(const nlohmann::json& document, const std::s
   mask.finish();
 
   auto outputs = r.object("outputs");
+  outputs.field("masks", c.outputs.masks);
   outputs.field("cams", c.outputs.cams);
   enum_field(outputs, "cam_dtype", c.outputs.cam_dtype, kCamDtypes);
   outputs.field("overlays", c.outputs.overlays);
@@ -273,6 +273,10 @@ void GenerateConfig::validate(const std::string& source) const {
           mask.crf.bilateral_weight);
   v.check(mask.confidence_threshold >= 0.0f && mask.confidence_threshold <= 1.0f,
           "mask.confidence_threshold", "must be in [0, 1]", mask.confidence_threshold);
+  v.check(outputs.masks || outputs.cams, "outputs",
+          "must ask for something: outputs.masks and outputs.cams are both false");
+  v.check(!outputs.overlays || outputs.masks, "outputs.overlays",
+          "needs outputs.masks (an overlay shows the pseudo mask)");
 }
 
 GenerateConfig load_generate_config(const std::filesystem::path& file,
@@ -312,8 +316,7 @@ nlohmann::json to_json(const GenerateConfig& c) {
               {"sinkhorn_rounds", c.caa.sinkhorn_rounds},
               {"power", c.caa.power}};
   const crf::CrfConfig& crf = c.mask.crf;
-  j["crf"] = {{"enabled", c.crf_enabled},
-              {"iterations", crf.iterations},
+  j["crf"] = {{"iterations", crf.iterations},
               {"pos_std", shortest(crf.pos_std)},
               {"pos_weight", shortest(crf.pos_weight)},
               {"bilateral_std", shortest(crf.bilateral_std)},
@@ -321,7 +324,8 @@ nlohmann::json to_json(const GenerateConfig& c) {
               {"bilateral_weight", shortest(crf.bilateral_weight)},
               {"image", std::string(crf_image_name(crf.image))}};
   j["mask"] = {{"confidence_threshold", shortest(c.mask.confidence_threshold)}};
-  j["outputs"] = {{"cams", c.outputs.cams},
+  j["outputs"] = {{"masks", c.outputs.masks},
+                  {"cams", c.outputs.cams},
                   {"cam_dtype", std::string(to_string(c.outputs.cam_dtype))},
                   {"overlays", c.outputs.overlays}};
   return j;
