@@ -1,0 +1,73 @@
+#pragma once
+/// Fully connected CRF with Gaussian edge potentials (Krähenbühl & Koltun, NeurIPS 2011), mean-
+/// field inference exactly as densecrf 2.2 / pydensecrf computes it (dense-crf.md, spec §7):
+///   Q = softmax(−U);  repeat T times:  A = −U + Σ_k w_k · diag(n_k) K_k diag(n_k) Q;  Q = softmax(A)
+/// with a Gaussian kernel on position (σ_xy = pos_std, weight pos_weight) and a bilateral kernel on
+/// position and colour (σ_xy = bilateral_std, σ_rgb = bilateral_rgb_std, weight bilateral_weight),
+/// Potts compatibility, symmetric normalisation n = 1/√(K·1), the filter including the pixel
+/// itself. Kernels are permutohedral lattices built once per image.
+///
+/// Free of LibTorch: planar float32 arrays in, planar float32 out.
+
+#include <cstdint>
+#include <vector>
+
+#include <opencv2/core/mat.hpp>
+
+#include "clipes/crf/crf_config.h"
+#include "clipes/crf/permutohedral.h"
+
+namespace clipes::crf {
+
+/// A read-only view of planar float32 data [channels, height, width] in C order.
+struct PlanarView {
+  const float* data = nullptr;
+  int channels = 0;
+  int height = 0;
+  int width = 0;
+};
+
+/// Timing-free statistics of one CRF, for benchmarks and logs.
+struct DenseCrfStats {
+  LatticeStats gaussian;   ///< num_vertices 0 when the kernel's weight is 0 (not built)
+  LatticeStats bilateral;  ///< idem
+};
+
+/// The two lattices of one image, built once, then used for any number of inferences (e.g. the
+/// same image with different unaries). Build it in the thread that uses it: run one DenseCrf per
+/// worker thread to process images in parallel.
+class DenseCrf {
+ public:
+  /// image: CV_8UC3, H×W, the three channels exactly as the bilateral kernel should see them
+  ///   (see crf_input_image() in pseudo_mask.h for config.image); config.image is not used here.
+  /// Throws clipes::Error for an empty or non-8-bit-3-channel image or an invalid config.
+  DenseCrf(const cv::Mat& image, const CrfConfig& config);
+
+  int height() const { return height_; }
+  int width() const { return width_; }
+  DenseCrfStats stats() const;
+
+  /// unary: [L, H, W] float32, −log P per label (L >= 2, H and W those of the image).
+  /// Returns the marginals Q after config.iterations mean-field steps: [L, H, W] float32.
+  std::vector<float> infer(const PlanarView& unary) const;
+
+ private:
+  struct Kernel {
+    PermutohedralLattice lattice;
+    std::vector<float> norm;  // [H·W]: 1/√(K·1 + 1e−20)
+    float weight = 0;
+  };
+
+  CrfConfig config_;
+  int height_ = 0;
+  int width_ = 0;
+  std::vector<Kernel> kernels_;  // Gaussian first, then bilateral (densecrf's order)
+  bool has_gaussian_ = false;
+  bool has_bilateral_ = false;
+};
+
+/// One-shot form: builds the lattices for `image` and runs inference. Shapes as in DenseCrf.
+std::vector<float> dense_crf(const PlanarView& unary, const cv::Mat& image,
+                             const CrfConfig& config);
+
+}  // namespace clipes::crf

@@ -1,0 +1,572 @@
+#include "clipes/crf/permutohedral.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "clipes/core/error.h"
+#include "lattice_kernels.h"
+#include "parallel.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CLIPES_CRF_PREFETCH(address) __builtin_prefetch(address)
+#else
+#define CLIPES_CRF_PREFETCH(address) ((void)(address))
+#endif
+
+namespace clipes::crf {
+
+namespace {
+
+// Lattice coordinates are stored as int16 (as densecrf does); keep a margin for the neighbour
+// keys (±(d+1)).
+constexpr float kMaxCoordinate = 30000.0f;
+
+// The d int16 coordinates of a lattice key packed four to a 64-bit word.
+template <int W>
+struct PackedKey {
+  std::uint64_t word[W];
+  bool operator==(const PackedKey& other) const {
+    for (int i = 0; i < W; ++i) {
+      if (word[i] != other.word[i]) return false;
+    }
+    return true;
+  }
+};
+
+template <int D>
+PackedKey<(D + 3) / 4> pack_key(const int* coords) {
+  PackedKey<(D + 3) / 4> key{};
+  for (int k = 0; k < D; ++k) {
+    const auto bits = static_cast<std::uint16_t>(static_cast<std::int16_t>(coords[k]));
+    key.word[k / 4] |= static_cast<std::uint64_t>(bits) << (16 * (k % 4));
+  }
+  return key;
+}
+
+template <int D>
+void unpack_key(const PackedKey<(D + 3) / 4>& key, int* coords) {
+  for (int k = 0; k < D; ++k) {
+    const auto bits = static_cast<std::uint16_t>(key.word[k / 4] >> (16 * (k % 4)));
+    coords[k] = static_cast<std::int16_t>(bits);
+  }
+}
+
+template <int W>
+std::uint64_t hash_key(const PackedKey<W>& key) {
+  std::uint64_t h = 0;
+  for (int i = 0; i < W; ++i) {
+    h = (h ^ key.word[i]) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+  }
+  return h * 0xBF58476D1CE4E5B9ull;
+}
+
+// Open addressing with linear probing, the key stored in the slot (one cache line per probe).
+// Ids are dense, in insertion order. The slot index comes from the high bits of the hash.
+template <int W>
+class KeyTable {
+ public:
+  explicit KeyTable(std::size_t expected) {
+    std::size_t capacity = 1024;
+    while (capacity < 2 * expected) capacity *= 2;
+    rehash(capacity);
+  }
+
+  std::int32_t size() const { return static_cast<std::int32_t>(keys_.size()); }
+  const std::vector<PackedKey<W>>& keys() const { return keys_; }
+
+  void prefetch(std::uint64_t hash) const { CLIPES_CRF_PREFETCH(&slots_[hash >> shift_]); }
+
+  std::int32_t insert(const PackedKey<W>& key, std::uint64_t hash) {
+    if (2 * (keys_.size() + 1) > slots_.size()) rehash(slots_.size() * 2);
+    for (std::size_t index = hash >> shift_;; index = (index + 1) & mask_) {
+      Slot& slot = slots_[index];
+      if (slot.id < 0) {
+        slot.id = static_cast<std::int32_t>(keys_.size());
+        slot.key = key;
+        keys_.push_back(key);
+        return slot.id;
+      }
+      if (slot.key == key) return slot.id;
+    }
+  }
+
+  std::int32_t find(const PackedKey<W>& key, std::uint64_t hash) const {
+    for (std::size_t index = hash >> shift_;; index = (index + 1) & mask_) {
+      const Slot& slot = slots_[index];
+      if (slot.id < 0) return -1;
+      if (slot.key == key) return slot.id;
+    }
+  }
+
+ private:
+  struct Slot {
+    PackedKey<W> key;
+    std::int32_t id;
+  };
+
+  void rehash(std::size_t capacity) {
+    slots_.assign(capacity, Slot{PackedKey<W>{}, -1});
+    mask_ = capacity - 1;
+    int bits = 0;
+    while ((std::size_t{1} << bits) < capacity) ++bits;
+    shift_ = 64 - bits;
+    for (std::size_t id = 0; id < keys_.size(); ++id) {
+      std::size_t index = hash_key(keys_[id]) >> shift_;
+      while (slots_[index].id >= 0) index = (index + 1) & mask_;
+      slots_[index] = Slot{keys_[id], static_cast<std::int32_t>(id)};
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::vector<PackedKey<W>> keys_;
+  std::size_t mask_ = 0;
+  int shift_ = 64;
+};
+
+// Round half to even, as SSE's cvtps2dq does under the default rounding mode (|x| < 2^22).
+inline float round_even(float x) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 · 2^23
+  if (!(std::fabs(x) < 4194304.0f)) return x;
+  return (x + kMagic) - kMagic;
+}
+
+// Chunk sizes for splitting over threads (items per chunk at least).
+constexpr std::int64_t kMinVertexChunk = 4096;
+constexpr std::int64_t kMinPointChunk = 4096;
+// The wavefront blur keeps its window of vertex rows (both buffers) within this many bytes.
+constexpr std::int64_t kWavefrontBytes = std::int64_t{1} << 20;
+constexpr std::int64_t kWavefrontStep = 256;
+
+}  // namespace
+
+PermutohedralLattice::PermutohedralLattice(const float* features, int num_points, int dim,
+                                           int threads)
+    : num_points_(num_points), dim_(dim) {
+  if (dim < 1 || dim > kMaxDim) {
+    throw Error(fmt::format("permutohedral lattice: feature dimension must be in [1, {}], got {}",
+                            kMaxDim, dim));
+  }
+  if (num_points < 1) {
+    throw Error(fmt::format("permutohedral lattice: needs at least one point, got {}", num_points));
+  }
+  if (features == nullptr) throw Error("permutohedral lattice: features are null");
+  simd_ = detail::detect_simd_level();
+  switch (dim) {
+    case 1: build<1>(features, threads); break;
+    case 2: build<2>(features, threads); break;
+    case 3: build<3>(features, threads); break;
+    case 4: build<4>(features, threads); break;
+    case 5: build<5>(features, threads); break;
+    case 6: build<6>(features, threads); break;
+    case 7: build<7>(features, threads); break;
+    default: build<8>(features, threads); break;
+  }
+}
+
+template <int D>
+void PermutohedralLattice::build(const float* features, int threads) {
+  constexpr int kCorners = D + 1;
+  constexpr int W = (D + 3) / 4;
+  using Key = PackedKey<W>;
+  const std::int64_t n = num_points_;
+
+  // Step 0 constants, with densecrf's mix of double and float.
+  const auto inv_std_dev = static_cast<float>(std::sqrt(2.0 / 3.0) * (D + 1));
+  float scale[D];
+  for (int k = 0; k < D; ++k) {
+    scale[k] = static_cast<float>(1.0 / std::sqrt(static_cast<double>((k + 2) * (k + 1))) *
+                                  inv_std_dev);
+  }
+  const float inv_dp1 = 1.0f / static_cast<float>(D + 1);
+  const auto dp1 = static_cast<float>(D + 1);
+  alpha_ = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(D)));
+  int canonical[kCorners][kCorners];
+  for (int r = 0; r <= D; ++r) {
+    for (int t = 0; t <= D; ++t) canonical[r][t] = t <= D - r ? r : r - (D + 1);
+  }
+
+  // Phase A (parallel over points): the enclosing simplex (remainder-0 point and ranks) and the
+  // barycentric weights of every point, Steps 0-1.4.
+  barycentric_.resize(static_cast<std::size_t>(n * kCorners));
+  std::vector<std::int16_t> bases(static_cast<std::size_t>(n * D));
+  std::vector<std::int8_t> ranks(static_cast<std::size_t>(n * D));
+  std::int64_t first_bad = n;
+  std::mutex bad_mutex;
+  detail::parallel_for(threads, n, kMinPointChunk, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      const float* f = features + i * D;
+      // Step 0: scale and lift onto the hyperplane Σ z = 0.
+      float elevated[kCorners];
+      float sm = 0.0f;
+      for (int j = D; j > 0; --j) {
+        const float cf = f[j - 1] * scale[j - 1];
+        elevated[j] = sm - static_cast<float>(j) * cf;
+        sm += cf;
+      }
+      elevated[0] = sm;
+      // Step 1.1: the nearest remainder-0 point.
+      float rem0[kCorners];
+      float sum = 0.0f;
+      for (int k = 0; k <= D; ++k) {
+        const float v = round_even(inv_dp1 * elevated[k]);
+        rem0[k] = v * dp1;
+        sum += v;
+      }
+      // Lattice keys are int16: a coordinate out of range (or NaN) is an error (checked before
+      // the ranks, which a NaN would corrupt).
+      bool ok = true;
+      for (int k = 0; k <= D; ++k) ok = ok && std::fabs(rem0[k]) <= kMaxCoordinate;
+      if (!ok) {
+        const std::lock_guard<std::mutex> lock(bad_mutex);
+        first_bad = std::min(first_bad, i);
+        return;
+      }
+      // Step 1.2: rank the residuals (ties: the later coordinate ranks higher).
+      int rank[kCorners] = {};
+      for (int k = 0; k < D; ++k) {
+        const float dk = elevated[k] - rem0[k];
+        for (int j = k + 1; j <= D; ++j) {
+          const int less = dk < elevated[j] - rem0[j];
+          rank[k] += less;
+          rank[j] += 1 - less;
+        }
+      }
+      // Step 1.3: bring the rounded point back onto the plane.
+      const int shift = static_cast<int>(sum);
+      for (int k = 0; k <= D; ++k) {
+        rank[k] += shift;
+        const int wrap = (rank[k] < 0) - (rank[k] >= D + 1);
+        rank[k] += wrap * (D + 1);
+        rem0[k] += static_cast<float>(wrap) * dp1;
+      }
+      // Step 1.4: barycentric weights.
+      float bary[D + 2] = {};
+      for (int k = 0; k <= D; ++k) {
+        const float v = (elevated[k] - rem0[k]) * inv_dp1;
+        bary[D - rank[k]] += v;
+        bary[D - rank[k] + 1] -= v;
+      }
+      bary[0] += 1.0f + bary[D + 1];
+      for (int k = 0; k < D; ++k) {
+        bases[static_cast<std::size_t>(i * D + k)] = static_cast<std::int16_t>(rem0[k]);
+        ranks[static_cast<std::size_t>(i * D + k)] = static_cast<std::int8_t>(rank[k]);
+      }
+      std::copy_n(bary, kCorners, barycentric_.data() + i * kCorners);
+    }
+  });
+  if (first_bad < n) {
+    throw Error(fmt::format(
+        "permutohedral lattice: point {} lies outside the lattice's ±{} coordinate range "
+        "(features too large or not finite; its first feature is {})",
+        first_bad, kMaxCoordinate, features[first_bad * D]));
+  }
+
+  // Phase B (sequential, point order): the corners' vertex ids, Steps 1.5-1.6. A point in the
+  // same simplex as the previous one reuses its ids; the table slots of the keys a few points
+  // ahead are prefetched.
+  // The corners of a simplex are lattice neighbours of each other (corner r + 1 is the n2 of
+  // corner r along the axis ranked d − r, corner d the n1 of corner 0 along the axis ranked 0):
+  // those links are recorded here, so that Phase C looks up only the others.
+  point_vertices_.resize(static_cast<std::size_t>(n * kCorners));
+  first_new_.resize(static_cast<std::size_t>(n));
+  KeyTable<W> table(static_cast<std::size_t>(n));
+  constexpr detail::BlurNeighbours kUnknown{-1, -1};
+  std::vector<detail::BlurNeighbours> links;  // vertex-major [M, d+1] while building
+  links.reserve(static_cast<std::size_t>(n) * kCorners);
+  constexpr int kAhead = 8;
+  struct Pending {
+    Key keys[kCorners];
+    std::uint64_t hashes[kCorners];
+  };
+  Pending ring[kAhead];
+  const auto same_simplex = [&](std::int64_t i) {
+    return i > 0 &&
+           std::memcmp(&bases[static_cast<std::size_t>(i * D)],
+                       &bases[static_cast<std::size_t>((i - 1) * D)], D * sizeof(std::int16_t)) == 0 &&
+           std::memcmp(&ranks[static_cast<std::size_t>(i * D)],
+                       &ranks[static_cast<std::size_t>((i - 1) * D)], D * sizeof(std::int8_t)) == 0;
+  };
+  const auto prepare = [&](std::int64_t i) {
+    Pending& p = ring[i % kAhead];
+    const std::int16_t* base = &bases[static_cast<std::size_t>(i * D)];
+    const std::int8_t* rank = &ranks[static_cast<std::size_t>(i * D)];
+    for (int r = 0; r <= D; ++r) {
+      int key[D];
+      for (int k = 0; k < D; ++k) key[k] = base[k] + canonical[r][rank[k]];
+      p.keys[r] = pack_key<D>(key);
+      p.hashes[r] = hash_key(p.keys[r]);
+      table.prefetch(p.hashes[r]);
+    }
+  };
+  for (std::int64_t i = 0; i < std::min<std::int64_t>(kAhead, n); ++i) prepare(i);
+  for (std::int64_t i = 0; i < n; ++i) {
+    first_new_[static_cast<std::size_t>(i)] = table.size();
+    std::int32_t* ids = &point_vertices_[static_cast<std::size_t>(i * kCorners)];
+    if (same_simplex(i)) {
+      std::copy_n(ids - kCorners, kCorners, ids);
+    } else {
+      const Pending& p = ring[i % kAhead];
+      for (int r = 0; r <= D; ++r) ids[r] = table.insert(p.keys[r], p.hashes[r]);
+      const std::size_t needed = static_cast<std::size_t>(table.size()) * kCorners;
+      if (needed > links.size()) links.resize(std::max(needed, 2 * links.size()), kUnknown);
+      int axis_of_rank[kCorners];
+      int rank_sum = 0;
+      for (int k = 0; k < D; ++k) {
+        const int rk = ranks[static_cast<std::size_t>(i * D + k)];
+        axis_of_rank[rk] = k;
+        rank_sum += rk;
+      }
+      axis_of_rank[D * (D + 1) / 2 - rank_sum] = D;
+      for (int r = 0; r < D; ++r) {
+        const int a = axis_of_rank[D - r];
+        links[static_cast<std::size_t>(ids[r]) * kCorners + a].n2 = ids[r + 1];
+        links[static_cast<std::size_t>(ids[r + 1]) * kCorners + a].n1 = ids[r];
+      }
+      const int a0 = axis_of_rank[0];
+      links[static_cast<std::size_t>(ids[0]) * kCorners + a0].n1 = ids[D];
+      links[static_cast<std::size_t>(ids[D]) * kCorners + a0].n2 = ids[0];
+    }
+    if (i + kAhead < n) prepare(i + kAhead);
+  }
+  std::vector<std::int16_t>().swap(bases);
+  std::vector<std::int8_t>().swap(ranks);
+  const std::int32_t m = table.size();
+  num_vertices_ = m;
+
+  // Phase C (parallel over vertices): the remaining neighbours, Step 2. n1 along axis a is
+  // K − 1 with K[a] + d (a < d), or K − 1 (a = d); the n2 of that vertex is K itself, so one
+  // lookup fills both links. Lookups go in batches whose slots are prefetched first.
+  const std::vector<Key>& keys = table.keys();
+  detail::parallel_for(threads, m, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
+    constexpr int kBatch = 16;
+    Key batch_keys[kBatch];
+    std::uint64_t batch_hashes[kBatch];
+    std::int64_t batch_slot[kBatch];
+    int count = 0;
+    const auto flush = [&] {
+      for (int b = 0; b < count; ++b) {
+        const std::int32_t u = table.find(batch_keys[b], batch_hashes[b]);
+        const std::int64_t v = batch_slot[b] / kCorners;
+        const int a = static_cast<int>(batch_slot[b] % kCorners);
+        links[static_cast<std::size_t>(batch_slot[b])].n1 = u;  // −1: none
+        if (u >= 0) {
+          links[static_cast<std::size_t>(u) * kCorners + a].n2 = static_cast<std::int32_t>(v);
+        }
+      }
+      count = 0;
+    };
+    for (std::int64_t v = begin; v < end; ++v) {
+      int key[D];
+      bool unpacked = false;
+      for (int a = 0; a <= D; ++a) {
+        if (links[static_cast<std::size_t>(v) * kCorners + a].n1 >= 0) continue;
+        if (!unpacked) {
+          unpack_key<D>(keys[static_cast<std::size_t>(v)], key);
+          unpacked = true;
+        }
+        int n1[D];
+        for (int k = 0; k < D; ++k) n1[k] = key[k] - 1;
+        if (a < D) n1[a] = key[a] + D;
+        batch_keys[count] = pack_key<D>(n1);
+        batch_hashes[count] = hash_key(batch_keys[count]);
+        table.prefetch(batch_hashes[count]);
+        batch_slot[count] = v * kCorners + a;
+        if (++count == kBatch) flush();
+      }
+    }
+    flush();
+  });
+
+  // Axis-major for the blur, missing neighbours pointing at the dummy row m.
+  blur_neighbours_.resize(static_cast<std::size_t>(kCorners) * m);
+  std::int64_t max_distance = 0;
+  for (std::int32_t v = 0; v < m; ++v) {
+    const detail::BlurNeighbours* link = &links[static_cast<std::size_t>(v) * kCorners];
+    for (int a = 0; a <= D; ++a) {
+      detail::BlurNeighbours& out = blur_neighbours_[static_cast<std::size_t>(a) * m + v];
+      out.n1 = link[a].n1 >= 0 ? link[a].n1 : m;
+      out.n2 = link[a].n2 >= 0 ? link[a].n2 : m;
+      // n2 links mirror n1 links, so the n1 side alone gives the largest distance.
+      const std::int64_t distance = link[a].n1 >= 0 ? std::abs(link[a].n1 - v) : 0;
+      max_distance = std::max(max_distance, distance);
+    }
+  }
+  max_neighbour_distance_ = max_distance;
+
+  // Phase D: the vertex-major splat table, for the parallel splat only.
+  if (detail::resolve_threads(threads) > 1) {
+    splat_begin_.assign(static_cast<std::size_t>(m) + 1, 0);
+    for (std::int32_t v : point_vertices_) ++splat_begin_[static_cast<std::size_t>(v) + 1];
+    for (std::int32_t v = 0; v < m; ++v) splat_begin_[v + 1] += splat_begin_[v];
+    splat_entries_.resize(point_vertices_.size());
+    std::vector<std::int32_t> cursor(splat_begin_.begin(), splat_begin_.end() - 1);
+    for (std::int64_t i = 0; i < n; ++i) {
+      for (int r = 0; r <= D; ++r) {
+        const std::size_t at = static_cast<std::size_t>(i * kCorners + r);
+        splat_entries_[static_cast<std::size_t>(cursor[point_vertices_[at]]++)] =
+            detail::SplatEntry{static_cast<std::int32_t>(i), barycentric_[at]};
+      }
+    }
+  }
+}
+
+LatticeStats PermutohedralLattice::stats() const {
+  LatticeStats s;
+  s.num_points = num_points_;
+  s.dim = dim_;
+  s.num_vertices = num_vertices_;
+  s.simd = simd_ == detail::SimdLevel::kAvx2 ? "avx2" : "baseline";
+  for (const detail::BlurNeighbours& nb : blur_neighbours_) {
+    s.num_neighbour_links += (nb.n1 != num_vertices_) + (nb.n2 != num_vertices_);
+  }
+  s.max_neighbour_distance = max_neighbour_distance_;
+  return s;
+}
+
+namespace {
+
+detail::LatticeView make_view(const PermutohedralLattice& lattice,
+                              const std::vector<std::int32_t>& splat_begin,
+                              const std::vector<detail::SplatEntry>& splat_entries,
+                              const std::vector<detail::BlurNeighbours>& neighbours) {
+  detail::LatticeView view;
+  view.num_points = lattice.num_points();
+  view.dim = lattice.dim();
+  view.num_vertices = lattice.num_vertices();
+  view.alpha = lattice.alpha();
+  view.point_vertices = lattice.point_vertices();
+  view.barycentric = lattice.barycentric();
+  view.first_new = lattice.first_new_vertex();
+  view.splat_begin = splat_begin.empty() ? nullptr : splat_begin.data();
+  view.splat_entries = splat_entries.empty() ? nullptr : splat_entries.data();
+  view.neighbours = neighbours.data();
+  return view;
+}
+
+}  // namespace
+
+void PermutohedralLattice::splat(const float* values, const float* point_scale, int stride,
+                                 float* vertex_values, int threads) const {
+  const detail::LatticeView view = make_view(*this, splat_begin_, splat_entries_, blur_neighbours_);
+  if (detail::resolve_threads(threads) > 1 && has_splat_table()) {
+    detail::parallel_for(threads, num_vertices_, kMinVertexChunk,
+                         [&](std::int64_t begin, std::int64_t end) {
+                           detail::gather_splat_range(simd_, view, values, point_scale, stride,
+                                                      vertex_values, static_cast<int>(begin),
+                                                      static_cast<int>(end));
+                         });
+  } else {
+    detail::scatter_splat_range(simd_, view, values, point_scale, stride, vertex_values, 0,
+                                num_points_);
+  }
+  std::fill_n(vertex_values + static_cast<std::int64_t>(num_vertices_) * stride, stride, 0.0f);
+}
+
+float* PermutohedralLattice::blur(float* a, float* b, int stride, int threads) const {
+  const detail::LatticeView view = make_view(*this, splat_begin_, splat_entries_, blur_neighbours_);
+  const std::int64_t m = num_vertices_;
+  std::fill_n(a + m * stride, stride, 0.0f);
+  std::fill_n(b + m * stride, stride, 0.0f);
+  const int passes = dim_ + 1;
+  float* buffers[2] = {a, b};
+  const std::int64_t reach = max_neighbour_distance_ + 1;
+  const std::int64_t window_rows = passes * reach + 2 * reach + kWavefrontStep;
+  const bool wavefront = detail::resolve_threads(threads) == 1 && m > window_rows &&
+                         window_rows * stride * 2 * static_cast<std::int64_t>(sizeof(float)) <=
+                             kWavefrontBytes;
+  if (wavefront) {
+    // Pass p reads buffers[p % 2] and writes buffers[(p + 1) % 2]. Pass p may process vertex v
+    // once pass p − 1 has passed v + reach (all of v's neighbours are done), and writing v then
+    // no longer clobbers a row that pass p − 1 still reads (it reads rows >= its position −
+    // reach + 1). Same arithmetic as whole passes; the window stays in cache.
+    std::vector<std::int64_t> done(static_cast<std::size_t>(passes), 0);
+    while (done[static_cast<std::size_t>(passes - 1)] < m) {
+      for (int p = 0; p < passes; ++p) {
+        const std::int64_t from = done[static_cast<std::size_t>(p)];
+        std::int64_t to = 0;
+        if (p == 0) {
+          to = std::min(m, from + kWavefrontStep);
+        } else {
+          const std::int64_t ahead = done[static_cast<std::size_t>(p - 1)];
+          to = ahead == m ? m : std::max(from, ahead - reach);
+        }
+        if (to > from) {
+          detail::blur_range(simd_, view, p, buffers[p % 2], buffers[(p + 1) % 2], stride,
+                             static_cast<int>(from), static_cast<int>(to));
+          done[static_cast<std::size_t>(p)] = to;
+        }
+      }
+    }
+  } else {
+    for (int p = 0; p < passes; ++p) {
+      detail::parallel_for(threads, m, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
+        detail::blur_range(simd_, view, p, buffers[p % 2], buffers[(p + 1) % 2], stride,
+                           static_cast<int>(begin), static_cast<int>(end));
+      });
+    }
+  }
+  return buffers[passes % 2];
+}
+
+void PermutohedralLattice::slice(const float* vertex_values, int stride, float* out,
+                                 int threads) const {
+  const detail::LatticeView view = make_view(*this, splat_begin_, splat_entries_, blur_neighbours_);
+  detail::parallel_for(threads, num_points_, kMinPointChunk,
+                       [&](std::int64_t begin, std::int64_t end) {
+                         detail::slice_range(simd_, view, vertex_values, stride, out,
+                                             static_cast<int>(begin), static_cast<int>(end));
+                       });
+}
+
+void PermutohedralLattice::filter(const float* values, float* out, int channels,
+                                  LatticeWorkspace& workspace, int threads) const {
+  if (channels < 1) {
+    throw Error(fmt::format("permutohedral filter: channels must be >= 1, got {}", channels));
+  }
+  // Rows of 1, 2, 4 or a multiple of 8 floats run the specialised loops; pad other widths.
+  const int stride = detail::row_stride(channels);
+  const std::size_t rows = static_cast<std::size_t>(num_vertices_) + 1;
+  workspace.vertex_values.resize(rows * stride);
+  workspace.vertex_scratch.resize(rows * stride);
+  const float* in = values;
+  float* dst = out;
+  if (stride != channels) {
+    workspace.padded_in.assign(static_cast<std::size_t>(num_points_) * stride, 0.0f);
+    workspace.padded_out.resize(static_cast<std::size_t>(num_points_) * stride);
+    for (std::int64_t i = 0; i < num_points_; ++i) {
+      std::copy_n(values + i * channels, channels, workspace.padded_in.data() + i * stride);
+    }
+    in = workspace.padded_in.data();
+    dst = workspace.padded_out.data();
+  }
+  splat(in, nullptr, stride, workspace.vertex_values.data(), threads);
+  const float* blurred =
+      blur(workspace.vertex_values.data(), workspace.vertex_scratch.data(), stride, threads);
+  slice(blurred, stride, dst, threads);
+  if (stride != channels) {
+    for (std::int64_t i = 0; i < num_points_; ++i) {
+      std::copy_n(workspace.padded_out.data() + i * stride, channels, out + i * channels);
+    }
+  }
+}
+
+std::vector<float> PermutohedralLattice::filter(const std::vector<float>& values, int channels,
+                                                int threads) const {
+  if (channels < 1 || values.size() != static_cast<std::size_t>(num_points_) * channels) {
+    throw Error(fmt::format(
+        "permutohedral filter: expected {} points × {} channels = {} values, got {}", num_points_,
+        channels, static_cast<std::int64_t>(num_points_) * channels, values.size()));
+  }
+  std::vector<float> out(values.size());
+  LatticeWorkspace workspace;
+  filter(values.data(), out.data(), channels, workspace, threads);
+  return out;
+}
+
+}  // namespace clipes::crf
