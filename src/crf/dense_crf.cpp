@@ -108,7 +108,11 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
       kernels_.empty() ? detail::detect_simd_level() : kernels_.front().lattice.simd_level();
 
   // −U, label-innermost and padded.
-  detail::AlignedFloats neg_unary(static_cast<std::size_t>(n) * stride, 0.0f);
+  detail::AlignedFloats neg_unary;
+  neg_unary.resize(static_cast<std::size_t>(n) * stride);  // uninitialised; every lane set below
+  for (int l = labels; l < stride; ++l) {
+    for (std::int64_t i = 0; i < n; ++i) neg_unary[static_cast<std::size_t>(i * stride + l)] = 0.0f;
+  }
   for (int l = 0; l < labels; ++l) {
     const float* u = unary.data + static_cast<std::int64_t>(l) * n;
     for (std::int64_t i = 0; i < n; ++i) {
@@ -129,8 +133,10 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
   for (std::size_t k = 0; k < num_kernels; ++k) {
     const PermutohedralLattice& lattice = kernels_[k].lattice;
     const std::size_t rows = static_cast<std::size_t>(lattice.num_vertices()) + 1;
+    // The first splat target starts at 0 (the splat reads, then masks, what a row held); the
+    // other buffer is first written by the blur's first pass.
     buffers[2 * k].assign(rows * stride, 0.0f);
-    buffers[2 * k + 1].assign(rows * stride, 0.0f);
+    buffers[2 * k + 1].resize(rows * stride);
     detail::LatticeView& view = messages[k].lattice;
     view.num_points = lattice.num_points();
     view.dim = lattice.dim();
@@ -153,7 +159,8 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
   // step t − 1. One thread: each step's pixel pass scatters n·Q straight into the splat targets
   // (point order, as densecrf's splat); several threads: the pass writes Q, then each kernel
   // splats it in parallel over vertices.
-  detail::AlignedFloats q(static_cast<std::size_t>(n) * stride);
+  detail::AlignedFloats q;
+  q.resize(static_cast<std::size_t>(n) * stride);  // every pixel pass writes all of it
   const int num_k = static_cast<int>(num_kernels);
   for (int step = 0; step <= config_.iterations; ++step) {
     const bool last = step == config_.iterations;

@@ -432,7 +432,7 @@ CLIPES_CRF_INLINE void emit_point(const MessageKernel* kernels, int num_kernels,
   }
 }
 
-// Rows of at least 4 floats: softmax on the registers of each point.
+// Rows of at least 8 floats: softmax on the registers of each point.
 template <int kS>
 CLIPES_CRF_INLINE void mean_field_rows(const MessageKernel* kernels, int num_kernels,
                                        const float* CLIPES_CRF_RESTRICT neg_unary, int labels,
@@ -465,12 +465,14 @@ CLIPES_CRF_INLINE void mean_field_rows(const MessageKernel* kernels, int num_ker
       sum += a[t];
     }
     const float total = hsum(sum);
-    for (int t = 0; t < Shape::kCount; ++t) a[t] = a[t] / total;
+    const float inverse = 1.0f / total;
+    for (int t = 0; t < Shape::kCount; ++t) a[t] = a[t] * inverse;
     emit_point<kS>(kernels, num_kernels, scatter, i, a, q);
   }
 }
 
-// Rows of 1-2 floats (and the generic stride): blocks of points so that exp runs vectorised.
+// Rows of 1-4 floats (and the generic stride): blocks of points so that exp runs on full
+// 8-wide vectors.
 constexpr int kPointBlock = 16;
 
 inline void scatter_point_generic(const LatticeView& lattice, std::int64_t i, const float* x,
@@ -526,7 +528,8 @@ CLIPES_CRF_INLINE void mean_field_blocks(const MessageKernel* kernels, int num_k
       float* e = block + j * S;
       float sum = 0.0f;
       for (int c = 0; c < labels; ++c) sum += e[c];
-      for (int c = 0; c < S; ++c) e[c] = c < labels ? e[c] / sum : 0.0f;
+      const float inverse = 1.0f / sum;
+      for (int c = 0; c < S; ++c) e[c] = c < labels ? e[c] * inverse : 0.0f;
       const std::int64_t i = i0 + j;
       if constexpr (kS > 0) {
         typename RowShape<kS>::Vec qv[RowShape<kS>::kCount];
@@ -551,7 +554,7 @@ CLIPES_CRF_INLINE void mean_field_impl(const MessageKernel* kernels, int num_ker
                                        const float* CLIPES_CRF_RESTRICT neg_unary, int labels,
                                        int stride, bool scatter, float* CLIPES_CRF_RESTRICT q,
                                        int begin, int end, float* scratch) {
-  if constexpr (kS >= 4) {
+  if constexpr (kS >= 8) {
     mean_field_rows<kS>(kernels, num_kernels, neg_unary, labels, scatter, q, begin, end);
   } else {
     mean_field_blocks<kS>(kernels, num_kernels, neg_unary, labels, stride, scatter, q, begin,

@@ -22,6 +22,10 @@ namespace clipes::crf {
 
 namespace {
 
+// Chunk sizes for splitting over threads (items per chunk at least).
+constexpr std::int64_t kMinVertexChunk = 4096;
+constexpr std::int64_t kMinPointChunk = 4096;
+
 // Lattice coordinates are stored as int16 (as densecrf does); keep a margin for the neighbour
 // keys (±(d+1)).
 constexpr float kMaxCoordinate = 30000.0f;
@@ -129,6 +133,241 @@ class KeyTable {
   int shift_ = 64;
 };
 
+// Vertex indices: both map a lattice key (d int coordinates) to a dense vertex id given in
+// order of insertion, and remember each id's key. A Probe holds what a lookup needs (computed,
+// and its memory prefetched, a few points ahead).
+
+// Any keys: the hash table, with a presence bitset in front (one bit per hash value modulo its
+// size, about 16 bits per point): most lookups of absent keys (missing blur neighbours) are
+// answered from the bitset, which stays in cache, without touching the table.
+template <int D>
+class HashIndex {
+ public:
+  static constexpr int W = (D + 3) / 4;
+  struct Probe {
+    PackedKey<W> key;
+    std::uint64_t hash;
+  };
+  explicit HashIndex(std::size_t expected) : table_(expected) {
+    std::size_t bits = 1 << 16;
+    while (bits < 16 * expected) bits *= 2;
+    present_.assign(bits / 64, 0);
+    present_mask_ = bits - 1;
+  }
+  // `insert`: the probe is for an insertion (prefetch the slot whatever the bitset says).
+  Probe probe(const int* key, bool insert) const {
+    Probe p{pack_key<D>(key), 0};
+    p.hash = hash_key(p.key);
+    if (insert || maybe_present(p.hash)) table_.prefetch(p.hash);
+    return p;
+  }
+  std::int32_t insert(const int* /*key*/, const Probe& p) {
+    const std::size_t bit = p.hash & present_mask_;
+    present_[bit / 64] |= std::uint64_t{1} << (bit % 64);
+    return table_.insert(p.key, p.hash);
+  }
+  std::int32_t find(const Probe& p) const {
+    return maybe_present(p.hash) ? table_.find(p.key, p.hash) : -1;
+  }
+  void key_of(std::int32_t id, int* key) const {
+    unpack_key<D>(table_.keys()[static_cast<std::size_t>(id)], key);
+  }
+  std::int32_t size() const { return table_.size(); }
+
+ private:
+  bool maybe_present(std::uint64_t hash) const {
+    const std::size_t bit = hash & present_mask_;
+    return (present_[bit / 64] >> (bit % 64)) & 1u;
+  }
+  KeyTable<W> table_;
+  std::vector<std::uint64_t> present_;
+  std::size_t present_mask_ = 0;
+};
+
+// Keys within a small box (position-only features on a pixel grid): a dense array of ids over
+// the box, no hashing. Coordinate 0 is stored as is; coordinates 1..d−1 divided by d+1 (all
+// coordinates of a lattice key leave the same remainder modulo d+1, so they are recovered).
+template <int D>
+class GridIndex {
+ public:
+  struct Probe {
+    std::int64_t cell;  // −1: outside the box
+  };
+  // lo/hi: per coordinate, the smallest and largest key coordinate that can occur.
+  static std::int64_t volume(const int* lo, const int* hi) {
+    std::int64_t v = 1;
+    for (int k = 0; k < D; ++k) {
+      v *= k == 0 ? hi[0] - lo[0] + 1 : floor_div(hi[k]) - floor_div(lo[k]) + 1;
+      if (v > (std::int64_t{1} << 40)) return v;
+    }
+    return v;
+  }
+  GridIndex(const int* lo, const int* hi, std::size_t expected) {
+    std::int64_t stride = 1;
+    for (int k = D - 1; k >= 0; --k) {
+      lo_[k] = k == 0 ? lo[0] : floor_div(lo[k]);
+      extent_[k] = (k == 0 ? hi[0] : floor_div(hi[k])) - lo_[k] + 1;
+      stride_[k] = stride;
+      stride *= extent_[k];
+    }
+    cells_.assign(static_cast<std::size_t>(stride), -1);
+    keys_.reserve(expected * D);
+  }
+  Probe probe(const int* key, bool /*insert*/) const {
+    std::int64_t cell = 0;
+    for (int k = 0; k < D; ++k) {
+      const int c = (k == 0 ? key[0] : floor_div(key[k])) - lo_[k];
+      if (c < 0 || c >= extent_[k]) return Probe{-1};
+      cell += c * stride_[k];
+    }
+    return Probe{cell};
+  }
+  std::int32_t insert(const int* key, const Probe& p) {
+    std::int32_t& id = cells_[static_cast<std::size_t>(p.cell)];
+    if (id < 0) {
+      id = size();
+      keys_.insert(keys_.end(), key, key + D);
+    }
+    return id;
+  }
+  std::int32_t find(const Probe& p) const {
+    return p.cell < 0 ? -1 : cells_[static_cast<std::size_t>(p.cell)];
+  }
+  void key_of(std::int32_t id, int* key) const {
+    std::copy_n(&keys_[static_cast<std::size_t>(id) * D], D, key);
+  }
+  std::int32_t size() const { return static_cast<std::int32_t>(keys_.size() / D); }
+
+ private:
+  static int floor_div(int x) { return x >= 0 ? x / (D + 1) : -((-x + D) / (D + 1)); }
+  int lo_[D] = {};
+  std::int64_t extent_[D] = {};
+  std::int64_t stride_[D] = {};
+  std::vector<std::int32_t> cells_;
+  std::vector<int> keys_;
+};
+
+// Phases B and C of the build (see PermutohedralLattice::build): vertex ids of every point's
+// corners and the blur neighbours, vertex-major [M, d+1] (−1: none).
+template <int D, class Index>
+std::vector<detail::BlurNeighbours> index_vertices(Index& index, std::int64_t n,
+                                                   const std::vector<std::int16_t>& bases,
+                                                   const std::vector<std::int8_t>& ranks,
+                                                   const int* canonical, int threads,
+                                                   std::vector<std::int32_t>& point_vertices,
+                                                   std::vector<std::int32_t>& first_new) {
+  constexpr int kCorners = D + 1;
+  using Probe = typename Index::Probe;
+  // Phase B (sequential, point order): the corners' vertex ids, Steps 1.5-1.6. A point in the
+  // same simplex as the previous one reuses its ids; the keys of the points a few ahead are
+  // probed (and their memory prefetched) early.
+  // The corners of a simplex are lattice neighbours of each other (corner r + 1 is the n2 of
+  // corner r along the axis ranked d − r, corner d the n1 of corner 0 along the axis ranked 0):
+  // those links are recorded here, so that Phase C looks up only the others.
+  point_vertices.resize(static_cast<std::size_t>(n * kCorners));
+  first_new.resize(static_cast<std::size_t>(n));
+  constexpr detail::BlurNeighbours kUnknown{-1, -1};
+  std::vector<detail::BlurNeighbours> links;
+  links.reserve(static_cast<std::size_t>(n) * kCorners);
+  constexpr int kAhead = 8;
+  struct Pending {
+    int keys[kCorners][D];
+    Probe probes[kCorners];
+  };
+  Pending ring[kAhead];
+  const auto same_simplex = [&](std::int64_t i) {
+    return i > 0 &&
+           std::memcmp(&bases[static_cast<std::size_t>(i * D)],
+                       &bases[static_cast<std::size_t>((i - 1) * D)],
+                       D * sizeof(std::int16_t)) == 0 &&
+           std::memcmp(&ranks[static_cast<std::size_t>(i * D)],
+                       &ranks[static_cast<std::size_t>((i - 1) * D)],
+                       D * sizeof(std::int8_t)) == 0;
+  };
+  const auto prepare = [&](std::int64_t i) {
+    Pending& p = ring[i % kAhead];
+    const std::int16_t* base = &bases[static_cast<std::size_t>(i * D)];
+    const std::int8_t* rank = &ranks[static_cast<std::size_t>(i * D)];
+    for (int r = 0; r <= D; ++r) {
+      for (int k = 0; k < D; ++k) p.keys[r][k] = base[k] + canonical[r * (D + 1) + rank[k]];
+      p.probes[r] = index.probe(p.keys[r], true);
+    }
+  };
+  for (std::int64_t i = 0; i < std::min<std::int64_t>(kAhead, n); ++i) prepare(i);
+  for (std::int64_t i = 0; i < n; ++i) {
+    first_new[static_cast<std::size_t>(i)] = index.size();
+    std::int32_t* ids = &point_vertices[static_cast<std::size_t>(i * kCorners)];
+    if (same_simplex(i)) {
+      std::copy_n(ids - kCorners, kCorners, ids);
+    } else {
+      const Pending& p = ring[i % kAhead];
+      for (int r = 0; r <= D; ++r) ids[r] = index.insert(p.keys[r], p.probes[r]);
+      const std::size_t needed = static_cast<std::size_t>(index.size()) * kCorners;
+      if (needed > links.size()) links.resize(std::max(needed, 2 * links.size()), kUnknown);
+      int axis_of_rank[kCorners];
+      int rank_sum = 0;
+      for (int k = 0; k < D; ++k) {
+        const int rk = ranks[static_cast<std::size_t>(i * D + k)];
+        axis_of_rank[rk] = k;
+        rank_sum += rk;
+      }
+      axis_of_rank[D * (D + 1) / 2 - rank_sum] = D;
+      for (int r = 0; r < D; ++r) {
+        const int a = axis_of_rank[D - r];
+        links[static_cast<std::size_t>(ids[r]) * kCorners + a].n2 = ids[r + 1];
+        links[static_cast<std::size_t>(ids[r + 1]) * kCorners + a].n1 = ids[r];
+      }
+      const int a0 = axis_of_rank[0];
+      links[static_cast<std::size_t>(ids[0]) * kCorners + a0].n1 = ids[D];
+      links[static_cast<std::size_t>(ids[D]) * kCorners + a0].n2 = ids[0];
+    }
+    if (i + kAhead < n) prepare(i + kAhead);
+  }
+  const std::int32_t m = index.size();
+  links.resize(static_cast<std::size_t>(m) * kCorners);
+
+  // Phase C (parallel over vertices): the remaining neighbours, Step 2. n1 along axis a is
+  // K − 1 with K[a] + d (a < d), or K − 1 (a = d); the n2 of that vertex is K itself, so one
+  // lookup fills both links. Lookups go in batches probed (prefetched) first.
+  detail::parallel_for(threads, m, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
+    constexpr int kBatch = 16;
+    Probe batch_probes[kBatch];
+    std::int64_t batch_slot[kBatch];
+    int count = 0;
+    const auto flush = [&] {
+      for (int b = 0; b < count; ++b) {
+        const std::int32_t u = index.find(batch_probes[b]);
+        const std::int64_t v = batch_slot[b] / kCorners;
+        const int a = static_cast<int>(batch_slot[b] % kCorners);
+        links[static_cast<std::size_t>(batch_slot[b])].n1 = u;  // −1: none
+        if (u >= 0) {
+          links[static_cast<std::size_t>(u) * kCorners + a].n2 = static_cast<std::int32_t>(v);
+        }
+      }
+      count = 0;
+    };
+    for (std::int64_t v = begin; v < end; ++v) {
+      int key[D];
+      bool have_key = false;
+      for (int a = 0; a <= D; ++a) {
+        if (links[static_cast<std::size_t>(v) * kCorners + a].n1 >= 0) continue;
+        if (!have_key) {
+          index.key_of(static_cast<std::int32_t>(v), key);
+          have_key = true;
+        }
+        int n1[D];
+        for (int k = 0; k < D; ++k) n1[k] = key[k] - 1;
+        if (a < D) n1[a] = key[a] + D;
+        batch_probes[count] = index.probe(n1, false);
+        batch_slot[count] = v * kCorners + a;
+        if (++count == kBatch) flush();
+      }
+    }
+    flush();
+  });
+  return links;
+}
+
 // Round half to even, as SSE's cvtps2dq does under the default rounding mode (|x| < 2^22).
 inline float round_even(float x) {
   constexpr float kMagic = 12582912.0f;  // 1.5 · 2^23
@@ -136,9 +375,6 @@ inline float round_even(float x) {
   return (x + kMagic) - kMagic;
 }
 
-// Chunk sizes for splitting over threads (items per chunk at least).
-constexpr std::int64_t kMinVertexChunk = 4096;
-constexpr std::int64_t kMinPointChunk = 4096;
 // The wavefront blur keeps its window of vertex rows (both buffers) within this many bytes.
 constexpr std::int64_t kWavefrontBytes = std::int64_t{1} << 20;
 constexpr std::int64_t kWavefrontStep = 256;
@@ -172,8 +408,6 @@ PermutohedralLattice::PermutohedralLattice(const float* features, int num_points
 template <int D>
 void PermutohedralLattice::build(const float* features, int threads) {
   constexpr int kCorners = D + 1;
-  constexpr int W = (D + 3) / 4;
-  using Key = PackedKey<W>;
   const std::int64_t n = num_points_;
 
   // Step 0 constants, with densecrf's mix of double and float.
@@ -186,9 +420,9 @@ void PermutohedralLattice::build(const float* features, int threads) {
   const float inv_dp1 = 1.0f / static_cast<float>(D + 1);
   const auto dp1 = static_cast<float>(D + 1);
   alpha_ = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(D)));
-  int canonical[kCorners][kCorners];
+  int canonical[kCorners * kCorners];  // C[r][t]: corner r's offset for rank t
   for (int r = 0; r <= D; ++r) {
-    for (int t = 0; t <= D; ++t) canonical[r][t] = t <= D - r ? r : r - (D + 1);
+    for (int t = 0; t <= D; ++t) canonical[r * kCorners + t] = t <= D - r ? r : r - (D + 1);
   }
 
   // Phase A (parallel over points): the enclosing simplex (remainder-0 point and ranks) and the
@@ -198,7 +432,22 @@ void PermutohedralLattice::build(const float* features, int threads) {
   std::vector<std::int8_t> ranks(static_cast<std::size_t>(n * D));
   std::int64_t first_bad = n;
   std::mutex bad_mutex;
+  int base_min[D];
+  int base_max[D];
+  std::fill_n(base_min, D, std::numeric_limits<int>::max());
+  std::fill_n(base_max, D, std::numeric_limits<int>::min());
   detail::parallel_for(threads, n, kMinPointChunk, [&](std::int64_t begin, std::int64_t end) {
+    int local_min[D];
+    int local_max[D];
+    std::fill_n(local_min, D, std::numeric_limits<int>::max());
+    std::fill_n(local_max, D, std::numeric_limits<int>::min());
+    const auto merge = [&] {
+      const std::lock_guard<std::mutex> lock(bad_mutex);
+      for (int k = 0; k < D; ++k) {
+        base_min[k] = std::min(base_min[k], local_min[k]);
+        base_max[k] = std::max(base_max[k], local_max[k]);
+      }
+    };
     for (std::int64_t i = begin; i < end; ++i) {
       const float* f = features + i * D;
       // Step 0: scale and lift onto the hyperplane Σ z = 0.
@@ -254,11 +503,15 @@ void PermutohedralLattice::build(const float* features, int threads) {
       }
       bary[0] += 1.0f + bary[D + 1];
       for (int k = 0; k < D; ++k) {
-        bases[static_cast<std::size_t>(i * D + k)] = static_cast<std::int16_t>(rem0[k]);
+        const int base = static_cast<int>(rem0[k]);
+        bases[static_cast<std::size_t>(i * D + k)] = static_cast<std::int16_t>(base);
         ranks[static_cast<std::size_t>(i * D + k)] = static_cast<std::int8_t>(rank[k]);
+        local_min[k] = std::min(local_min[k], base);
+        local_max[k] = std::max(local_max[k], base);
       }
       std::copy_n(bary, kCorners, barycentric_.data() + i * kCorners);
     }
+    merge();
   });
   if (first_bad < n) {
     throw Error(fmt::format(
@@ -267,121 +520,28 @@ void PermutohedralLattice::build(const float* features, int threads) {
         first_bad, kMaxCoordinate, features[first_bad * D]));
   }
 
-  // Phase B (sequential, point order): the corners' vertex ids, Steps 1.5-1.6. A point in the
-  // same simplex as the previous one reuses its ids; the table slots of the keys a few points
-  // ahead are prefetched.
-  // The corners of a simplex are lattice neighbours of each other (corner r + 1 is the n2 of
-  // corner r along the axis ranked d − r, corner d the n1 of corner 0 along the axis ranked 0):
-  // those links are recorded here, so that Phase C looks up only the others.
-  point_vertices_.resize(static_cast<std::size_t>(n * kCorners));
-  first_new_.resize(static_cast<std::size_t>(n));
-  KeyTable<W> table(static_cast<std::size_t>(n));
-  constexpr detail::BlurNeighbours kUnknown{-1, -1};
-  std::vector<detail::BlurNeighbours> links;  // vertex-major [M, d+1] while building
-  links.reserve(static_cast<std::size_t>(n) * kCorners);
-  constexpr int kAhead = 8;
-  struct Pending {
-    Key keys[kCorners];
-    std::uint64_t hashes[kCorners];
-  };
-  Pending ring[kAhead];
-  const auto same_simplex = [&](std::int64_t i) {
-    return i > 0 &&
-           std::memcmp(&bases[static_cast<std::size_t>(i * D)],
-                       &bases[static_cast<std::size_t>((i - 1) * D)], D * sizeof(std::int16_t)) == 0 &&
-           std::memcmp(&ranks[static_cast<std::size_t>(i * D)],
-                       &ranks[static_cast<std::size_t>((i - 1) * D)], D * sizeof(std::int8_t)) == 0;
-  };
-  const auto prepare = [&](std::int64_t i) {
-    Pending& p = ring[i % kAhead];
-    const std::int16_t* base = &bases[static_cast<std::size_t>(i * D)];
-    const std::int8_t* rank = &ranks[static_cast<std::size_t>(i * D)];
-    for (int r = 0; r <= D; ++r) {
-      int key[D];
-      for (int k = 0; k < D; ++k) key[k] = base[k] + canonical[r][rank[k]];
-      p.keys[r] = pack_key<D>(key);
-      p.hashes[r] = hash_key(p.keys[r]);
-      table.prefetch(p.hashes[r]);
-    }
-  };
-  for (std::int64_t i = 0; i < std::min<std::int64_t>(kAhead, n); ++i) prepare(i);
-  for (std::int64_t i = 0; i < n; ++i) {
-    first_new_[static_cast<std::size_t>(i)] = table.size();
-    std::int32_t* ids = &point_vertices_[static_cast<std::size_t>(i * kCorners)];
-    if (same_simplex(i)) {
-      std::copy_n(ids - kCorners, kCorners, ids);
-    } else {
-      const Pending& p = ring[i % kAhead];
-      for (int r = 0; r <= D; ++r) ids[r] = table.insert(p.keys[r], p.hashes[r]);
-      const std::size_t needed = static_cast<std::size_t>(table.size()) * kCorners;
-      if (needed > links.size()) links.resize(std::max(needed, 2 * links.size()), kUnknown);
-      int axis_of_rank[kCorners];
-      int rank_sum = 0;
-      for (int k = 0; k < D; ++k) {
-        const int rk = ranks[static_cast<std::size_t>(i * D + k)];
-        axis_of_rank[rk] = k;
-        rank_sum += rk;
-      }
-      axis_of_rank[D * (D + 1) / 2 - rank_sum] = D;
-      for (int r = 0; r < D; ++r) {
-        const int a = axis_of_rank[D - r];
-        links[static_cast<std::size_t>(ids[r]) * kCorners + a].n2 = ids[r + 1];
-        links[static_cast<std::size_t>(ids[r + 1]) * kCorners + a].n1 = ids[r];
-      }
-      const int a0 = axis_of_rank[0];
-      links[static_cast<std::size_t>(ids[0]) * kCorners + a0].n1 = ids[D];
-      links[static_cast<std::size_t>(ids[D]) * kCorners + a0].n2 = ids[0];
-    }
-    if (i + kAhead < n) prepare(i + kAhead);
+  // Phases B and C: vertex ids and neighbours, through a dense grid when the keys fill a small
+  // box (position-only features), else through the hash table. Same ids either way.
+  int lo[D];
+  int hi[D];
+  for (int k = 0; k < D; ++k) {
+    lo[k] = base_min[k] - 2 * (D + 1);  // corners reach ±d, their neighbours ±(d+1) further
+    hi[k] = base_max[k] + 2 * (D + 1);
+  }
+  std::vector<detail::BlurNeighbours> links;
+  if (GridIndex<D>::volume(lo, hi) <= 4 * n + 4096) {
+    GridIndex<D> index(lo, hi, static_cast<std::size_t>(n));
+    links = index_vertices<D>(index, n, bases, ranks, canonical, threads, point_vertices_,
+                              first_new_);
+  } else {
+    HashIndex<D> index(static_cast<std::size_t>(n));
+    links = index_vertices<D>(index, n, bases, ranks, canonical, threads, point_vertices_,
+                              first_new_);
   }
   std::vector<std::int16_t>().swap(bases);
   std::vector<std::int8_t>().swap(ranks);
-  const std::int32_t m = table.size();
+  const auto m = static_cast<std::int32_t>(links.size() / kCorners);
   num_vertices_ = m;
-
-  // Phase C (parallel over vertices): the remaining neighbours, Step 2. n1 along axis a is
-  // K − 1 with K[a] + d (a < d), or K − 1 (a = d); the n2 of that vertex is K itself, so one
-  // lookup fills both links. Lookups go in batches whose slots are prefetched first.
-  const std::vector<Key>& keys = table.keys();
-  detail::parallel_for(threads, m, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
-    constexpr int kBatch = 16;
-    Key batch_keys[kBatch];
-    std::uint64_t batch_hashes[kBatch];
-    std::int64_t batch_slot[kBatch];
-    int count = 0;
-    const auto flush = [&] {
-      for (int b = 0; b < count; ++b) {
-        const std::int32_t u = table.find(batch_keys[b], batch_hashes[b]);
-        const std::int64_t v = batch_slot[b] / kCorners;
-        const int a = static_cast<int>(batch_slot[b] % kCorners);
-        links[static_cast<std::size_t>(batch_slot[b])].n1 = u;  // −1: none
-        if (u >= 0) {
-          links[static_cast<std::size_t>(u) * kCorners + a].n2 = static_cast<std::int32_t>(v);
-        }
-      }
-      count = 0;
-    };
-    for (std::int64_t v = begin; v < end; ++v) {
-      int key[D];
-      bool unpacked = false;
-      for (int a = 0; a <= D; ++a) {
-        if (links[static_cast<std::size_t>(v) * kCorners + a].n1 >= 0) continue;
-        if (!unpacked) {
-          unpack_key<D>(keys[static_cast<std::size_t>(v)], key);
-          unpacked = true;
-        }
-        int n1[D];
-        for (int k = 0; k < D; ++k) n1[k] = key[k] - 1;
-        if (a < D) n1[a] = key[a] + D;
-        batch_keys[count] = pack_key<D>(n1);
-        batch_hashes[count] = hash_key(batch_keys[count]);
-        table.prefetch(batch_hashes[count]);
-        batch_slot[count] = v * kCorners + a;
-        if (++count == kBatch) flush();
-      }
-    }
-    flush();
-  });
 
   // Axis-major for the blur, missing neighbours pointing at the dummy row m.
   blur_neighbours_.resize(static_cast<std::size_t>(kCorners) * m);
@@ -532,8 +692,8 @@ void PermutohedralLattice::filter(const float* values, float* out, int channels,
   // Rows of 1, 2, 4 or a multiple of 8 floats run the specialised loops; pad other widths.
   const int stride = detail::row_stride(channels);
   const std::size_t rows = static_cast<std::size_t>(num_vertices_) + 1;
-  workspace.vertex_values.resize(rows * stride);
-  workspace.vertex_scratch.resize(rows * stride);
+  workspace.vertex_values.assign(rows * stride, 0.0f);  // the splat reads (and masks) rows
+  workspace.vertex_scratch.resize(rows * stride);      // written by the blur before it is read
   const float* in = values;
   float* dst = out;
   if (stride != channels) {

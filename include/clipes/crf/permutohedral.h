@@ -35,7 +35,8 @@ struct BlurNeighbours {
 enum class SimdLevel { kBaseline, kAvx2 };
 
 /// Allocates on 64-byte (cache line) boundaries, so that vector loads of rows never straddle a
-/// line more than they must.
+/// line more than they must. resize() leaves new elements uninitialised (default-initialised):
+/// large work buffers are written before they are read; use assign() to zero them.
 template <class T>
 struct AlignedAllocator {
   using value_type = T;
@@ -45,6 +46,14 @@ struct AlignedAllocator {
   AlignedAllocator(const AlignedAllocator<U>&) noexcept {}  // NOLINT(google-explicit-constructor)
   T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlignment)); }
   void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, kAlignment); }
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(static_cast<Args&&>(args)...);
+  }
   template <class U>
   bool operator==(const AlignedAllocator<U>&) const noexcept { return true; }
   template <class U>
