@@ -1,6 +1,7 @@
 #include "lattice_kernels.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -78,15 +79,34 @@ struct RowShape {
   static constexpr int kCount = kS / kWidth;
 };
 
+// Loads and stores of rows go through float-typed lvalues (vector types alias their element
+// type), not memcpy: stores to rows then cannot alias the index tables and kernel descriptors,
+// which the compiler keeps in registers.
+#if CLIPES_CRF_VECTORS
+typedef float V8u __attribute__((vector_size(32), aligned(4)));
+typedef float V4u __attribute__((vector_size(16), aligned(4)));
+#endif
+template <class V>
+struct UnalignedOf {
+  using type = V;
+};
+#if CLIPES_CRF_VECTORS
+template <>
+struct UnalignedOf<V8> {
+  using type = V8u;
+};
+template <>
+struct UnalignedOf<V4> {
+  using type = V4u;
+};
+#endif
 template <class V>
 CLIPES_CRF_INLINE V vload(const float* p) {
-  V v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+  return *reinterpret_cast<const typename UnalignedOf<V>::type*>(p);
 }
 template <class V>
 CLIPES_CRF_INLINE void vstore(float* p, V v) {
-  std::memcpy(p, &v, sizeof v);
+  *reinterpret_cast<typename UnalignedOf<V>::type*>(p) = v;
 }
 template <class To, class From>
 CLIPES_CRF_INLINE To bit_cast(From from) {
@@ -187,14 +207,15 @@ CLIPES_CRF_INLINE void exp_in_place(float* CLIPES_CRF_RESTRICT x, int count) {
 }
 
 // ---- Step 3 (scatter form): points in order, each corner row updated in place. --------------
-template <int kS>
+// kCorners > 0: the lattice has d + 1 = kCorners (unrolled loops); 0: read it at run time.
+template <int kS, int kCorners = 0>
 CLIPES_CRF_INLINE void scatter_point(const LatticeView& lattice, std::int64_t i,
                                      const typename RowShape<kS>::Vec* x,
                                      float* CLIPES_CRF_RESTRICT out) {
   using Shape = RowShape<kS>;
   using Vec = typename Shape::Vec;
   using Mask = typename Shape::Mask;
-  const int corners = lattice.dim + 1;
+  const int corners = kCorners > 0 ? kCorners : lattice.dim + 1;
   const std::int32_t* vert = lattice.point_vertices + i * corners;
   const float* bary = lattice.barycentric + i * corners;
   const std::int32_t first_new = lattice.first_new[i];
@@ -330,18 +351,20 @@ CLIPES_CRF_INLINE void blur_impl(const LatticeView& lattice, int axis,
 
 // ---- Step 5: slice one point into registers (fixed stride) or into `acc` (generic). -----------
 // The weight is α·b as densecrf's SSE path computes it.
-template <int kS>
+// kAlpha false: Σ b_m · row (the caller folds α into its own scale). kCorners as for
+// scatter_point.
+template <int kS, bool kAlpha = true, int kCorners = 0>
 CLIPES_CRF_INLINE void slice_point(const LatticeView& lattice, const float* CLIPES_CRF_RESTRICT vv,
                                    std::int64_t point, typename RowShape<kS>::Vec* acc) {
   using Shape = RowShape<kS>;
   using Vec = typename Shape::Vec;
-  const int corners = lattice.dim + 1;
+  const int corners = kCorners > 0 ? kCorners : lattice.dim + 1;
   const std::int32_t* vert = lattice.point_vertices + point * corners;
   const float* bary = lattice.barycentric + point * corners;
   for (int t = 0; t < Shape::kCount; ++t) acc[t] = splat_value<Vec>(0.0f);
   for (int m = 0; m < corners; ++m) {
     const float* x = vv + static_cast<std::int64_t>(vert[m]) * kS;
-    const float w = bary[m] * lattice.alpha;
+    const float w = kAlpha ? bary[m] * lattice.alpha : bary[m];
     for (int t = 0; t < Shape::kCount; ++t) acc[t] += w * vload<Vec>(x + t * Shape::kWidth);
   }
 }
@@ -378,30 +401,39 @@ CLIPES_CRF_INLINE void slice_impl(const LatticeView& lattice, const float* CLIPE
 }
 
 // ---- The mean-field update. -------------------------------------------------------------------
-// a = −U + Σ_k w_k · (slice_k · n_k) for one point, in densecrf's order (Gaussian kernel first).
-template <int kS>
-CLIPES_CRF_INLINE void messages_point(const MessageKernel* kernels, int num_kernels,
+// The pixel loops are compiled for 0, 1 and 2 kernels (DenseCrf has at most two) with the kernel
+// descriptors copied into locals, and for the lattice dimensions of the CRF's kernels (d = 2 and
+// d = 5) with unrolled corner loops.
+
+// a = −U + Σ_k (w_k α_k) · (Σ_m b_m · blurred_k[v_m]) · n_k for one point, in densecrf's order
+// (Gaussian kernel first); α of the slice is folded into the kernel weight.
+template <int kS, int kK>
+CLIPES_CRF_INLINE void messages_point(const MessageKernel* kernels,
                                       const float* CLIPES_CRF_RESTRICT neg_unary, std::int64_t i,
                                       typename RowShape<kS>::Vec* a) {
   using Shape = RowShape<kS>;
   using Vec = typename Shape::Vec;
   for (int t = 0; t < Shape::kCount; ++t) a[t] = vload<Vec>(neg_unary + i * kS + t * Shape::kWidth);
-  for (int k = 0; k < num_kernels; ++k) {
+  for (int k = 0; k < kK; ++k) {
     const MessageKernel& kernel = kernels[k];
     if (kernel.blurred == nullptr) continue;
     Vec msg[Shape::kCount];
-    slice_point<kS>(kernel.lattice, kernel.blurred, i, msg);
+    switch (kernel.lattice.dim) {
+      case 2: slice_point<kS, false, 3>(kernel.lattice, kernel.blurred, i, msg); break;
+      case 5: slice_point<kS, false, 6>(kernel.lattice, kernel.blurred, i, msg); break;
+      default: slice_point<kS, false>(kernel.lattice, kernel.blurred, i, msg); break;
+    }
     const float nk = kernel.norm[i];
-    const float wk = kernel.weight;
+    const float wk = kernel.weight * kernel.lattice.alpha;
     for (int t = 0; t < Shape::kCount; ++t) a[t] += wk * (msg[t] * nk);
   }
 }
 
-// Requests the rows point i will read (blurred messages) and write (splat targets).
-template <int kS>
-CLIPES_CRF_INLINE void prefetch_point(const MessageKernel* kernels, int num_kernels, bool scatter,
-                                      std::int64_t i) {
-  for (int k = 0; k < num_kernels; ++k) {
+// Requests the rows point i will read (blurred messages) and write (splat targets) in lattices
+// whose vertex order is far from the point order.
+template <int kS, int kK>
+CLIPES_CRF_INLINE void prefetch_point(const MessageKernel* kernels, bool scatter, std::int64_t i) {
+  for (int k = 0; k < kK; ++k) {
     const MessageKernel& kernel = kernels[k];
     if (!kernel.lattice.scattered) continue;
     const int corners = kernel.lattice.dim + 1;
@@ -414,67 +446,95 @@ CLIPES_CRF_INLINE void prefetch_point(const MessageKernel* kernels, int num_kern
   }
 }
 
-template <int kS>
-CLIPES_CRF_INLINE void emit_point(const MessageKernel* kernels, int num_kernels, bool scatter,
-                                  std::int64_t i, const typename RowShape<kS>::Vec* qv,
+template <int kS, int kK>
+CLIPES_CRF_INLINE void emit_point(const MessageKernel* kernels, bool scatter, std::int64_t i,
+                                  const typename RowShape<kS>::Vec* qv,
                                   float* CLIPES_CRF_RESTRICT q) {
   using Shape = RowShape<kS>;
   using Vec = typename Shape::Vec;
   if (scatter) {
-    for (int k = 0; k < num_kernels; ++k) {
+    for (int k = 0; k < kK; ++k) {
       Vec x[Shape::kCount];
       const float nk = kernels[k].norm[i];
       for (int t = 0; t < Shape::kCount; ++t) x[t] = qv[t] * nk;
-      scatter_point<kS>(kernels[k].lattice, i, x, kernels[k].splat_target);
+      switch (kernels[k].lattice.dim) {
+        case 2: scatter_point<kS, 3>(kernels[k].lattice, i, x, kernels[k].splat_target); break;
+        case 5: scatter_point<kS, 6>(kernels[k].lattice, i, x, kernels[k].splat_target); break;
+        default: scatter_point<kS>(kernels[k].lattice, i, x, kernels[k].splat_target); break;
+      }
     }
   } else {
     for (int t = 0; t < Shape::kCount; ++t) vstore(q + i * kS + t * Shape::kWidth, qv[t]);
   }
 }
 
-// Rows of at least 8 floats: softmax on the registers of each point.
-template <int kS>
-CLIPES_CRF_INLINE void mean_field_rows(const MessageKernel* kernels, int num_kernels,
-                                       const float* CLIPES_CRF_RESTRICT neg_unary, int labels,
-                                       bool scatter, float* CLIPES_CRF_RESTRICT q, int begin,
-                                       int end) {
+constexpr int kPointBlock = 16;
+
+// Fixed strides. Softmax over the lanes < labels with masked vector reductions; exp on the
+// registers of each point (rows of >= 8 floats) or over a block of points (narrow rows, so that
+// exp runs on full 8-wide vectors).
+template <int kS, int kK>
+CLIPES_CRF_INLINE void mean_field_fixed(const MessageKernel* kernels_in,
+                                        const float* CLIPES_CRF_RESTRICT neg_unary, int labels,
+                                        bool scatter, float* CLIPES_CRF_RESTRICT q, int begin,
+                                        int end) {
   using Shape = RowShape<kS>;
   using Vec = typename Shape::Vec;
   using Mask = typename Shape::Mask;
+  constexpr bool kBlockExp = kS <= 4;
+  MessageKernel kernels[kK > 0 ? kK : 1];
+  for (int k = 0; k < kK; ++k) kernels[k] = kernels_in[k];
   Mask valid[Shape::kCount];  // lanes < labels
   for (int t = 0; t < Shape::kCount; ++t) {
-    for (int c = 0; c < Shape::kWidth; ++c) valid[t][c] = t * Shape::kWidth + c < labels ? ~0u : 0u;
+    if constexpr (Shape::kWidth == 1) {
+      valid[t] = t < labels ? ~0u : 0u;
+    } else {
+      for (int c = 0; c < Shape::kWidth; ++c) {
+        valid[t][c] = t * Shape::kWidth + c < labels ? ~0u : 0u;
+      }
+    }
   }
   const Vec lowest = splat_value<Vec>(std::numeric_limits<float>::lowest());
-  for (int i = begin; i < end; ++i) {
-    if (kS >= kPrefetchMinStride && i + kPrefetchPoints < end) {
-      prefetch_point<kS>(kernels, num_kernels, scatter, i + kPrefetchPoints);
-    }
+  alignas(64) float block[kBlockExp ? kPointBlock * kS : 1];
+  for (int i0 = begin; i0 < end; i0 += kBlockExp ? kPointBlock : 1) {
+    const int n = kBlockExp ? std::min(kPointBlock, end - i0) : 1;
     Vec a[Shape::kCount];
-    messages_point<kS>(kernels, num_kernels, neg_unary, i, a);
-    Vec mx = lowest;
-    for (int t = 0; t < Shape::kCount; ++t) {
-      const Vec v = bit_cast<Vec>((bit_cast<Mask>(a[t]) & valid[t]) |
-                                  (bit_cast<Mask>(lowest) & ~valid[t]));
-      mx = v > mx ? v : mx;
+    for (int j = 0; j < n; ++j) {
+      const int i = i0 + j;
+      if (kS >= kPrefetchMinStride && i + kPrefetchPoints < end) {
+        prefetch_point<kS, kK>(kernels, scatter, i + kPrefetchPoints);
+      }
+      messages_point<kS, kK>(kernels, neg_unary, i, a);
+      Vec mx = lowest;
+      for (int t = 0; t < Shape::kCount; ++t) {
+        const Vec v = bit_cast<Vec>((bit_cast<Mask>(a[t]) & valid[t]) |
+                                    (bit_cast<Mask>(lowest) & ~valid[t]));
+        mx = v > mx ? v : mx;
+      }
+      const float m = hmax(mx);
+      for (int t = 0; t < Shape::kCount; ++t) a[t] = a[t] - m;
+      if constexpr (kBlockExp) {
+        for (int t = 0; t < Shape::kCount; ++t) vstore(block + j * kS + t * Shape::kWidth, a[t]);
+      }
     }
-    const float m = hmax(mx);
-    Vec sum = splat_value<Vec>(0.0f);
-    for (int t = 0; t < Shape::kCount; ++t) {
-      a[t] = bit_cast<Vec>(bit_cast<Mask>(exp_approx<Vec, Mask>(a[t] - m)) & valid[t]);
-      sum += a[t];
+    if constexpr (kBlockExp) exp_in_place(block, n * kS);
+    for (int j = 0; j < n; ++j) {
+      const int i = i0 + j;
+      Vec sum = splat_value<Vec>(0.0f);
+      for (int t = 0; t < Shape::kCount; ++t) {
+        const Vec e = kBlockExp ? vload<Vec>(block + j * kS + t * Shape::kWidth)
+                                : exp_approx<Vec, Mask>(a[t]);
+        a[t] = bit_cast<Vec>(bit_cast<Mask>(e) & valid[t]);
+        sum += a[t];
+      }
+      const float inverse = 1.0f / hsum(sum);
+      for (int t = 0; t < Shape::kCount; ++t) a[t] = a[t] * inverse;
+      emit_point<kS, kK>(kernels, scatter, i, a, q);
     }
-    const float total = hsum(sum);
-    const float inverse = 1.0f / total;
-    for (int t = 0; t < Shape::kCount; ++t) a[t] = a[t] * inverse;
-    emit_point<kS>(kernels, num_kernels, scatter, i, a, q);
   }
 }
 
-// Rows of 1-4 floats (and the generic stride): blocks of points so that exp runs on full
-// 8-wide vectors.
-constexpr int kPointBlock = 16;
-
+// Any stride: plain loops over the lanes, blocks of points for exp.
 inline void scatter_point_generic(const LatticeView& lattice, std::int64_t i, const float* x,
                                   float scale, int S, float* out) {
   const int corners = lattice.dim + 1;
@@ -490,34 +550,22 @@ inline void scatter_point_generic(const LatticeView& lattice, std::int64_t i, co
   }
 }
 
-template <int kS>
-CLIPES_CRF_INLINE void mean_field_blocks(const MessageKernel* kernels, int num_kernels,
-                                         const float* CLIPES_CRF_RESTRICT neg_unary, int labels,
-                                         int stride, bool scatter, float* CLIPES_CRF_RESTRICT q,
-                                         int begin, int end, float* CLIPES_CRF_RESTRICT block,
-                                         float* CLIPES_CRF_RESTRICT msg) {
-  const int S = kS > 0 ? kS : stride;
+inline void mean_field_generic(const MessageKernel* kernels, int num_kernels,
+                               const float* neg_unary, int labels, int S, bool scatter, float* q,
+                               int begin, int end, float* block, float* msg) {
   for (int i0 = begin; i0 < end; i0 += kPointBlock) {
     const int n = std::min(kPointBlock, end - i0);
     for (int j = 0; j < n; ++j) {
       const std::int64_t i = i0 + j;
       float* a = block + j * S;
-      if constexpr (kS > 0) {
-        typename RowShape<kS>::Vec av[RowShape<kS>::kCount];
-        messages_point<kS>(kernels, num_kernels, neg_unary, i, av);
-        for (int t = 0; t < RowShape<kS>::kCount; ++t) {
-          vstore(a + t * RowShape<kS>::kWidth, av[t]);
-        }
-      } else {
-        for (int c = 0; c < S; ++c) a[c] = neg_unary[i * S + c];
-        for (int k = 0; k < num_kernels; ++k) {
-          const MessageKernel& kernel = kernels[k];
-          if (kernel.blurred == nullptr) continue;
-          slice_point_generic(kernel.lattice, kernel.blurred, S, i, msg);
-          const float nk = kernel.norm[i];
-          const float wk = kernel.weight;
-          for (int c = 0; c < S; ++c) a[c] += wk * (msg[c] * nk);
-        }
+      for (int c = 0; c < S; ++c) a[c] = neg_unary[i * S + c];
+      for (int k = 0; k < num_kernels; ++k) {
+        const MessageKernel& kernel = kernels[k];
+        if (kernel.blurred == nullptr) continue;
+        slice_point_generic(kernel.lattice, kernel.blurred, S, i, msg);
+        const float nk = kernel.norm[i];
+        const float wk = kernel.weight;
+        for (int c = 0; c < S; ++c) a[c] += wk * (msg[c] * nk);
       }
       float mx = a[0];
       for (int c = 1; c < labels; ++c) mx = a[c] > mx ? a[c] : mx;
@@ -531,13 +579,7 @@ CLIPES_CRF_INLINE void mean_field_blocks(const MessageKernel* kernels, int num_k
       const float inverse = 1.0f / sum;
       for (int c = 0; c < S; ++c) e[c] = c < labels ? e[c] * inverse : 0.0f;
       const std::int64_t i = i0 + j;
-      if constexpr (kS > 0) {
-        typename RowShape<kS>::Vec qv[RowShape<kS>::kCount];
-        for (int t = 0; t < RowShape<kS>::kCount; ++t) {
-          qv[t] = vload<typename RowShape<kS>::Vec>(e + t * RowShape<kS>::kWidth);
-        }
-        emit_point<kS>(kernels, num_kernels, scatter, i, qv, q);
-      } else if (scatter) {
+      if (scatter) {
         for (int k = 0; k < num_kernels; ++k) {
           scatter_point_generic(kernels[k].lattice, i, e, kernels[k].norm[i], S,
                                 kernels[k].splat_target);
@@ -554,11 +596,15 @@ CLIPES_CRF_INLINE void mean_field_impl(const MessageKernel* kernels, int num_ker
                                        const float* CLIPES_CRF_RESTRICT neg_unary, int labels,
                                        int stride, bool scatter, float* CLIPES_CRF_RESTRICT q,
                                        int begin, int end, float* scratch) {
-  if constexpr (kS >= 8) {
-    mean_field_rows<kS>(kernels, num_kernels, neg_unary, labels, scatter, q, begin, end);
+  if constexpr (kS > 0) {
+    switch (num_kernels) {
+      case 0: mean_field_fixed<kS, 0>(kernels, neg_unary, labels, scatter, q, begin, end); break;
+      case 1: mean_field_fixed<kS, 1>(kernels, neg_unary, labels, scatter, q, begin, end); break;
+      default: mean_field_fixed<kS, 2>(kernels, neg_unary, labels, scatter, q, begin, end); break;
+    }
   } else {
-    mean_field_blocks<kS>(kernels, num_kernels, neg_unary, labels, stride, scatter, q, begin,
-                          end, scratch, scratch + kPointBlock * stride);
+    mean_field_generic(kernels, num_kernels, neg_unary, labels, stride, scatter, q, begin, end,
+                       scratch, scratch + kPointBlock * stride);
   }
 }
 
@@ -653,6 +699,7 @@ void slice_range(SimdLevel simd, const LatticeView& lattice, const float* vertex
 void mean_field_range(SimdLevel simd, const MessageKernel* kernels, int num_kernels,
                       const float* neg_unary, int labels, int stride, bool scatter, float* q,
                       int begin, int end) {
+  assert(num_kernels >= 0 && num_kernels <= 2);
   // Scratch of the block form: kPointBlock rows of a-values and one message row.
   std::vector<float> scratch(static_cast<std::size_t>(kPointBlock + 1) * stride);
   CLIPES_CRF_CALL(simd, mean_field, kernels, num_kernels, neg_unary, labels, stride, scatter, q,

@@ -68,7 +68,7 @@ struct MessageKernel {
 ///   q_i = softmax of a_i over the first `labels` lanes.
 /// Then, if `scatter`, q_i · n_k(i) is scatter-splatted into each kernel's splat_target (the
 /// range must then be all points, in one thread); otherwise q_i is stored into q (lanes from
-/// `labels` to `stride` as 0). neg_unary, q: [N, stride].
+/// `labels` to `stride` as 0). neg_unary, q: [N, stride]. At most two kernels.
 void mean_field_range(SimdLevel simd, const MessageKernel* kernels, int num_kernels,
                       const float* neg_unary, int labels, int stride, bool scatter, float* q,
                       int begin, int end);
