@@ -1,5 +1,6 @@
 #include "clipes/crf/dense_crf.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -92,7 +93,26 @@ DenseCrfStats DenseCrf::stats() const {
   return s;
 }
 
-std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
+std::size_t CrfWorkspace::bytes() const {
+  std::size_t total = (neg_unary_.capacity() + q_.capacity()) * sizeof(float);
+  for (const detail::AlignedFloats& b : vertex_buffers_) total += b.capacity() * sizeof(float);
+  return total;
+}
+
+namespace {
+
+// Sizes `buffer` to `size` floats; newly grown memory is zeroed (rows the splat reads before
+// its first write must hold finite values), existing contents are kept.
+void ensure_size(detail::AlignedFloats& buffer, std::size_t size) {
+  if (buffer.size() < size) {
+    buffer.resize(size);
+    std::fill(buffer.begin(), buffer.end(), 0.0f);
+  }
+}
+
+}  // namespace
+
+std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* workspace) const {
   if (unary.data == nullptr || unary.channels < 2 || unary.height != height_ ||
       unary.width != width_) {
     throw Error(fmt::format(
@@ -107,20 +127,33 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
   const detail::SimdLevel simd =
       kernels_.empty() ? detail::detect_simd_level() : kernels_.front().lattice.simd_level();
 
+  CrfWorkspace local;
+  CrfWorkspace& ws = workspace != nullptr ? *workspace : local;
+
   // −U, label-innermost and padded.
-  detail::AlignedFloats neg_unary;
-  neg_unary.resize(static_cast<std::size_t>(n) * stride);  // uninitialised; every lane set below
-  for (int l = labels; l < stride; ++l) {
-    for (std::int64_t i = 0; i < n; ++i) neg_unary[static_cast<std::size_t>(i * stride + l)] = 0.0f;
+  detail::AlignedFloats& neg_unary = ws.neg_unary_;
+  if (neg_unary.size() < static_cast<std::size_t>(n) * stride) {
+    neg_unary.resize(static_cast<std::size_t>(n) * stride);  // every lane is set below
   }
-  for (int l = 0; l < labels; ++l) {
-    const float* u = unary.data + static_cast<std::int64_t>(l) * n;
-    for (std::int64_t i = 0; i < n; ++i) {
-      if (!std::isfinite(u[i])) {
-        throw Error(fmt::format("dense CRF: unary of label {} at pixel (row {}, column {}) is {}",
-                                l, i / width_, i % width_, u[i]));
+  // Transposed in blocks of pixels so that the block of rows stays in cache across the labels.
+  constexpr std::int64_t kBlock = 256;
+  for (std::int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const std::int64_t i1 = std::min(n, i0 + kBlock);
+    for (int l = 0; l < labels; ++l) {
+      const float* u = unary.data + static_cast<std::int64_t>(l) * n;
+      for (std::int64_t i = i0; i < i1; ++i) {
+        neg_unary[static_cast<std::size_t>(i * stride + l)] = -u[i];
       }
-      neg_unary[static_cast<std::size_t>(i * stride + l)] = -u[i];
+    }
+    for (int l = labels; l < stride; ++l) {
+      for (std::int64_t i = i0; i < i1; ++i) neg_unary[static_cast<std::size_t>(i * stride + l)] = 0.0f;
+    }
+  }
+  for (std::int64_t t = 0; t < static_cast<std::int64_t>(labels) * n; ++t) {
+    if (!std::isfinite(unary.data[t])) {
+      const std::int64_t i = t % n;
+      throw Error(fmt::format("dense CRF: unary of label {} at pixel (row {}, column {}) is {}",
+                              t / n, i / width_, i % width_, unary.data[t]));
     }
   }
 
@@ -128,15 +161,16 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
   // the next splat (they swap roles after every blur).
   const std::size_t num_kernels = kernels_.size();
   std::vector<detail::MessageKernel> messages(num_kernels);
-  std::vector<detail::AlignedFloats> buffers(2 * num_kernels);
+  std::vector<detail::AlignedFloats>& buffers = ws.vertex_buffers_;
+  if (buffers.size() < 2 * num_kernels) buffers.resize(2 * num_kernels);
   bool fused = detail::resolve_threads(threads) == 1;
   for (std::size_t k = 0; k < num_kernels; ++k) {
     const PermutohedralLattice& lattice = kernels_[k].lattice;
     const std::size_t rows = static_cast<std::size_t>(lattice.num_vertices()) + 1;
-    // The first splat target starts at 0 (the splat reads, then masks, what a row held); the
-    // other buffer is first written by the blur's first pass.
-    buffers[2 * k].assign(rows * stride, 0.0f);
-    buffers[2 * k + 1].resize(rows * stride);
+    // The splat reads (then masks away) what a row held before its first write to it: rows
+    // must hold finite values, which ensure_size and every later write guarantee.
+    ensure_size(buffers[2 * k], rows * stride);
+    ensure_size(buffers[2 * k + 1], rows * stride);
     detail::LatticeView& view = messages[k].lattice;
     view.num_points = lattice.num_points();
     view.dim = lattice.dim();
@@ -159,8 +193,10 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
   // step t − 1. One thread: each step's pixel pass scatters n·Q straight into the splat targets
   // (point order, as densecrf's splat); several threads: the pass writes Q, then each kernel
   // splats it in parallel over vertices.
-  detail::AlignedFloats q;
-  q.resize(static_cast<std::size_t>(n) * stride);  // every pixel pass writes all of it
+  detail::AlignedFloats& q = ws.q_;
+  if (q.size() < static_cast<std::size_t>(n) * stride) {
+    q.resize(static_cast<std::size_t>(n) * stride);  // every pixel pass writes all of it
+  }
   const int num_k = static_cast<int>(num_kernels);
   for (int step = 0; step <= config_.iterations; ++step) {
     const bool last = step == config_.iterations;
@@ -190,9 +226,12 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
   }
 
   std::vector<float> out(static_cast<std::size_t>(labels) * n);
-  for (int l = 0; l < labels; ++l) {
-    float* o = out.data() + static_cast<std::int64_t>(l) * n;
-    for (std::int64_t i = 0; i < n; ++i) o[i] = q[static_cast<std::size_t>(i * stride + l)];
+  for (std::int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const std::int64_t i1 = std::min(n, i0 + kBlock);
+    for (int l = 0; l < labels; ++l) {
+      float* o = out.data() + static_cast<std::int64_t>(l) * n;
+      for (std::int64_t i = i0; i < i1; ++i) o[i] = q[static_cast<std::size_t>(i * stride + l)];
+    }
   }
   return out;
 }

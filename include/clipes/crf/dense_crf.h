@@ -9,6 +9,7 @@
 ///
 /// Free of LibTorch: planar float32 arrays in, planar float32 out.
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -33,6 +34,21 @@ struct DenseCrfStats {
   LatticeStats bilateral;  ///< idem
 };
 
+/// Work buffers of DenseCrf::infer (about (pixels + 2 × lattice vertices) × labels floats). Keep
+/// one per worker thread and pass it to every inference: after the first image nothing is
+/// allocated, zeroed or page-faulted again. Not for concurrent use.
+class CrfWorkspace {
+ public:
+  /// Bytes currently held.
+  std::size_t bytes() const;
+
+ private:
+  friend class DenseCrf;
+  detail::AlignedFloats neg_unary_;
+  detail::AlignedFloats q_;
+  std::vector<detail::AlignedFloats> vertex_buffers_;
+};
+
 /// The two lattices of one image, built once, then used for any number of inferences (e.g. the
 /// same image with different unaries). Build it in the thread that uses it: run one DenseCrf per
 /// worker thread to process images in parallel.
@@ -49,7 +65,8 @@ class DenseCrf {
 
   /// unary: [L, H, W] float32, −log P per label (L >= 2, H and W those of the image).
   /// Returns the marginals Q after config.iterations mean-field steps: [L, H, W] float32.
-  std::vector<float> infer(const PlanarView& unary) const;
+  /// workspace: reusable buffers (null: allocated for this call).
+  std::vector<float> infer(const PlanarView& unary, CrfWorkspace* workspace = nullptr) const;
 
  private:
   struct Kernel {
