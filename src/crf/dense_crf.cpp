@@ -1,10 +1,10 @@
 #include "clipes/crf/dense_crf.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-
-#include <fmt/format.h>
 
 #include "clipes/core/error.h"
 #include "lattice_kernels.h"
@@ -146,7 +146,8 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
       }
     }
     for (int l = labels; l < stride; ++l) {
-      for (std::int64_t i = i0; i < i1; ++i) neg_unary[static_cast<std::size_t>(i * stride + l)] = 0.0f;
+      for (std::int64_t i = i0; i < i1; ++i)
+        neg_unary[static_cast<std::size_t>(i * stride + l)] = 0.0f;
     }
   }
   for (std::int64_t t = 0; t < static_cast<std::int64_t>(labels) * n; ++t) {
@@ -181,8 +182,9 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
     view.first_new = lattice.first_new_vertex();
     // Neighbouring vertices far apart in the vertex order (the bilateral kernel): the rows a
     // pixel touches are scattered over the buffers, worth prefetching.
-    view.scattered = (lattice.max_neighbour_distance() + 1) * stride *
-                         static_cast<std::int64_t>(sizeof(float)) > (std::int64_t{1} << 18);
+    view.scattered =
+        (lattice.max_neighbour_distance() + 1) * stride * static_cast<std::int64_t>(sizeof(float)) >
+        (std::int64_t{1} << 18);
     messages[k].splat_target = buffers[2 * k].data();
     messages[k].norm = kernels_[k].norm.data();
     messages[k].weight = kernels_[k].weight;
@@ -206,16 +208,15 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
     } else {
       detail::parallel_for(threads, n, kMinPointChunk, [&](std::int64_t begin, std::int64_t end) {
         detail::mean_field_range(simd, messages.data(), num_k, neg_unary.data(), labels, stride,
-                                 false, q.data(), static_cast<int>(begin),
-                                 static_cast<int>(end));
+                                 false, q.data(), static_cast<int>(begin), static_cast<int>(end));
       });
     }
     if (last) break;
     for (std::size_t k = 0; k < num_kernels; ++k) {
       const PermutohedralLattice& lattice = kernels_[k].lattice;
       float* target = messages[k].splat_target;
-      float* other = target == buffers[2 * k].data() ? buffers[2 * k + 1].data()
-                                                      : buffers[2 * k].data();
+      float* other =
+          target == buffers[2 * k].data() ? buffers[2 * k + 1].data() : buffers[2 * k].data();
       if (!fused) {
         lattice.splat(q.data(), kernels_[k].norm.data(), stride, target, threads);
       }

@@ -1,8 +1,8 @@
 #include "clipes/crf/crf_config.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "clipes/core/error.h"
 

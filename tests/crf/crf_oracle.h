@@ -6,17 +6,15 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <opencv2/core/mat.hpp>
 #include <random>
 #include <vector>
-
-#include <opencv2/core/mat.hpp>
 
 namespace clipes::crf::testing {
 
 /// out[i, c] = Σ_j exp(−½‖p_i − p_j‖²) · values[j, c], in double. features [n, dim].
 inline std::vector<double> exact_gaussian_filter(const std::vector<float>& features, int dim,
-                                                 const std::vector<float>& values,
-                                                 int channels) {
+                                                 const std::vector<float>& values, int channels) {
   const std::size_t n = features.size() / static_cast<std::size_t>(dim);
   std::vector<double> out(n * static_cast<std::size_t>(channels), 0.0);
   for (std::size_t i = 0; i < n; ++i) {
@@ -51,7 +49,8 @@ inline std::vector<float> bilateral_features(const cv::Mat& image, float sxy, fl
     for (int x = 0; x < image.cols; ++x) {
       f.push_back(static_cast<float>(x) / sxy);
       f.push_back(static_cast<float>(y) / sxy);
-      for (int c = 0; c < 3; ++c) f.push_back(static_cast<float>(image.at<cv::Vec3b>(y, x)[c]) / srgb);
+      for (int c = 0; c < 3; ++c)
+        f.push_back(static_cast<float>(image.at<cv::Vec3b>(y, x)[c]) / srgb);
     }
   }
   return f;
@@ -135,7 +134,9 @@ inline cv::Mat synthetic_image(int height, int width, unsigned seed) {
   };
   std::vector<Disc> discs;
   for (int d = 0; d < 3; ++d) {
-    discs.push_back({u(rng) * width, u(rng) * height, (0.2f + 0.2f * u(rng)) * std::min(height, width),
+    discs.push_back({u(rng) * width,
+                     u(rng) * height,
+                     (0.2f + 0.2f * u(rng)) * std::min(height, width),
                      {255 * u(rng), 255 * u(rng), 255 * u(rng)}});
   }
   cv::Mat image(height, width, CV_8UC3);
@@ -171,7 +172,8 @@ inline std::vector<float> synthetic_unary(int labels, int height, int width, uns
       for (int y = 0; y < height; ++y) {
         for (int x = 0; x < width; ++x) {
           const float d2 = ((x - cx) * (x - cx) + (y - cy) * (y - cy)) / (r * r);
-          logits[static_cast<std::size_t>(l) * n + y * width + x] += amp * std::exp(-d2) + noise * u(rng);
+          logits[static_cast<std::size_t>(l) * n + y * width + x] +=
+              amp * std::exp(-d2) + noise * u(rng);
         }
       }
     }
@@ -181,7 +183,8 @@ inline std::vector<float> synthetic_unary(int labels, int height, int width, uns
     float mx = logits[i];
     for (int l = 1; l < labels; ++l) mx = std::max(mx, logits[static_cast<std::size_t>(l) * n + i]);
     double sum = 0.0;
-    for (int l = 0; l < labels; ++l) sum += std::exp(logits[static_cast<std::size_t>(l) * n + i] - mx);
+    for (int l = 0; l < labels; ++l)
+      sum += std::exp(logits[static_cast<std::size_t>(l) * n + i] - mx);
     for (int l = 0; l < labels; ++l) {
       const double p = std::exp(logits[static_cast<std::size_t>(l) * n + i] - mx) / sum;
       unary[static_cast<std::size_t>(l) * n + i] = static_cast<float>(-std::log(std::max(p, 1e-5)));

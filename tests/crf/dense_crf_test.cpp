@@ -1,11 +1,11 @@
 #include "clipes/crf/dense_crf.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "clipes/core/error.h"
 #include "clipes/crf/pseudo_mask.h"
@@ -177,10 +177,12 @@ TEST(DenseCrf, FusedLoopsMatchPlainMeanFieldForEveryLabelCount) {
   const cv::Mat image = synthetic_image(height, width, 31);
   for (const int labels : {2, 3, 4, 5, 8, 9, 16, 17, 21, 24, 25, 32, 33, 41}) {
     const std::vector<float> unary = synthetic_unary(labels, height, width, 60 + labels);
-    const std::vector<float> q = dense_crf(view_of(unary, labels, height, width), image, CrfConfig{});
+    const std::vector<float> q =
+        dense_crf(view_of(unary, labels, height, width), image, CrfConfig{});
     const std::vector<double> plain = plain_mean_field(unary, labels, image, CrfConfig{});
     double max_diff = 0.0;
-    for (std::size_t t = 0; t < q.size(); ++t) max_diff = std::max(max_diff, std::fabs(q[t] - plain[t]));
+    for (std::size_t t = 0; t < q.size(); ++t)
+      max_diff = std::max(max_diff, std::fabs(q[t] - plain[t]));
     EXPECT_LE(max_diff, 2e-5) << labels << " labels";
     std::size_t same = 0;
     for (std::size_t i = 0; i < n; ++i) {
@@ -270,7 +272,8 @@ TEST(DenseCrf, PermutingLabelsPermutesMarginals) {
       std::copy_n(unary.begin() + static_cast<std::ptrdiff_t>(l * n), n,
                   reversed.begin() + static_cast<std::ptrdiff_t>((labels - 1 - l) * n));
     }
-    const std::vector<float> q = dense_crf(view_of(unary, labels, height, width), image, CrfConfig{});
+    const std::vector<float> q =
+        dense_crf(view_of(unary, labels, height, width), image, CrfConfig{});
     const std::vector<float> qr =
         dense_crf(view_of(reversed, labels, height, width), image, CrfConfig{});
     for (int l = 0; l < labels; ++l) {
@@ -318,8 +321,10 @@ TEST(DenseCrf, LatticeIsReusedAcrossInferences) {
   const DenseCrf crf(image, CrfConfig{});
   const std::vector<float> u2 = synthetic_unary(2, 30, 40, 1);
   const std::vector<float> u5 = synthetic_unary(5, 30, 40, 2);
-  EXPECT_EQ(crf.infer(view_of(u2, 2, 30, 40)), dense_crf(view_of(u2, 2, 30, 40), image, CrfConfig{}));
-  EXPECT_EQ(crf.infer(view_of(u5, 5, 30, 40)), dense_crf(view_of(u5, 5, 30, 40), image, CrfConfig{}));
+  EXPECT_EQ(crf.infer(view_of(u2, 2, 30, 40)),
+            dense_crf(view_of(u2, 2, 30, 40), image, CrfConfig{}));
+  EXPECT_EQ(crf.infer(view_of(u5, 5, 30, 40)),
+            dense_crf(view_of(u5, 5, 30, 40), image, CrfConfig{}));
   const DenseCrfStats stats = crf.stats();
   EXPECT_EQ(stats.gaussian.num_points, 1200);
   EXPECT_EQ(stats.gaussian.dim, 2);
@@ -343,8 +348,7 @@ std::string error_of(F&& f) {
 TEST(DenseCrf, RejectsBadInputs) {
   const cv::Mat image = synthetic_image(10, 12, 1);
   const std::vector<float> unary = synthetic_unary(3, 10, 12, 1);
-  EXPECT_NE(error_of([&] { DenseCrf(cv::Mat(10, 12, CV_8UC1), CrfConfig{}); })
-                .find("CV_8UC3"),
+  EXPECT_NE(error_of([&] { DenseCrf(cv::Mat(10, 12, CV_8UC1), CrfConfig{}); }).find("CV_8UC3"),
             std::string::npos);
   EXPECT_NE(error_of([&] { DenseCrf(cv::Mat(), CrfConfig{}); }).find("3 channels"),
             std::string::npos);
@@ -355,8 +359,9 @@ TEST(DenseCrf, RejectsBadInputs) {
             std::string::npos);
   std::vector<float> bad = unary;
   bad[2 * 120 + 13] = std::numeric_limits<float>::infinity();
-  EXPECT_NE(error_of([&] { crf.infer(view_of(bad, 3, 10, 12)); })
-                .find("unary of label 2 at pixel (row 1, column 1) is inf"),
+  EXPECT_NE(error_of([&] {
+              crf.infer(view_of(bad, 3, 10, 12));
+            }).find("unary of label 2 at pixel (row 1, column 1) is inf"),
             std::string::npos);
   CrfConfig config;
   config.pos_std = -3.0f;

@@ -1,13 +1,13 @@
 #include "clipes/crf/permutohedral.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "clipes/core/error.h"
 #include "crf/crf_oracle.h"
@@ -135,7 +135,8 @@ TEST(Permutohedral, FilterIsNearlySymmetric) {
   // exact transpose): u·(Kv) and v·(Ku) agree to a fraction of a per cent (observed <= 0.17 %).
   for (const int dim : {1, 2, 3, 5, 8}) {
     const int n = 300;
-    const std::vector<float> features = random_values(static_cast<std::size_t>(n) * dim, dim, -3, 3);
+    const std::vector<float> features =
+        random_values(static_cast<std::size_t>(n) * dim, dim, -3, 3);
     const PermutohedralLattice lattice(features.data(), n, dim);
     const std::vector<float> u = random_values(n, 100 + dim);
     const std::vector<float> v = random_values(n, 200 + dim);
@@ -162,7 +163,8 @@ TEST(Permutohedral, ChannelsAreFilteredIndependently) {
   const int n = 600;
   const PermutohedralLattice lattice(features.data(), n, 5);
   for (const int channels : {2, 3, 4, 5, 8, 13, 16, 24, 32, 40}) {
-    const std::vector<float> values = random_values(static_cast<std::size_t>(n) * channels, channels);
+    const std::vector<float> values =
+        random_values(static_cast<std::size_t>(n) * channels, channels);
     const std::vector<float> together = lattice.filter(values, channels);
     for (int c = 0; c < channels; ++c) {
       std::vector<float> one(n);
@@ -256,8 +258,9 @@ TEST(Permutohedral, RejectsBadInputs) {
             "permutohedral lattice: needs at least one point, got 0");
   std::vector<float> bad = features;
   bad[7] = std::numeric_limits<float>::quiet_NaN();
-  EXPECT_NE(error_of([&] { PermutohedralLattice(bad.data(), 9, 2); })
-                .find("point 3 lies outside the lattice's ±30000 coordinate range"),
+  EXPECT_NE(error_of([&] {
+              PermutohedralLattice(bad.data(), 9, 2);
+            }).find("point 3 lies outside the lattice's ±30000 coordinate range"),
             std::string::npos);
   bad = features;
   bad[4] = 1e6f;

@@ -1,13 +1,13 @@
 #include "clipes/crf/pseudo_mask.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <opencv2/imgcodecs.hpp>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <opencv2/imgcodecs.hpp>
 
 #include "clipes/core/error.h"
 #include "clipes/io/npy.h"
@@ -91,8 +91,8 @@ TEST(PseudoMask, ProbabilitiesAreBackgroundThenCams) {
   const std::vector<float> cams{0.2f, 0.9f, 0.0f,   // cam 0, 1×3 image
                                 0.6f, 0.3f, 0.0f};  // cam 1
   const std::vector<float> p = crf_probabilities({cams.data(), 2, 1, 3}, CrfImageMode::kRgb);
-  const std::vector<float> expected{1.0f - 0.6f, 1.0f - 0.9f, 1.0f, 0.2f, 0.9f, 0.0f,
-                                    0.6f, 0.3f, 0.0f};
+  const std::vector<float> expected{1.0f - 0.6f, 1.0f - 0.9f, 1.0f, 0.2f, 0.9f,
+                                    0.0f,        0.6f,        0.3f, 0.0f};
   EXPECT_EQ(p, expected);
   // Reference mode: CAMs rounded to float16, 1 − max rounded to float16 (numpy's float16 ops).
   const std::vector<float> odd{0.3001f, 0.6002f};
@@ -111,8 +111,8 @@ TEST(PseudoMask, UnaryIsMinusLogOfClippedProbabilities) {
   EXPECT_EQ(u[5], 0.0f);
   // numpy: -np.log(np.clip(np.float16([...]), 1e-5, 1.0)) in float16.
   const std::vector<float> uh = crf_unary({p.data(), 6, 1, 1}, CrfImageMode::kReference);
-  EXPECT_EQ(uh, (std::vector<float>{11.5078125f, 11.5078125f, 0.693359375f, 0.0f, 1.2041015625f,
-                                    0.0f}));
+  EXPECT_EQ(
+      uh, (std::vector<float>{11.5078125f, 11.5078125f, 0.693359375f, 0.0f, 1.2041015625f, 0.0f}));
 }
 
 TEST(PseudoMask, ReferenceProbabilitiesMatchTheReferenceCrfInput) {
@@ -166,14 +166,15 @@ TEST(PseudoMask, ReferenceModeReproducesReferencePseudoMasks) {
     const std::string id = dir.filename().string();
     const io::NpyArray cams = io::read_npy(dir / "attn_highres.npy");
     std::vector<int> keys;
-    for (std::int64_t k : io::read_npy(dir / "keys.npy").to_int64()) keys.push_back(static_cast<int>(k));
+    for (std::int64_t k : io::read_npy(dir / "keys.npy").to_int64())
+      keys.push_back(static_cast<int>(k));
     const std::vector<float> cam_values = cams.to_float32();
     const cv::Mat rgb =
         read_rgb(clipes::testing::shared_path("data/voc-mini/JPEGImages/" + id + ".jpg"));
-    const PseudoMask mask = make_pseudo_mask(
-        {cam_values.data(), static_cast<int>(cams.shape[0]), static_cast<int>(cams.shape[1]),
-         static_cast<int>(cams.shape[2])},
-        keys, rgb, config);
+    const PseudoMask mask =
+        make_pseudo_mask({cam_values.data(), static_cast<int>(cams.shape[0]),
+                          static_cast<int>(cams.shape[1]), static_cast<int>(cams.shape[2])},
+                         keys, rgb, config);
     const cv::Mat expected = io::read_png_u8(dir / "pseudo_mask.png");
     ASSERT_EQ(expected.size(), mask.labels.size()) << id;
     const double total = static_cast<double>(expected.total());
@@ -195,7 +196,8 @@ TEST(PseudoMask, RgbModeGivesValidMask) {
       cams[1200 + y * 40 + x] = y < 10 ? 0.8f : 0.1f;
     }
   }
-  const PseudoMask mask = make_pseudo_mask({cams.data(), 2, 30, 40}, {2, 7}, rgb, PseudoMaskConfig{});
+  const PseudoMask mask =
+      make_pseudo_mask({cams.data(), 2, 30, 40}, {2, 7}, rgb, PseudoMaskConfig{});
   for (int y = 0; y < 30; ++y) {
     for (int x = 0; x < 40; ++x) {
       const int label = mask.labels.at<std::uint8_t>(y, x);
@@ -206,14 +208,16 @@ TEST(PseudoMask, RgbModeGivesValidMask) {
       ASSERT_LE(c, 1.0f);
     }
   }
-  EXPECT_EQ(mask.labels.at<std::uint8_t>(20, 5), 3);  // cam 0 strong, cam 1 weak
+  EXPECT_EQ(mask.labels.at<std::uint8_t>(20, 5), 3);   // cam 0 strong, cam 1 weak
   EXPECT_EQ(mask.labels.at<std::uint8_t>(25, 35), 0);  // both weak: background
 }
 
 TEST(PseudoMask, RejectsBadInputs) {
   const cv::Mat rgb = testing::synthetic_image(4, 5, 1);
   const std::vector<float> cams(2 * 4 * 5, 0.5f);
-  EXPECT_EQ(error_of([&] { make_pseudo_mask({cams.data(), 2, 4, 5}, {1}, rgb, PseudoMaskConfig{}); }),
+  EXPECT_EQ(error_of([&] {
+              make_pseudo_mask({cams.data(), 2, 4, 5}, {1}, rgb, PseudoMaskConfig{});
+            }),
             "pseudo mask: 2 CAMs for 1 keys; expected one CAM per key");
   EXPECT_EQ(error_of([&] {
               make_pseudo_mask({cams.data(), 2, 5, 4}, {1, 2}, rgb, PseudoMaskConfig{});
@@ -225,7 +229,9 @@ TEST(PseudoMask, RejectsBadInputs) {
             "pseudo mask: class index 254 (key 1) must be in [0, 253]");
   PseudoMaskConfig config;
   config.confidence_threshold = 1.5f;
-  EXPECT_EQ(error_of([&] { make_pseudo_mask({cams.data(), 2, 4, 5}, {1, 2}, rgb, config); }),
+  EXPECT_EQ(error_of([&] {
+              make_pseudo_mask({cams.data(), 2, 4, 5}, {1, 2}, rgb, config);
+            }),
             "pseudo mask: pseudo_mask.confidence_threshold must be in [0, 1], got 1.5");
   EXPECT_NE(error_of([&] {
               make_pseudo_mask({cams.data(), 2, 4, 5}, {1, 2}, cv::Mat(4, 5, CV_8UC1),
@@ -238,7 +244,9 @@ TEST(PseudoMask, RejectsBadInputs) {
               make_pseudo_mask({nan_cams.data(), 2, 4, 5}, {1, 2}, rgb, PseudoMaskConfig{});
             }),
             "CRF probabilities: cam 1 at (row 1, column 0) is nan");
-  EXPECT_EQ(error_of([&] { make_pseudo_mask({nullptr, 0, 4, 5}, {}, rgb, PseudoMaskConfig{}); }),
+  EXPECT_EQ(error_of([&] {
+              make_pseudo_mask({nullptr, 0, 4, 5}, {}, rgb, PseudoMaskConfig{});
+            }),
             "pseudo mask: cams: expected a non-empty [channels, height, width] array, got [0, 4, "
             "5] with no data");
 }

@@ -3,6 +3,9 @@
 // pydensecrf figures measured on the development machine. Not a test: it prints, never fails on
 // timings.
 
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,14 +14,11 @@
 #include <ctime>
 #include <exception>
 #include <filesystem>
+#include <opencv2/imgcodecs.hpp>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-#include <opencv2/imgcodecs.hpp>
 
 #include "clipes/crf/dense_crf.h"
 
@@ -163,7 +163,8 @@ int main(int argc, char** argv) {
   app.add_option("--image", image_path, "a 500x375 JPEG (synthetic image when absent)");
   app.add_option("--repeats", repeats, "runs per setting; the minimum is reported")
       ->check(CLI::PositiveNumber);
-  app.add_option("--iterations", iterations, "mean-field iterations")->check(CLI::NonNegativeNumber);
+  app.add_option("--iterations", iterations, "mean-field iterations")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--threads", all_threads, "threads of the multi-threaded runs")
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
@@ -187,9 +188,10 @@ int main(int argc, char** argv) {
     if (getloadavg(load, 3) < 0) load[0] = -1;
     fmt::print("{} iterations, min of {} runs per setting; load average {:.2f} on {} cores\n",
                iterations, repeats, load[0], std::thread::hardware_concurrency());
-    fmt::print("seconds per image = lattice build (features, lattices, normalisation) + "
-               "mean-field iterations, with the work buffers reused across images as a worker "
-               "does\n");
+    fmt::print(
+        "seconds per image = lattice build (features, lattices, normalisation) + "
+        "mean-field iterations, with the work buffers reused across images as a worker "
+        "does\n");
     for (const PyDenseCrf& ref : kPyDenseCrf) {
       const std::vector<float> unary = synthetic_unary(ref.labels, image.rows, image.cols, 11);
       for (const int threads : {1, all_threads}) {
@@ -203,14 +205,16 @@ int main(int argc, char** argv) {
         if (threads == 1) {
           fmt::print("; thread CPU {:.4f} s = {:.4f} + {:.4f}\n", t.total_cpu, t.build_cpu,
                      t.infer_cpu);
-          fmt::print("    ratio to pydensecrf ({:.2f}-{:.2f} s): wall {:.2f}-{:.2f}, CPU "
-                     "{:.2f}-{:.2f} (target <= 0.30)\n",
-                     ref.low, ref.high, t.total_wall / ref.high, t.total_wall / ref.low,
-                     t.total_cpu / ref.high, t.total_cpu / ref.low);
-          fmt::print("    without a reused workspace (fresh buffers): wall {:.4f} s, CPU {:.4f} s "
-                     "(ratio {:.2f}-{:.2f}); workspace {:.1f} MB\n",
-                     fresh.total_wall, fresh.total_cpu, fresh.total_cpu / ref.high,
-                     fresh.total_cpu / ref.low, static_cast<double>(workspace.bytes()) / 1e6);
+          fmt::print(
+              "    ratio to pydensecrf ({:.2f}-{:.2f} s): wall {:.2f}-{:.2f}, CPU "
+              "{:.2f}-{:.2f} (target <= 0.30)\n",
+              ref.low, ref.high, t.total_wall / ref.high, t.total_wall / ref.low,
+              t.total_cpu / ref.high, t.total_cpu / ref.low);
+          fmt::print(
+              "    without a reused workspace (fresh buffers): wall {:.4f} s, CPU {:.4f} s "
+              "(ratio {:.2f}-{:.2f}); workspace {:.1f} MB\n",
+              fresh.total_wall, fresh.total_cpu, fresh.total_cpu / ref.high,
+              fresh.total_cpu / ref.low, static_cast<double>(workspace.bytes()) / 1e6);
         } else {
           fmt::print(" (fresh buffers: wall {:.4f} s)\n", fresh.total_wall);
         }

@@ -1,7 +1,8 @@
 #pragma once
 /// Fully connected CRF with Gaussian edge potentials (Krähenbühl & Koltun, NeurIPS 2011), mean-
 /// field inference exactly as densecrf 2.2 / pydensecrf computes it (dense-crf.md, spec §7):
-///   Q = softmax(−U);  repeat T times:  A = −U + Σ_k w_k · diag(n_k) K_k diag(n_k) Q;  Q = softmax(A)
+///   Q = softmax(−U);  repeat T times:  A = −U + Σ_k w_k · diag(n_k) K_k diag(n_k) Q;  Q =
+///   softmax(A)
 /// with a Gaussian kernel on position (σ_xy = pos_std, weight pos_weight) and a bilateral kernel on
 /// position and colour (σ_xy = bilateral_std, σ_rgb = bilateral_rgb_std, weight bilateral_weight),
 /// Potts compatibility, symmetric normalisation n = 1/√(K·1), the filter including the pixel
@@ -11,9 +12,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
-
 #include <opencv2/core/mat.hpp>
+#include <vector>
 
 #include "clipes/crf/crf_config.h"
 #include "clipes/crf/permutohedral.h"

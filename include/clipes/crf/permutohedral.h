@@ -55,9 +55,13 @@ struct AlignedAllocator {
     ::new (static_cast<void*>(p)) U(static_cast<Args&&>(args)...);
   }
   template <class U>
-  bool operator==(const AlignedAllocator<U>&) const noexcept { return true; }
+  bool operator==(const AlignedAllocator<U>&) const noexcept {
+    return true;
+  }
   template <class U>
-  bool operator!=(const AlignedAllocator<U>&) const noexcept { return false; }
+  bool operator!=(const AlignedAllocator<U>&) const noexcept {
+    return false;
+  }
 };
 using AlignedFloats = std::vector<float, AlignedAllocator<float>>;
 }  // namespace detail
@@ -107,8 +111,7 @@ class PermutohedralLattice {
   void filter(const float* values, float* out, int channels, LatticeWorkspace& workspace,
               int threads = 1) const;
   /// Convenience form: values [num_points, channels] -> out [num_points, channels].
-  std::vector<float> filter(const std::vector<float>& values, int channels,
-                            int threads = 1) const;
+  std::vector<float> filter(const std::vector<float>& values, int channels, int threads = 1) const;
 
   // ---- The stages, for callers that fuse the slice into their own per-point loop (DenseCrf).
   // `stride` is the row length of values and vertex buffers (any stride >= 1 works; 1, 2, 4, 8,
