@@ -1,14 +1,16 @@
 #pragma once
 /// Fully connected CRF with Gaussian edge potentials (Krähenbühl & Koltun, NeurIPS 2011), mean-
 /// field inference exactly as densecrf 2.2 / pydensecrf computes it (dense-crf.md, spec §7):
-///   Q = softmax(−U);  repeat T times:  A = −U + Σ_k w_k · diag(n_k) K_k diag(n_k) Q;  Q =
-///   softmax(A)
+///   Q = softmax(−U); T times: A = −U + Σ_k w_k · diag(n_k) K_k diag(n_k) Q, Q = softmax(A)
 /// with a Gaussian kernel on position (σ_xy = pos_std, weight pos_weight) and a bilateral kernel on
 /// position and colour (σ_xy = bilateral_std, σ_rgb = bilateral_rgb_std, weight bilateral_weight),
 /// Potts compatibility, symmetric normalisation n = 1/√(K·1), the filter including the pixel
 /// itself. Kernels are permutohedral lattices built once per image.
 ///
-/// Free of LibTorch: planar float32 arrays in, planar float32 out.
+/// Free of LibTorch: planar float32 arrays in, planar float32 out. One thread by default
+/// (config.threads for more); to process many images, run one DenseCrf per worker thread, each
+/// with its own CrfWorkspace. The results do not depend on the thread count or the CPU (AVX2 or
+/// not): every variant performs the same float operations in the same order.
 
 #include <cstddef>
 #include <cstdint>

@@ -8,7 +8,8 @@
 /// Layout: values are point-major with channels innermost, [num_points, stride] float32, of which
 /// the first `channels` floats of each row are used. Vertex buffers are [num_vertices + 1, stride]
 /// (the last row is a zero "dummy" that stands for missing blur neighbours). Memory of a lattice:
-/// 16·(d+1) bytes per point plus 8·(d+1) + 4 bytes per vertex.
+/// 8·(d+1) + 4 bytes per point (16·(d+1) + 4 with the parallel splat table) plus 8·(d+1) bytes
+/// per vertex; filtering adds two vertex buffers, 2·(vertices + 1)·stride floats.
 ///
 /// No LibTorch; plain float arrays. Thread-safe for concurrent const use with separate
 /// workspaces.
