@@ -68,8 +68,10 @@ std::uint64_t hash_key(const PackedKey<W>& key) {
   return h * 0xBF58476D1CE4E5B9ull;
 }
 
-// Open addressing with linear probing, the key stored in the slot (one cache line per probe).
-// Ids are dense, in insertion order. The slot index comes from the high bits of the hash.
+// Open addressing with linear probing. A slot holds the vertex id and 32 bits of the hash (8
+// bytes, so that the table stays small); the key itself, in the id-ordered key array, is
+// compared only when the tag matches. Ids are dense, in insertion order. The slot index comes
+// from the high bits of the hash.
 template <int W>
 class KeyTable {
  public:
@@ -86,42 +88,45 @@ class KeyTable {
 
   std::int32_t insert(const PackedKey<W>& key, std::uint64_t hash) {
     if (2 * (keys_.size() + 1) > slots_.size()) rehash(slots_.size() * 2);
+    const auto tag = static_cast<std::uint32_t>(hash);
     for (std::size_t index = hash >> shift_;; index = (index + 1) & mask_) {
       Slot& slot = slots_[index];
       if (slot.id < 0) {
         slot.id = static_cast<std::int32_t>(keys_.size());
-        slot.key = key;
+        slot.tag = tag;
         keys_.push_back(key);
         return slot.id;
       }
-      if (slot.key == key) return slot.id;
+      if (slot.tag == tag && keys_[static_cast<std::size_t>(slot.id)] == key) return slot.id;
     }
   }
 
   std::int32_t find(const PackedKey<W>& key, std::uint64_t hash) const {
+    const auto tag = static_cast<std::uint32_t>(hash);
     for (std::size_t index = hash >> shift_;; index = (index + 1) & mask_) {
       const Slot& slot = slots_[index];
       if (slot.id < 0) return -1;
-      if (slot.key == key) return slot.id;
+      if (slot.tag == tag && keys_[static_cast<std::size_t>(slot.id)] == key) return slot.id;
     }
   }
 
  private:
   struct Slot {
-    PackedKey<W> key;
     std::int32_t id;
+    std::uint32_t tag;
   };
 
   void rehash(std::size_t capacity) {
-    slots_.assign(capacity, Slot{PackedKey<W>{}, -1});
+    slots_.assign(capacity, Slot{-1, 0});
     mask_ = capacity - 1;
     int bits = 0;
     while ((std::size_t{1} << bits) < capacity) ++bits;
     shift_ = 64 - bits;
     for (std::size_t id = 0; id < keys_.size(); ++id) {
-      std::size_t index = hash_key(keys_[id]) >> shift_;
+      const std::uint64_t h = hash_key(keys_[id]);
+      std::size_t index = h >> shift_;
       while (slots_[index].id >= 0) index = (index + 1) & mask_;
-      slots_[index] = Slot{keys_[id], static_cast<std::int32_t>(id)};
+      slots_[index] = Slot{static_cast<std::int32_t>(id), static_cast<std::uint32_t>(h)};
     }
   }
 
