@@ -333,6 +333,27 @@ TEST(DenseCrf, LatticeIsReusedAcrossInferences) {
   EXPECT_GT(stats.bilateral.num_vertices, 0);
 }
 
+TEST(DenseCrf, ReusedWorkspaceGivesIdenticalMarginals) {
+  // A workspace carries buffers (and stale rows) from image to image; results must not change.
+  CrfWorkspace workspace;
+  const cv::Mat big = synthetic_image(50, 70, 13);
+  const cv::Mat small = synthetic_image(30, 40, 14);
+  const std::vector<float> u_big = synthetic_unary(21, 50, 70, 3);
+  const std::vector<float> u_small = synthetic_unary(3, 30, 40, 4);
+  const std::vector<float> u_small2 = synthetic_unary(2, 30, 40, 5);
+  const DenseCrf crf_big(big, CrfConfig{});
+  const DenseCrf crf_small(small, CrfConfig{});
+  EXPECT_EQ(crf_big.infer(view_of(u_big, 21, 50, 70), &workspace),
+            crf_big.infer(view_of(u_big, 21, 50, 70)));
+  const std::size_t bytes = workspace.bytes();
+  EXPECT_GT(bytes, 0u);
+  EXPECT_EQ(crf_small.infer(view_of(u_small, 3, 30, 40), &workspace),
+            crf_small.infer(view_of(u_small, 3, 30, 40)));
+  EXPECT_EQ(crf_small.infer(view_of(u_small2, 2, 30, 40), &workspace),
+            crf_small.infer(view_of(u_small2, 2, 30, 40)));
+  EXPECT_EQ(workspace.bytes(), bytes);  // nothing grew: the big image's buffers were reused
+}
+
 // ---- Errors -----------------------------------------------------------------------------------
 
 template <class F>
