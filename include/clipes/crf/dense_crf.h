@@ -1,0 +1,92 @@
+#pragma once
+/// Fully connected CRF with Gaussian edge potentials (Krähenbühl & Koltun, NeurIPS 2011), mean-
+/// field inference exactly as densecrf 2.2 / pydensecrf computes it (dense-crf.md, spec §7):
+///   Q = softmax(−U); T times: A = −U + Σ_k w_k · diag(n_k) K_k diag(n_k) Q, Q = softmax(A)
+/// with a Gaussian kernel on position (σ_xy = pos_std, weight pos_weight) and a bilateral kernel on
+/// position and colour (σ_xy = bilateral_std, σ_rgb = bilateral_rgb_std, weight bilateral_weight),
+/// Potts compatibility, symmetric normalisation n = 1/√(K·1), the filter including the pixel
+/// itself. Kernels are permutohedral lattices built once per image.
+///
+/// Free of LibTorch: planar float32 arrays in, planar float32 out. One thread by default
+/// (config.threads for more); to process many images, run one DenseCrf per worker thread, each
+/// with its own CrfWorkspace. The results do not depend on the thread count or the CPU (AVX2 or
+/// not): every variant performs the same float operations in the same order.
+
+#include <cstddef>
+#include <cstdint>
+#include <opencv2/core/mat.hpp>
+#include <vector>
+
+#include "clipes/crf/crf_config.h"
+#include "clipes/crf/permutohedral.h"
+
+namespace clipes::crf {
+
+/// A read-only view of planar float32 data [channels, height, width] in C order.
+struct PlanarView {
+  const float* data = nullptr;
+  int channels = 0;
+  int height = 0;
+  int width = 0;
+};
+
+/// Timing-free statistics of one CRF, for benchmarks and logs.
+struct DenseCrfStats {
+  LatticeStats gaussian;   ///< num_vertices 0 when the kernel's weight is 0 (not built)
+  LatticeStats bilateral;  ///< idem
+};
+
+/// Work buffers of DenseCrf::infer (about (pixels + 2 × lattice vertices) × labels floats). Keep
+/// one per worker thread and pass it to every inference: after the first image nothing is
+/// allocated, zeroed or page-faulted again. Not for concurrent use.
+class CrfWorkspace {
+ public:
+  /// Bytes currently held.
+  std::size_t bytes() const;
+
+ private:
+  friend class DenseCrf;
+  detail::AlignedFloats neg_unary_;
+  detail::AlignedFloats q_;
+  std::vector<detail::AlignedFloats> vertex_buffers_;
+};
+
+/// The two lattices of one image, built once, then used for any number of inferences (e.g. the
+/// same image with different unaries). Build it in the thread that uses it: run one DenseCrf per
+/// worker thread to process images in parallel.
+class DenseCrf {
+ public:
+  /// image: CV_8UC3, H×W, the three channels exactly as the bilateral kernel should see them
+  ///   (see crf_input_image() in pseudo_mask.h for config.image); config.image is not used here.
+  /// Throws clipes::Error for an empty or non-8-bit-3-channel image or an invalid config.
+  DenseCrf(const cv::Mat& image, const CrfConfig& config);
+
+  int height() const { return height_; }
+  int width() const { return width_; }
+  DenseCrfStats stats() const;
+
+  /// unary: [L, H, W] float32, −log P per label (L >= 2, H and W those of the image).
+  /// Returns the marginals Q after config.iterations mean-field steps: [L, H, W] float32.
+  /// workspace: reusable buffers (null: allocated for this call).
+  std::vector<float> infer(const PlanarView& unary, CrfWorkspace* workspace = nullptr) const;
+
+ private:
+  struct Kernel {
+    PermutohedralLattice lattice;
+    std::vector<float> norm;  // [H·W]: 1/√(K·1 + 1e−20)
+    float weight = 0;
+  };
+
+  CrfConfig config_;
+  int height_ = 0;
+  int width_ = 0;
+  std::vector<Kernel> kernels_;  // Gaussian first, then bilateral (densecrf's order)
+  bool has_gaussian_ = false;
+  bool has_bilateral_ = false;
+};
+
+/// One-shot form: builds the lattices for `image` and runs inference. Shapes as in DenseCrf.
+std::vector<float> dense_crf(const PlanarView& unary, const cv::Mat& image,
+                             const CrfConfig& config);
+
+}  // namespace clipes::crf

@@ -1,0 +1,172 @@
+#pragma once
+/// The permutohedral lattice (Adams, Baek & Davis, Eurographics 2010) for d-dimensional Gaussian
+/// filtering, with the arithmetic of densecrf 2.2 (dense-crf.md Steps 0-5):
+///   out_i ≈ Σ_j exp(−½‖p_i − p_j‖²) · v_j     (the sum includes j = i).
+/// The lattice depends only on the features: build it once, then filter any number of value
+/// arrays through it (the dense CRF filters Q ten times per image through the same lattice).
+///
+/// Layout: values are point-major with channels innermost, [num_points, stride] float32, of which
+/// the first `channels` floats of each row are used. Vertex buffers are [num_vertices + 1, stride]
+/// (the last row is a zero "dummy" that stands for missing blur neighbours). Memory of a lattice:
+/// 8·(d+1) + 4 bytes per point (16·(d+1) + 4 with the parallel splat table) plus 8·(d+1) bytes
+/// per vertex; filtering adds two vertex buffers, 2·(vertices + 1)·stride floats.
+///
+/// No LibTorch; plain float arrays. Thread-safe for concurrent const use with separate
+/// workspaces.
+
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <vector>
+
+namespace clipes::crf {
+
+namespace detail {
+/// One (point, weight) pair of the splat table, grouped by vertex.
+struct SplatEntry {
+  std::int32_t point;
+  float weight;
+};
+/// The two neighbours of a vertex along one lattice axis (num_vertices = the dummy row).
+struct BlurNeighbours {
+  std::int32_t n1;
+  std::int32_t n2;
+};
+/// Which compiled variant of the filter loops runs (see PermutohedralLattice::simd_level).
+enum class SimdLevel { kBaseline, kAvx2 };
+
+/// Allocates on 64-byte (cache line) boundaries, so that vector loads of rows never straddle a
+/// line more than they must. resize() leaves new elements uninitialised (default-initialised):
+/// large work buffers are written before they are read; use assign() to zero them.
+template <class T>
+struct AlignedAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlignment{64};
+  AlignedAllocator() = default;
+  template <class U>
+  AlignedAllocator(const AlignedAllocator<U>&) noexcept {}  // NOLINT(google-explicit-constructor)
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlignment)); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, kAlignment); }
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(static_cast<Args&&>(args)...);
+  }
+  template <class U>
+  bool operator==(const AlignedAllocator<U>&) const noexcept {
+    return true;
+  }
+  template <class U>
+  bool operator!=(const AlignedAllocator<U>&) const noexcept {
+    return false;
+  }
+};
+using AlignedFloats = std::vector<float, AlignedAllocator<float>>;
+}  // namespace detail
+
+/// Scratch vertex buffers for PermutohedralLattice::filter; grown on demand and reused, so
+/// filtering allocates nothing after the first call.
+struct LatticeWorkspace {
+  detail::AlignedFloats vertex_values;
+  detail::AlignedFloats vertex_scratch;
+  detail::AlignedFloats padded_in;
+  detail::AlignedFloats padded_out;
+};
+
+/// Lattice statistics, for benchmarks and logs.
+struct LatticeStats {
+  int num_points = 0;
+  int dim = 0;
+  int num_vertices = 0;
+  /// Number of blur-neighbour slots (of 2·(d+1)·num_vertices) that point at an existing vertex.
+  std::int64_t num_neighbour_links = 0;
+  /// Largest |vertex id − neighbour id| over the links (the blur's reach in the vertex order).
+  std::int64_t max_neighbour_distance = 0;
+  /// The compiled loop variant in use: "avx2" (AVX2+FMA) or "baseline".
+  const char* simd = "baseline";
+};
+
+class PermutohedralLattice {
+ public:
+  static constexpr int kMaxDim = 8;
+
+  PermutohedralLattice() = default;
+
+  /// Builds the lattice (Steps 0-2 and the splat table).
+  /// features: [num_points, dim] float32, point-major, already divided by the kernel widths
+  ///   (unit-σ Gaussian). 1 <= dim <= kMaxDim; lifted coordinates must stay within ±30000
+  ///   (|feature| up to ~3000 for d = 5), else clipes::Error.
+  /// threads: workers for the parallel parts of the build (1: single-threaded, 0: all cores).
+  PermutohedralLattice(const float* features, int num_points, int dim, int threads = 1);
+
+  int num_points() const { return num_points_; }
+  int dim() const { return dim_; }
+  int num_vertices() const { return num_vertices_; }
+  LatticeStats stats() const;
+
+  /// Gaussian filtering: out[i, c] ≈ Σ_j k(p_i, p_j) · values[j, c] for c < channels.
+  /// values, out: [num_points, channels] float32 (contiguous; must not overlap).
+  void filter(const float* values, float* out, int channels, LatticeWorkspace& workspace,
+              int threads = 1) const;
+  /// Convenience form: values [num_points, channels] -> out [num_points, channels].
+  std::vector<float> filter(const std::vector<float>& values, int channels, int threads = 1) const;
+
+  // ---- The stages, for callers that fuse the slice into their own per-point loop (DenseCrf).
+  // `stride` is the row length of values and vertex buffers (any stride >= 1 works; 1, 2, 4, 8,
+  // 16, 24 and 32 run specialised, vectorised loops).
+
+  /// Step 3: vertex_values[v] = Σ_(i,w) w · (values[i] · point_scale[i]) in point order
+  /// (point_scale may be null: 1), for all vertices; the dummy row is set to 0. Whatever the
+  /// buffer held is overwritten (it need not be zeroed). vertex_values: [(num_vertices + 1) ·
+  /// stride].
+  void splat(const float* values, const float* point_scale, int stride, float* vertex_values,
+             int threads) const;
+  /// Step 4: blurs along axes 0..d, ping-ponging between `a` (holding the splatted values) and
+  /// `b`; returns whichever holds the result. Both: [(num_vertices + 1) · stride]. In one
+  /// thread, when the vertex order keeps neighbours close (the position-only kernel), the d+1
+  /// passes run as a wavefront over cache-sized windows (same arithmetic, less memory traffic).
+  float* blur(float* a, float* b, int stride, int threads) const;
+  /// Step 5: out[i] = Σ_m (α·b_m(i)) · vertex_values[vertex(i, m)]. out: [num_points · stride].
+  void slice(const float* vertex_values, int stride, float* out, int threads) const;
+
+  /// [num_points, d+1]: the vertex of each simplex corner of each point.
+  const std::int32_t* point_vertices() const { return point_vertices_.data(); }
+  /// [num_points, d+1]: the barycentric weight b_m of each corner (slices use α·b_m).
+  const float* barycentric() const { return barycentric_.data(); }
+  /// The slice scale α = 1 / (1 + 2^−d).
+  float alpha() const { return alpha_; }
+  /// [num_points]: the number of vertices created before point i (vertex ids are dense, in order
+  /// of first appearance); a corner of point i with an id >= this value appears first at i.
+  const std::int32_t* first_new_vertex() const { return first_new_.data(); }
+  /// Largest |vertex id − neighbour id| over the blur links (small: the vertex order keeps
+  /// lattice neighbours close, as for position-only features in raster order).
+  std::int64_t max_neighbour_distance() const { return max_neighbour_distance_; }
+  /// Whether the vertex-major splat table exists (lattices built with threads != 1): it lets
+  /// splat() run in parallel over vertices; otherwise splat() runs over points in one thread.
+  bool has_splat_table() const { return !splat_begin_.empty(); }
+  /// The compiled loop variant in use: AVX2+FMA where the CPU has it, else the baseline (SSE2 on
+  /// x86-64). CLIPES_CRF_SIMD=baseline in the environment forces the baseline at build time.
+  detail::SimdLevel simd_level() const { return simd_; }
+
+ private:
+  template <int D>
+  void build(const float* features, int threads);
+
+  int num_points_ = 0;
+  int dim_ = 0;
+  int num_vertices_ = 0;
+  float alpha_ = 1.0f;
+  std::int64_t max_neighbour_distance_ = 0;
+  detail::SimdLevel simd_ = detail::SimdLevel::kBaseline;
+  std::vector<std::int32_t> point_vertices_;             // [N, d+1]
+  std::vector<float> barycentric_;                       // [N, d+1]
+  std::vector<std::int32_t> first_new_;                  // [N]
+  std::vector<std::int32_t> splat_begin_;                // [M + 1] (threads != 1 only)
+  std::vector<detail::SplatEntry> splat_entries_;        // [N·(d+1)], by vertex then point
+  std::vector<detail::BlurNeighbours> blur_neighbours_;  // [d+1, M]
+};
+
+}  // namespace clipes::crf

@@ -1,0 +1,245 @@
+#include "clipes/crf/dense_crf.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "clipes/core/error.h"
+#include "lattice_kernels.h"
+#include "parallel.h"
+
+namespace clipes::crf {
+
+namespace {
+
+constexpr std::int64_t kMinPointChunk = 4096;
+
+// n = 1/√(K·1 + 1e−20), as densecrf's NORMALIZE_SYMMETRIC (computed in double, stored float).
+std::vector<float> symmetric_norm(const PermutohedralLattice& lattice, int threads) {
+  const std::int64_t n = lattice.num_points();
+  const std::size_t rows = static_cast<std::size_t>(lattice.num_vertices()) + 1;
+  std::vector<float> ones(static_cast<std::size_t>(n), 1.0f);
+  std::vector<float> a(rows);
+  std::vector<float> b(rows);
+  lattice.splat(ones.data(), nullptr, 1, a.data(), threads);
+  const float* blurred = lattice.blur(a.data(), b.data(), 1, threads);
+  std::vector<float> norm(static_cast<std::size_t>(n));
+  lattice.slice(blurred, 1, norm.data(), threads);
+  for (float& v : norm) v = static_cast<float>(1.0 / std::sqrt(v + 1e-20));
+  return norm;
+}
+
+}  // namespace
+
+DenseCrf::DenseCrf(const cv::Mat& image, const CrfConfig& config) : config_(config) {
+  validate(config, "dense CRF", "crf");
+  if (image.empty() || image.type() != CV_8UC3) {
+    throw Error(fmt::format(
+        "dense CRF: the image must be 8-bit with 3 channels (CV_8UC3), got {}x{} of type {}",
+        image.cols, image.rows, image.type()));
+  }
+  height_ = image.rows;
+  width_ = image.cols;
+  const std::int64_t n = static_cast<std::int64_t>(height_) * width_;
+  const int threads = config.threads;
+
+  // Features as densecrf's DenseCRF2D computes them: float(column) / σ, float(row) / σ, then the
+  // three channel values / σ_rgb in stored order.
+  if (config.pos_weight > 0) {
+    std::vector<float> features(static_cast<std::size_t>(n) * 2);
+    for (int y = 0; y < height_; ++y) {
+      for (int x = 0; x < width_; ++x) {
+        float* f = features.data() + (static_cast<std::int64_t>(y) * width_ + x) * 2;
+        f[0] = static_cast<float>(x) / config.pos_std;
+        f[1] = static_cast<float>(y) / config.pos_std;
+      }
+    }
+    Kernel kernel;
+    kernel.lattice = PermutohedralLattice(features.data(), static_cast<int>(n), 2, threads);
+    kernel.norm = symmetric_norm(kernel.lattice, threads);
+    kernel.weight = config.pos_weight;
+    kernels_.push_back(std::move(kernel));
+    has_gaussian_ = true;
+  }
+  if (config.bilateral_weight > 0) {
+    std::vector<float> features(static_cast<std::size_t>(n) * 5);
+    for (int y = 0; y < height_; ++y) {
+      const std::uint8_t* row = image.ptr<std::uint8_t>(y);
+      for (int x = 0; x < width_; ++x) {
+        float* f = features.data() + (static_cast<std::int64_t>(y) * width_ + x) * 5;
+        f[0] = static_cast<float>(x) / config.bilateral_std;
+        f[1] = static_cast<float>(y) / config.bilateral_std;
+        for (int c = 0; c < 3; ++c) {
+          f[2 + c] = static_cast<float>(row[3 * x + c]) / config.bilateral_rgb_std;
+        }
+      }
+    }
+    Kernel kernel;
+    kernel.lattice = PermutohedralLattice(features.data(), static_cast<int>(n), 5, threads);
+    kernel.norm = symmetric_norm(kernel.lattice, threads);
+    kernel.weight = config.bilateral_weight;
+    kernels_.push_back(std::move(kernel));
+    has_bilateral_ = true;
+  }
+}
+
+DenseCrfStats DenseCrf::stats() const {
+  DenseCrfStats s;
+  std::size_t k = 0;
+  if (has_gaussian_) s.gaussian = kernels_[k++].lattice.stats();
+  if (has_bilateral_) s.bilateral = kernels_[k++].lattice.stats();
+  return s;
+}
+
+std::size_t CrfWorkspace::bytes() const {
+  std::size_t total = (neg_unary_.capacity() + q_.capacity()) * sizeof(float);
+  for (const detail::AlignedFloats& b : vertex_buffers_) total += b.capacity() * sizeof(float);
+  return total;
+}
+
+namespace {
+
+// Sizes `buffer` to `size` floats; newly grown memory is zeroed (rows the splat reads before
+// its first write must hold finite values), existing contents are kept.
+void ensure_size(detail::AlignedFloats& buffer, std::size_t size) {
+  if (buffer.size() < size) {
+    buffer.resize(size);
+    std::fill(buffer.begin(), buffer.end(), 0.0f);
+  }
+}
+
+}  // namespace
+
+std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* workspace) const {
+  if (unary.data == nullptr || unary.channels < 2 || unary.height != height_ ||
+      unary.width != width_) {
+    throw Error(fmt::format(
+        "dense CRF: the unary must be [labels >= 2, {}, {}] to match the image, got [{}, {}, {}]{}",
+        height_, width_, unary.channels, unary.height, unary.width,
+        unary.data == nullptr ? " with no data" : ""));
+  }
+  const int labels = unary.channels;
+  const int stride = detail::row_stride(labels);
+  const std::int64_t n = static_cast<std::int64_t>(height_) * width_;
+  const int threads = config_.threads;
+  const detail::SimdLevel simd =
+      kernels_.empty() ? detail::detect_simd_level() : kernels_.front().lattice.simd_level();
+
+  CrfWorkspace local;
+  CrfWorkspace& ws = workspace != nullptr ? *workspace : local;
+
+  // −U, label-innermost and padded.
+  detail::AlignedFloats& neg_unary = ws.neg_unary_;
+  if (neg_unary.size() < static_cast<std::size_t>(n) * stride) {
+    neg_unary.resize(static_cast<std::size_t>(n) * stride);  // every lane is set below
+  }
+  // Transposed in blocks of pixels so that the block of rows stays in cache across the labels.
+  constexpr std::int64_t kBlock = 256;
+  for (std::int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const std::int64_t i1 = std::min(n, i0 + kBlock);
+    for (int l = 0; l < labels; ++l) {
+      const float* u = unary.data + static_cast<std::int64_t>(l) * n;
+      for (std::int64_t i = i0; i < i1; ++i) {
+        neg_unary[static_cast<std::size_t>(i * stride + l)] = -u[i];
+      }
+    }
+    for (int l = labels; l < stride; ++l) {
+      for (std::int64_t i = i0; i < i1; ++i)
+        neg_unary[static_cast<std::size_t>(i * stride + l)] = 0.0f;
+    }
+  }
+  for (std::int64_t t = 0; t < static_cast<std::int64_t>(labels) * n; ++t) {
+    if (!std::isfinite(unary.data[t])) {
+      const std::int64_t i = t % n;
+      throw Error(fmt::format("dense CRF: unary of label {} at pixel (row {}, column {}) is {}",
+                              t / n, i / width_, i % width_, unary.data[t]));
+    }
+  }
+
+  // Per kernel two vertex buffers: the blurred messages of the previous step and the target of
+  // the next splat (they swap roles after every blur).
+  const std::size_t num_kernels = kernels_.size();
+  std::vector<detail::MessageKernel> messages(num_kernels);
+  std::vector<detail::AlignedFloats>& buffers = ws.vertex_buffers_;
+  if (buffers.size() < 2 * num_kernels) buffers.resize(2 * num_kernels);
+  bool fused = detail::resolve_threads(threads) == 1;
+  for (std::size_t k = 0; k < num_kernels; ++k) {
+    const PermutohedralLattice& lattice = kernels_[k].lattice;
+    const std::size_t rows = static_cast<std::size_t>(lattice.num_vertices()) + 1;
+    // The splat reads (then masks away) what a row held before its first write to it: rows
+    // must hold finite values, which ensure_size and every later write guarantee.
+    ensure_size(buffers[2 * k], rows * stride);
+    ensure_size(buffers[2 * k + 1], rows * stride);
+    detail::LatticeView& view = messages[k].lattice;
+    view.num_points = lattice.num_points();
+    view.dim = lattice.dim();
+    view.num_vertices = lattice.num_vertices();
+    view.alpha = lattice.alpha();
+    view.point_vertices = lattice.point_vertices();
+    view.barycentric = lattice.barycentric();
+    view.first_new = lattice.first_new_vertex();
+    // Neighbouring vertices far apart in the vertex order (the bilateral kernel): the rows a
+    // pixel touches are scattered over the buffers, worth prefetching.
+    view.scattered =
+        (lattice.max_neighbour_distance() + 1) * stride * static_cast<std::int64_t>(sizeof(float)) >
+        (std::int64_t{1} << 18);
+    messages[k].splat_target = buffers[2 * k].data();
+    messages[k].norm = kernels_[k].norm.data();
+    messages[k].weight = kernels_[k].weight;
+    fused = fused || !lattice.has_splat_table();
+  }
+
+  // Step 0 computes Q = softmax(−U) (no messages yet); step t computes Q from the messages of
+  // step t − 1. One thread: each step's pixel pass scatters n·Q straight into the splat targets
+  // (point order, as densecrf's splat); several threads: the pass writes Q, then each kernel
+  // splats it in parallel over vertices.
+  detail::AlignedFloats& q = ws.q_;
+  if (q.size() < static_cast<std::size_t>(n) * stride) {
+    q.resize(static_cast<std::size_t>(n) * stride);  // every pixel pass writes all of it
+  }
+  const int num_k = static_cast<int>(num_kernels);
+  for (int step = 0; step <= config_.iterations; ++step) {
+    const bool last = step == config_.iterations;
+    if (fused) {
+      detail::mean_field_range(simd, messages.data(), num_k, neg_unary.data(), labels, stride,
+                               !last, q.data(), 0, static_cast<int>(n));
+    } else {
+      detail::parallel_for(threads, n, kMinPointChunk, [&](std::int64_t begin, std::int64_t end) {
+        detail::mean_field_range(simd, messages.data(), num_k, neg_unary.data(), labels, stride,
+                                 false, q.data(), static_cast<int>(begin), static_cast<int>(end));
+      });
+    }
+    if (last) break;
+    for (std::size_t k = 0; k < num_kernels; ++k) {
+      const PermutohedralLattice& lattice = kernels_[k].lattice;
+      float* target = messages[k].splat_target;
+      float* other =
+          target == buffers[2 * k].data() ? buffers[2 * k + 1].data() : buffers[2 * k].data();
+      if (!fused) {
+        lattice.splat(q.data(), kernels_[k].norm.data(), stride, target, threads);
+      }
+      float* result = lattice.blur(target, other, stride, threads);
+      messages[k].blurred = result;
+      messages[k].splat_target = result == target ? other : target;
+    }
+  }
+
+  std::vector<float> out(static_cast<std::size_t>(labels) * n);
+  for (std::int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const std::int64_t i1 = std::min(n, i0 + kBlock);
+    for (int l = 0; l < labels; ++l) {
+      float* o = out.data() + static_cast<std::int64_t>(l) * n;
+      for (std::int64_t i = i0; i < i1; ++i) o[i] = q[static_cast<std::size_t>(i * stride + l)];
+    }
+  }
+  return out;
+}
+
+std::vector<float> dense_crf(const PlanarView& unary, const cv::Mat& image,
+                             const CrfConfig& config) {
+  return DenseCrf(image, config).infer(unary);
+}
+
+}  // namespace clipes::crf

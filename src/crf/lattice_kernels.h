@@ -1,0 +1,76 @@
+#pragma once
+/// Internal: the hot loops of the permutohedral filter and of the mean-field update, compiled
+/// twice (baseline and AVX2+FMA) and chosen at run time. Each function works on a range so that
+/// callers can split it over threads. Rows are `stride` floats; strides 1, 2, 4, 8, 16, 24 and 32
+/// run specialised vector loops (see row_stride()), any other stride generic ones.
+
+#include <cstdint>
+
+#include "clipes/crf/permutohedral.h"
+
+namespace clipes::crf::detail {
+
+/// The row stride for `channels` values: 1 or 2 as is, 3-4 -> 4, otherwise a multiple of 8.
+inline int row_stride(int channels) {
+  return channels <= 2 ? channels : channels <= 4 ? 4 : (channels + 7) / 8 * 8;
+}
+
+/// The level this CPU supports, unless CLIPES_CRF_SIMD=baseline asks for the baseline.
+SimdLevel detect_simd_level();
+
+/// Views of one lattice's tables.
+struct LatticeView {
+  int num_points = 0;
+  int dim = 0;
+  int num_vertices = 0;
+  float alpha = 1.0f;                            // slice scale 1 / (1 + 2^−d)
+  const std::int32_t* point_vertices = nullptr;  // [N, d+1]
+  const float* barycentric = nullptr;            // [N, d+1]
+  const std::int32_t* first_new = nullptr;       // [N]: vertices created before point i
+  const std::int32_t* splat_begin = nullptr;     // [M + 1] (null: no gather table)
+  const SplatEntry* splat_entries = nullptr;     // [N·(d+1)]
+  const BlurNeighbours* neighbours = nullptr;    // [d+1, M]
+  bool scattered = false;  // vertex order far from point order: prefetch rows in point loops
+};
+
+/// Scatter splat of points [begin, end) in point order: for each corner m of point i,
+/// out[v] = (v first met at i ? 0 : out[v]) + b_m(i) · (values[i] · scale[i]). Over all points
+/// this writes every vertex row (the first contribution replaces what the row held).
+void scatter_splat_range(SimdLevel simd, const LatticeView& lattice, const float* values,
+                         const float* point_scale, int stride, float* vertex_values, int begin,
+                         int end);
+
+/// Gather splat (needs the splat table): out[v] = Σ b · values[p] · scale[p] over the entries of
+/// each vertex v in [begin, end), in point order.
+void gather_splat_range(SimdLevel simd, const LatticeView& lattice, const float* values,
+                        const float* point_scale, int stride, float* vertex_values, int begin,
+                        int end);
+
+/// out[v] = in[v] + ½ (in[n1(v)] + in[n2(v)]) along `axis` for v in [begin, end).
+void blur_range(SimdLevel simd, const LatticeView& lattice, int axis, const float* in, float* out,
+                int stride, int begin, int end);
+
+/// out[i] = Σ_m (α·b_m(i)) · vertex_values[vertex(i, m)] for points i in [begin, end).
+void slice_range(SimdLevel simd, const LatticeView& lattice, const float* vertex_values, int stride,
+                 float* out, int begin, int end);
+
+/// One pairwise kernel of the mean-field update.
+struct MessageKernel {
+  LatticeView lattice;
+  const float* blurred = nullptr;  // [(M + 1) · stride]: K·(n·Q) before slicing (null: none yet)
+  float* splat_target = nullptr;   // [(M + 1) · stride]: where to scatter n·Q (scatter mode)
+  const float* norm = nullptr;     // [N]: 1/√(K·1)
+  float weight = 0;
+};
+
+/// The mean-field update for points [begin, end) (dense-crf.md, "The mean-field update"):
+///   a_i = −U_i + Σ_k w_k · (slice_k(i) · n_k(i))   (no kernel term while `blurred` is null)
+///   q_i = softmax of a_i over the first `labels` lanes.
+/// Then, if `scatter`, q_i · n_k(i) is scatter-splatted into each kernel's splat_target (the
+/// range must then be all points, in one thread); otherwise q_i is stored into q (lanes from
+/// `labels` to `stride` as 0). neg_unary, q: [N, stride]. At most two kernels.
+void mean_field_range(SimdLevel simd, const MessageKernel* kernels, int num_kernels,
+                      const float* neg_unary, int labels, int stride, bool scatter, float* q,
+                      int begin, int end);
+
+}  // namespace clipes::crf::detail

@@ -1,0 +1,403 @@
+#include "clipes/crf/permutohedral.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <mutex>
+
+#include "clipes/core/error.h"
+#include "lattice_index.h"
+#include "lattice_kernels.h"
+#include "parallel.h"
+
+namespace clipes::crf {
+
+namespace {
+
+using detail::GridIndex;
+using detail::HashIndex;
+using detail::index_vertices;
+using detail::kMaxCoordinate;
+using detail::kMinPointChunk;
+using detail::kMinVertexChunk;
+
+// Round half to even, as SSE's cvtps2dq does under the default rounding mode (|x| < 2^22).
+inline float round_even(float x) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 · 2^23
+  if (!(std::fabs(x) < 4194304.0f)) return x;
+  return (x + kMagic) - kMagic;
+}
+
+// The wavefront blur keeps its window of vertex rows (both buffers) within this many bytes.
+constexpr std::int64_t kWavefrontBytes = std::int64_t{1} << 20;
+constexpr std::int64_t kWavefrontStep = 256;
+
+}  // namespace
+
+PermutohedralLattice::PermutohedralLattice(const float* features, int num_points, int dim,
+                                           int threads)
+    : num_points_(num_points), dim_(dim) {
+  if (dim < 1 || dim > kMaxDim) {
+    throw Error(fmt::format("permutohedral lattice: feature dimension must be in [1, {}], got {}",
+                            kMaxDim, dim));
+  }
+  if (num_points < 1) {
+    throw Error(fmt::format("permutohedral lattice: needs at least one point, got {}", num_points));
+  }
+  if (features == nullptr) throw Error("permutohedral lattice: features are null");
+  simd_ = detail::detect_simd_level();
+  switch (dim) {
+    case 1:
+      build<1>(features, threads);
+      break;
+    case 2:
+      build<2>(features, threads);
+      break;
+    case 3:
+      build<3>(features, threads);
+      break;
+    case 4:
+      build<4>(features, threads);
+      break;
+    case 5:
+      build<5>(features, threads);
+      break;
+    case 6:
+      build<6>(features, threads);
+      break;
+    case 7:
+      build<7>(features, threads);
+      break;
+    default:
+      build<8>(features, threads);
+      break;
+  }
+}
+
+template <int D>
+void PermutohedralLattice::build(const float* features, int threads) {
+  constexpr int kCorners = D + 1;
+  const std::int64_t n = num_points_;
+
+  // Step 0 constants, with densecrf's mix of double and float.
+  const auto inv_std_dev = static_cast<float>(std::sqrt(2.0 / 3.0) * (D + 1));
+  float scale[D];
+  for (int k = 0; k < D; ++k) {
+    scale[k] =
+        static_cast<float>(1.0 / std::sqrt(static_cast<double>((k + 2) * (k + 1))) * inv_std_dev);
+  }
+  const float inv_dp1 = 1.0f / static_cast<float>(D + 1);
+  const auto dp1 = static_cast<float>(D + 1);
+  alpha_ = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(D)));
+  int canonical[kCorners * kCorners];  // C[r][t]: corner r's offset for rank t
+  for (int r = 0; r <= D; ++r) {
+    for (int t = 0; t <= D; ++t) canonical[r * kCorners + t] = t <= D - r ? r : r - (D + 1);
+  }
+
+  // Phase A (parallel over points): the enclosing simplex (remainder-0 point and ranks) and the
+  // barycentric weights of every point, Steps 0-1.4.
+  barycentric_.resize(static_cast<std::size_t>(n * kCorners));
+  std::vector<std::int16_t> bases(static_cast<std::size_t>(n * D));
+  std::vector<std::int8_t> ranks(static_cast<std::size_t>(n * D));
+  std::int64_t first_bad = n;
+  std::mutex bad_mutex;
+  int base_min[D];
+  int base_max[D];
+  std::fill_n(base_min, D, std::numeric_limits<int>::max());
+  std::fill_n(base_max, D, std::numeric_limits<int>::min());
+  detail::parallel_for(threads, n, kMinPointChunk, [&](std::int64_t begin, std::int64_t end) {
+    int local_min[D];
+    int local_max[D];
+    std::fill_n(local_min, D, std::numeric_limits<int>::max());
+    std::fill_n(local_max, D, std::numeric_limits<int>::min());
+    const auto merge = [&] {
+      const std::lock_guard<std::mutex> lock(bad_mutex);
+      for (int k = 0; k < D; ++k) {
+        base_min[k] = std::min(base_min[k], local_min[k]);
+        base_max[k] = std::max(base_max[k], local_max[k]);
+      }
+    };
+    for (std::int64_t i = begin; i < end; ++i) {
+      const float* f = features + i * D;
+      // Step 0: scale and lift onto the hyperplane Σ z = 0.
+      float elevated[kCorners];
+      float sm = 0.0f;
+      for (int j = D; j > 0; --j) {
+        const float cf = f[j - 1] * scale[j - 1];
+        elevated[j] = sm - static_cast<float>(j) * cf;
+        sm += cf;
+      }
+      elevated[0] = sm;
+      // Step 1.1: the nearest remainder-0 point.
+      float rem0[kCorners];
+      float sum = 0.0f;
+      for (int k = 0; k <= D; ++k) {
+        const float v = round_even(inv_dp1 * elevated[k]);
+        rem0[k] = v * dp1;
+        sum += v;
+      }
+      // Lattice keys are int16: a coordinate out of range (or NaN) is an error (checked before
+      // the ranks, which a NaN would corrupt).
+      bool ok = true;
+      for (int k = 0; k <= D; ++k) ok = ok && std::fabs(rem0[k]) <= kMaxCoordinate;
+      if (!ok) {
+        const std::lock_guard<std::mutex> lock(bad_mutex);
+        first_bad = std::min(first_bad, i);
+        return;
+      }
+      // Step 1.2: rank the residuals (ties: the later coordinate ranks higher).
+      int rank[kCorners] = {};
+      for (int k = 0; k < D; ++k) {
+        const float dk = elevated[k] - rem0[k];
+        for (int j = k + 1; j <= D; ++j) {
+          const int less = dk < elevated[j] - rem0[j];
+          rank[k] += less;
+          rank[j] += 1 - less;
+        }
+      }
+      // Step 1.3: bring the rounded point back onto the plane.
+      const int shift = static_cast<int>(sum);
+      for (int k = 0; k <= D; ++k) {
+        rank[k] += shift;
+        const int wrap = (rank[k] < 0) - (rank[k] >= D + 1);
+        rank[k] += wrap * (D + 1);
+        rem0[k] += static_cast<float>(wrap) * dp1;
+      }
+      // Step 1.4: barycentric weights.
+      float bary[D + 2] = {};
+      for (int k = 0; k <= D; ++k) {
+        const float v = (elevated[k] - rem0[k]) * inv_dp1;
+        bary[D - rank[k]] += v;
+        bary[D - rank[k] + 1] -= v;
+      }
+      bary[0] += 1.0f + bary[D + 1];
+      for (int k = 0; k < D; ++k) {
+        const int base = static_cast<int>(rem0[k]);
+        bases[static_cast<std::size_t>(i * D + k)] = static_cast<std::int16_t>(base);
+        ranks[static_cast<std::size_t>(i * D + k)] = static_cast<std::int8_t>(rank[k]);
+        local_min[k] = std::min(local_min[k], base);
+        local_max[k] = std::max(local_max[k], base);
+      }
+      std::copy_n(bary, kCorners, barycentric_.data() + i * kCorners);
+    }
+    merge();
+  });
+  if (first_bad < n) {
+    throw Error(fmt::format(
+        "permutohedral lattice: point {} lies outside the lattice's ±{} coordinate range "
+        "(features too large or not finite; its first feature is {})",
+        first_bad, kMaxCoordinate, features[first_bad * D]));
+  }
+
+  // Phases B and C: vertex ids and neighbours, through a dense grid when the keys fill a small
+  // box (position-only features), else through the hash table. Same ids either way.
+  int lo[D];
+  int hi[D];
+  for (int k = 0; k < D; ++k) {
+    lo[k] = base_min[k] - 2 * (D + 1);  // corners reach ±d, their neighbours ±(d+1) further
+    hi[k] = base_max[k] + 2 * (D + 1);
+  }
+  std::vector<detail::BlurNeighbours> links;
+  if (GridIndex<D>::volume(lo, hi) <= 4 * n + 4096) {
+    GridIndex<D> index(lo, hi, static_cast<std::size_t>(n));
+    links =
+        index_vertices<D>(index, n, bases, ranks, canonical, threads, point_vertices_, first_new_);
+  } else {
+    HashIndex<D> index(static_cast<std::size_t>(n));
+    links =
+        index_vertices<D>(index, n, bases, ranks, canonical, threads, point_vertices_, first_new_);
+  }
+  std::vector<std::int16_t>().swap(bases);
+  std::vector<std::int8_t>().swap(ranks);
+  const auto m = static_cast<std::int32_t>(links.size() / kCorners);
+  num_vertices_ = m;
+
+  // Axis-major for the blur, missing neighbours pointing at the dummy row m.
+  blur_neighbours_.resize(static_cast<std::size_t>(kCorners) * m);
+  std::int64_t max_distance = 0;
+  for (std::int32_t v = 0; v < m; ++v) {
+    const detail::BlurNeighbours* link = &links[static_cast<std::size_t>(v) * kCorners];
+    for (int a = 0; a <= D; ++a) {
+      detail::BlurNeighbours& out = blur_neighbours_[static_cast<std::size_t>(a) * m + v];
+      out.n1 = link[a].n1 >= 0 ? link[a].n1 : m;
+      out.n2 = link[a].n2 >= 0 ? link[a].n2 : m;
+      // n2 links mirror n1 links, so the n1 side alone gives the largest distance.
+      const std::int64_t distance = link[a].n1 >= 0 ? std::abs(link[a].n1 - v) : 0;
+      max_distance = std::max(max_distance, distance);
+    }
+  }
+  max_neighbour_distance_ = max_distance;
+
+  // Phase D: the vertex-major splat table, for the parallel splat only.
+  if (detail::resolve_threads(threads) > 1) {
+    splat_begin_.assign(static_cast<std::size_t>(m) + 1, 0);
+    for (std::int32_t v : point_vertices_) ++splat_begin_[static_cast<std::size_t>(v) + 1];
+    for (std::int32_t v = 0; v < m; ++v) splat_begin_[v + 1] += splat_begin_[v];
+    splat_entries_.resize(point_vertices_.size());
+    std::vector<std::int32_t> cursor(splat_begin_.begin(), splat_begin_.end() - 1);
+    for (std::int64_t i = 0; i < n; ++i) {
+      for (int r = 0; r <= D; ++r) {
+        const std::size_t at = static_cast<std::size_t>(i * kCorners + r);
+        splat_entries_[static_cast<std::size_t>(cursor[point_vertices_[at]]++)] =
+            detail::SplatEntry{static_cast<std::int32_t>(i), barycentric_[at]};
+      }
+    }
+  }
+}
+
+LatticeStats PermutohedralLattice::stats() const {
+  LatticeStats s;
+  s.num_points = num_points_;
+  s.dim = dim_;
+  s.num_vertices = num_vertices_;
+  s.simd = simd_ == detail::SimdLevel::kAvx2 ? "avx2" : "baseline";
+  for (const detail::BlurNeighbours& nb : blur_neighbours_) {
+    s.num_neighbour_links += (nb.n1 != num_vertices_) + (nb.n2 != num_vertices_);
+  }
+  s.max_neighbour_distance = max_neighbour_distance_;
+  return s;
+}
+
+namespace {
+
+detail::LatticeView make_view(const PermutohedralLattice& lattice,
+                              const std::vector<std::int32_t>& splat_begin,
+                              const std::vector<detail::SplatEntry>& splat_entries,
+                              const std::vector<detail::BlurNeighbours>& neighbours) {
+  detail::LatticeView view;
+  view.num_points = lattice.num_points();
+  view.dim = lattice.dim();
+  view.num_vertices = lattice.num_vertices();
+  view.alpha = lattice.alpha();
+  view.point_vertices = lattice.point_vertices();
+  view.barycentric = lattice.barycentric();
+  view.first_new = lattice.first_new_vertex();
+  view.splat_begin = splat_begin.empty() ? nullptr : splat_begin.data();
+  view.splat_entries = splat_entries.empty() ? nullptr : splat_entries.data();
+  view.neighbours = neighbours.data();
+  return view;
+}
+
+}  // namespace
+
+void PermutohedralLattice::splat(const float* values, const float* point_scale, int stride,
+                                 float* vertex_values, int threads) const {
+  const detail::LatticeView view = make_view(*this, splat_begin_, splat_entries_, blur_neighbours_);
+  if (detail::resolve_threads(threads) > 1 && has_splat_table()) {
+    detail::parallel_for(
+        threads, num_vertices_, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
+          detail::gather_splat_range(simd_, view, values, point_scale, stride, vertex_values,
+                                     static_cast<int>(begin), static_cast<int>(end));
+        });
+  } else {
+    detail::scatter_splat_range(simd_, view, values, point_scale, stride, vertex_values, 0,
+                                num_points_);
+  }
+  std::fill_n(vertex_values + static_cast<std::int64_t>(num_vertices_) * stride, stride, 0.0f);
+}
+
+float* PermutohedralLattice::blur(float* a, float* b, int stride, int threads) const {
+  const detail::LatticeView view = make_view(*this, splat_begin_, splat_entries_, blur_neighbours_);
+  const std::int64_t m = num_vertices_;
+  std::fill_n(a + m * stride, stride, 0.0f);
+  std::fill_n(b + m * stride, stride, 0.0f);
+  const int passes = dim_ + 1;
+  float* buffers[2] = {a, b};
+  const std::int64_t reach = max_neighbour_distance_ + 1;
+  const std::int64_t window_rows = passes * reach + 2 * reach + kWavefrontStep;
+  const bool wavefront =
+      detail::resolve_threads(threads) == 1 && m > window_rows &&
+      window_rows * stride * 2 * static_cast<std::int64_t>(sizeof(float)) <= kWavefrontBytes;
+  if (wavefront) {
+    // Pass p reads buffers[p % 2] and writes buffers[(p + 1) % 2]. Pass p may process vertex v
+    // once pass p − 1 has passed v + reach (all of v's neighbours are done), and writing v then
+    // no longer clobbers a row that pass p − 1 still reads (it reads rows >= its position −
+    // reach + 1). Same arithmetic as whole passes; the window stays in cache.
+    std::vector<std::int64_t> done(static_cast<std::size_t>(passes), 0);
+    while (done[static_cast<std::size_t>(passes - 1)] < m) {
+      for (int p = 0; p < passes; ++p) {
+        const std::int64_t from = done[static_cast<std::size_t>(p)];
+        std::int64_t to = 0;
+        if (p == 0) {
+          to = std::min(m, from + kWavefrontStep);
+        } else {
+          const std::int64_t ahead = done[static_cast<std::size_t>(p - 1)];
+          to = ahead == m ? m : std::max(from, ahead - reach);
+        }
+        if (to > from) {
+          detail::blur_range(simd_, view, p, buffers[p % 2], buffers[(p + 1) % 2], stride,
+                             static_cast<int>(from), static_cast<int>(to));
+          done[static_cast<std::size_t>(p)] = to;
+        }
+      }
+    }
+  } else {
+    for (int p = 0; p < passes; ++p) {
+      detail::parallel_for(threads, m, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
+        detail::blur_range(simd_, view, p, buffers[p % 2], buffers[(p + 1) % 2], stride,
+                           static_cast<int>(begin), static_cast<int>(end));
+      });
+    }
+  }
+  return buffers[passes % 2];
+}
+
+void PermutohedralLattice::slice(const float* vertex_values, int stride, float* out,
+                                 int threads) const {
+  const detail::LatticeView view = make_view(*this, splat_begin_, splat_entries_, blur_neighbours_);
+  detail::parallel_for(threads, num_points_, kMinPointChunk,
+                       [&](std::int64_t begin, std::int64_t end) {
+                         detail::slice_range(simd_, view, vertex_values, stride, out,
+                                             static_cast<int>(begin), static_cast<int>(end));
+                       });
+}
+
+void PermutohedralLattice::filter(const float* values, float* out, int channels,
+                                  LatticeWorkspace& workspace, int threads) const {
+  if (channels < 1) {
+    throw Error(fmt::format("permutohedral filter: channels must be >= 1, got {}", channels));
+  }
+  // Rows of 1, 2, 4 or a multiple of 8 floats run the specialised loops; pad other widths.
+  const int stride = detail::row_stride(channels);
+  const std::size_t rows = static_cast<std::size_t>(num_vertices_) + 1;
+  workspace.vertex_values.assign(rows * stride, 0.0f);  // the splat reads (and masks) rows
+  workspace.vertex_scratch.resize(rows * stride);       // written by the blur before it is read
+  const float* in = values;
+  float* dst = out;
+  if (stride != channels) {
+    workspace.padded_in.assign(static_cast<std::size_t>(num_points_) * stride, 0.0f);
+    workspace.padded_out.resize(static_cast<std::size_t>(num_points_) * stride);
+    for (std::int64_t i = 0; i < num_points_; ++i) {
+      std::copy_n(values + i * channels, channels, workspace.padded_in.data() + i * stride);
+    }
+    in = workspace.padded_in.data();
+    dst = workspace.padded_out.data();
+  }
+  splat(in, nullptr, stride, workspace.vertex_values.data(), threads);
+  const float* blurred =
+      blur(workspace.vertex_values.data(), workspace.vertex_scratch.data(), stride, threads);
+  slice(blurred, stride, dst, threads);
+  if (stride != channels) {
+    for (std::int64_t i = 0; i < num_points_; ++i) {
+      std::copy_n(workspace.padded_out.data() + i * stride, channels, out + i * channels);
+    }
+  }
+}
+
+std::vector<float> PermutohedralLattice::filter(const std::vector<float>& values, int channels,
+                                                int threads) const {
+  if (channels < 1 || values.size() != static_cast<std::size_t>(num_points_) * channels) {
+    throw Error(fmt::format(
+        "permutohedral filter: expected {} points × {} channels = {} values, got {}", num_points_,
+        channels, static_cast<std::int64_t>(num_points_) * channels, values.size()));
+  }
+  std::vector<float> out(values.size());
+  LatticeWorkspace workspace;
+  filter(values.data(), out.data(), channels, workspace, threads);
+  return out;
+}
+
+}  // namespace clipes::crf
