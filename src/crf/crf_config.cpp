@@ -1,9 +1,9 @@
 #include "clipes/crf/crf_config.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "clipes/core/error.h"
 #include "clipes/core/json_reader.h"

@@ -1,9 +1,10 @@
 #include "clipes/crf/dense_crf.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
-
-#include <fmt/format.h>
 
 #include "clipes/core/error.h"
 #include "lattice_kernels.h"
@@ -92,7 +93,26 @@ DenseCrfStats DenseCrf::stats() const {
   return s;
 }
 
-std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
+std::size_t CrfWorkspace::bytes() const {
+  std::size_t total = (neg_unary_.capacity() + q_.capacity()) * sizeof(float);
+  for (const detail::AlignedFloats& b : vertex_buffers_) total += b.capacity() * sizeof(float);
+  return total;
+}
+
+namespace {
+
+// Sizes `buffer` to `size` floats; newly grown memory is zeroed (rows the splat reads before
+// its first write must hold finite values), existing contents are kept.
+void ensure_size(detail::AlignedFloats& buffer, std::size_t size) {
+  if (buffer.size() < size) {
+    buffer.resize(size);
+    std::fill(buffer.begin(), buffer.end(), 0.0f);
+  }
+}
+
+}  // namespace
+
+std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* workspace) const {
   if (unary.data == nullptr || unary.channels < 2 || unary.height != height_ ||
       unary.width != width_) {
     throw Error(fmt::format(
@@ -107,16 +127,34 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
   const detail::SimdLevel simd =
       kernels_.empty() ? detail::detect_simd_level() : kernels_.front().lattice.simd_level();
 
+  CrfWorkspace local;
+  CrfWorkspace& ws = workspace != nullptr ? *workspace : local;
+
   // −U, label-innermost and padded.
-  detail::AlignedFloats neg_unary(static_cast<std::size_t>(n) * stride, 0.0f);
-  for (int l = 0; l < labels; ++l) {
-    const float* u = unary.data + static_cast<std::int64_t>(l) * n;
-    for (std::int64_t i = 0; i < n; ++i) {
-      if (!std::isfinite(u[i])) {
-        throw Error(fmt::format("dense CRF: unary of label {} at pixel (row {}, column {}) is {}",
-                                l, i / width_, i % width_, u[i]));
+  detail::AlignedFloats& neg_unary = ws.neg_unary_;
+  if (neg_unary.size() < static_cast<std::size_t>(n) * stride) {
+    neg_unary.resize(static_cast<std::size_t>(n) * stride);  // every lane is set below
+  }
+  // Transposed in blocks of pixels so that the block of rows stays in cache across the labels.
+  constexpr std::int64_t kBlock = 256;
+  for (std::int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const std::int64_t i1 = std::min(n, i0 + kBlock);
+    for (int l = 0; l < labels; ++l) {
+      const float* u = unary.data + static_cast<std::int64_t>(l) * n;
+      for (std::int64_t i = i0; i < i1; ++i) {
+        neg_unary[static_cast<std::size_t>(i * stride + l)] = -u[i];
       }
-      neg_unary[static_cast<std::size_t>(i * stride + l)] = -u[i];
+    }
+    for (int l = labels; l < stride; ++l) {
+      for (std::int64_t i = i0; i < i1; ++i)
+        neg_unary[static_cast<std::size_t>(i * stride + l)] = 0.0f;
+    }
+  }
+  for (std::int64_t t = 0; t < static_cast<std::int64_t>(labels) * n; ++t) {
+    if (!std::isfinite(unary.data[t])) {
+      const std::int64_t i = t % n;
+      throw Error(fmt::format("dense CRF: unary of label {} at pixel (row {}, column {}) is {}",
+                              t / n, i / width_, i % width_, unary.data[t]));
     }
   }
 
@@ -124,13 +162,16 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
   // the next splat (they swap roles after every blur).
   const std::size_t num_kernels = kernels_.size();
   std::vector<detail::MessageKernel> messages(num_kernels);
-  std::vector<detail::AlignedFloats> buffers(2 * num_kernels);
+  std::vector<detail::AlignedFloats>& buffers = ws.vertex_buffers_;
+  if (buffers.size() < 2 * num_kernels) buffers.resize(2 * num_kernels);
   bool fused = detail::resolve_threads(threads) == 1;
   for (std::size_t k = 0; k < num_kernels; ++k) {
     const PermutohedralLattice& lattice = kernels_[k].lattice;
     const std::size_t rows = static_cast<std::size_t>(lattice.num_vertices()) + 1;
-    buffers[2 * k].assign(rows * stride, 0.0f);
-    buffers[2 * k + 1].assign(rows * stride, 0.0f);
+    // The splat reads (then masks away) what a row held before its first write to it: rows
+    // must hold finite values, which ensure_size and every later write guarantee.
+    ensure_size(buffers[2 * k], rows * stride);
+    ensure_size(buffers[2 * k + 1], rows * stride);
     detail::LatticeView& view = messages[k].lattice;
     view.num_points = lattice.num_points();
     view.dim = lattice.dim();
@@ -141,8 +182,9 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
     view.first_new = lattice.first_new_vertex();
     // Neighbouring vertices far apart in the vertex order (the bilateral kernel): the rows a
     // pixel touches are scattered over the buffers, worth prefetching.
-    view.scattered = (lattice.max_neighbour_distance() + 1) * stride *
-                         static_cast<std::int64_t>(sizeof(float)) > (std::int64_t{1} << 18);
+    view.scattered =
+        (lattice.max_neighbour_distance() + 1) * stride * static_cast<std::int64_t>(sizeof(float)) >
+        (std::int64_t{1} << 18);
     messages[k].splat_target = buffers[2 * k].data();
     messages[k].norm = kernels_[k].norm.data();
     messages[k].weight = kernels_[k].weight;
@@ -153,7 +195,10 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
   // step t − 1. One thread: each step's pixel pass scatters n·Q straight into the splat targets
   // (point order, as densecrf's splat); several threads: the pass writes Q, then each kernel
   // splats it in parallel over vertices.
-  detail::AlignedFloats q(static_cast<std::size_t>(n) * stride);
+  detail::AlignedFloats& q = ws.q_;
+  if (q.size() < static_cast<std::size_t>(n) * stride) {
+    q.resize(static_cast<std::size_t>(n) * stride);  // every pixel pass writes all of it
+  }
   const int num_k = static_cast<int>(num_kernels);
   for (int step = 0; step <= config_.iterations; ++step) {
     const bool last = step == config_.iterations;
@@ -163,16 +208,15 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
     } else {
       detail::parallel_for(threads, n, kMinPointChunk, [&](std::int64_t begin, std::int64_t end) {
         detail::mean_field_range(simd, messages.data(), num_k, neg_unary.data(), labels, stride,
-                                 false, q.data(), static_cast<int>(begin),
-                                 static_cast<int>(end));
+                                 false, q.data(), static_cast<int>(begin), static_cast<int>(end));
       });
     }
     if (last) break;
     for (std::size_t k = 0; k < num_kernels; ++k) {
       const PermutohedralLattice& lattice = kernels_[k].lattice;
       float* target = messages[k].splat_target;
-      float* other = target == buffers[2 * k].data() ? buffers[2 * k + 1].data()
-                                                      : buffers[2 * k].data();
+      float* other =
+          target == buffers[2 * k].data() ? buffers[2 * k + 1].data() : buffers[2 * k].data();
       if (!fused) {
         lattice.splat(q.data(), kernels_[k].norm.data(), stride, target, threads);
       }
@@ -183,9 +227,12 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary) const {
   }
 
   std::vector<float> out(static_cast<std::size_t>(labels) * n);
-  for (int l = 0; l < labels; ++l) {
-    float* o = out.data() + static_cast<std::int64_t>(l) * n;
-    for (std::int64_t i = 0; i < n; ++i) o[i] = q[static_cast<std::size_t>(i * stride + l)];
+  for (std::int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const std::int64_t i1 = std::min(n, i0 + kBlock);
+    for (int l = 0; l < labels; ++l) {
+      float* o = out.data() + static_cast<std::int64_t>(l) * n;
+      for (std::int64_t i = i0; i < i1; ++i) o[i] = q[static_cast<std::size_t>(i * stride + l)];
+    }
   }
   return out;
 }

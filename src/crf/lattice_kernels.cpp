@@ -1,37 +1,9 @@
 #include "lattice_kernels.h"
 
-#include <algorithm>
 #include <cstdlib>
-#include <cstring>
-#include <limits>
 #include <string_view>
-#include <type_traits>
-#include <vector>
 
-// Runtime dispatch: on x86 with GCC or Clang the loops are compiled a second time for AVX2+FMA
-// (`flatten` inlines the always-inline templates below into that variant, so they are compiled
-// with its instruction set). Everywhere else only the baseline variant exists.
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#define CLIPES_CRF_DISPATCH 1
-#define CLIPES_CRF_AVX2 __attribute__((target("avx2,fma"), flatten))
-#else
-#define CLIPES_CRF_DISPATCH 0
-#endif
-
-#if defined(__GNUC__) || defined(__clang__)
-#define CLIPES_CRF_INLINE inline __attribute__((always_inline))
-#define CLIPES_CRF_RESTRICT __restrict__
-#define CLIPES_CRF_PREFETCH(address, write) __builtin_prefetch((address), (write), 3)
-#else
-#define CLIPES_CRF_INLINE inline
-#define CLIPES_CRF_RESTRICT
-#define CLIPES_CRF_PREFETCH(address, write) ((void)(address))
-#endif
-
-#if defined(__GNUC__) && !defined(__clang__)
-// 32-byte vectors in the baseline variant only live inside always-inline functions.
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
+#include "simd_rows.h"
 
 namespace clipes::crf::detail {
 
@@ -46,168 +18,7 @@ SimdLevel detect_simd_level() {
 
 namespace {
 
-// ---- Rows of S floats in registers. -----------------------------------------------------------
-// With GCC/Clang vector extensions a row of stride S is S/8 vectors of 8 floats (S % 8 == 0), one
-// vector of 4 (S == 4) or S scalars (S <= 2); the baseline variant lowers 8-wide vectors to SSE
-// pairs, the AVX2 variant to ymm registers. Other strides (and other compilers) take the generic
-// loops (kS == 0).
-#if defined(__GNUC__) || defined(__clang__)
-#define CLIPES_CRF_VECTORS 1
-typedef float V8 __attribute__((vector_size(32)));
-typedef std::uint32_t U8 __attribute__((vector_size(32)));
-typedef float V4 __attribute__((vector_size(16)));
-typedef std::uint32_t U4 __attribute__((vector_size(16)));
-typedef std::int32_t I8 __attribute__((vector_size(32)));
-typedef std::int32_t I4 __attribute__((vector_size(16)));
-#else
-#define CLIPES_CRF_VECTORS 0
-#endif
-
-template <int kS>
-struct RowShape {
-#if CLIPES_CRF_VECTORS
-  using Vec = std::conditional_t<kS % 8 == 0, V8, std::conditional_t<kS == 4, V4, float>>;
-  using Mask = std::conditional_t<kS % 8 == 0, U8, std::conditional_t<kS == 4, U4, std::uint32_t>>;
-  using Index = std::conditional_t<kS % 8 == 0, I8, std::conditional_t<kS == 4, I4, std::int32_t>>;
-#else
-  using Vec = float;
-  using Mask = std::uint32_t;
-  using Index = std::int32_t;
-#endif
-  static constexpr int kWidth = static_cast<int>(sizeof(Vec) / sizeof(float));
-  static constexpr int kCount = kS / kWidth;
-};
-
-template <class V>
-CLIPES_CRF_INLINE V vload(const float* p) {
-  V v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <class V>
-CLIPES_CRF_INLINE void vstore(float* p, V v) {
-  std::memcpy(p, &v, sizeof v);
-}
-template <class To, class From>
-CLIPES_CRF_INLINE To bit_cast(From from) {
-  static_assert(sizeof(To) == sizeof(From));
-  To to;
-  std::memcpy(&to, &from, sizeof to);
-  return to;
-}
-// x in every lane (V: float or a float vector).
-template <class V>
-CLIPES_CRF_INLINE V splat_value(float x) {
-  return V{} + x;
-}
-// All-ones lanes where a < b, zero lanes otherwise (a broadcast compare, for selecting without
-// touching NaN or garbage). I: int32_t or a signed int vector; M: the unsigned type of its size.
-template <class I, class M>
-CLIPES_CRF_INLINE M less_mask(std::int32_t a, std::int32_t b) {
-  if constexpr (std::is_scalar_v<I>) {
-    return 0u - static_cast<std::uint32_t>(a < b);
-  } else {
-    return bit_cast<M>((I{} + a) < (I{} + b));
-  }
-}
-
-CLIPES_CRF_INLINE float hmax(float v) { return v; }
-CLIPES_CRF_INLINE float hsum(float v) { return v; }
-#if CLIPES_CRF_VECTORS
-CLIPES_CRF_INLINE float hmax(V4 v) {
-  V4 s = __builtin_shufflevector(v, v, 2, 3, 0, 1);
-  v = v > s ? v : s;
-  s = __builtin_shufflevector(v, v, 1, 0, 3, 2);
-  v = v > s ? v : s;
-  return v[0];
-}
-CLIPES_CRF_INLINE float hmax(V8 v) {
-  const V4 lo = __builtin_shufflevector(v, v, 0, 1, 2, 3);
-  const V4 hi = __builtin_shufflevector(v, v, 4, 5, 6, 7);
-  return hmax(lo > hi ? lo : hi);
-}
-CLIPES_CRF_INLINE float hsum(V4 v) {
-  v += __builtin_shufflevector(v, v, 2, 3, 0, 1);
-  v += __builtin_shufflevector(v, v, 1, 0, 3, 2);
-  return v[0];
-}
-CLIPES_CRF_INLINE float hsum(V8 v) {
-  return hsum(__builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7));
-}
-#endif
-
-// Rows are read or written at random (vertex order is not point order): for wide rows (many
-// labels, buffers far larger than the caches) their cache lines are requested a few items ahead
-// so that the misses overlap. Narrow rows fit the caches well enough without.
-constexpr int kPrefetchPoints = 6;
-constexpr int kPrefetchVertices = 12;
-constexpr int kPrefetchMinStride = 8;
-
-template <int kS>
-CLIPES_CRF_INLINE void prefetch_row(const float* row, int write) {
-  // Buffers are 64-byte aligned: rows of up to 16 floats lie in one line, wider ones in two.
-  if (write) {
-    CLIPES_CRF_PREFETCH(row, 1);
-    if constexpr (kS > 16) CLIPES_CRF_PREFETCH(row + kS - 1, 1);
-  } else {
-    CLIPES_CRF_PREFETCH(row, 0);
-    if constexpr (kS > 16) CLIPES_CRF_PREFETCH(row + kS - 1, 0);
-  }
-}
-
-// ---- exp for the softmax: Cephes' expf (range reduction by ln 2, degree-6 polynomial, about
-// 1 ulp), branch-free so that it runs on whole vectors. V: float or a float vector; U: the
-// unsigned integer type of the same size.
-template <class V, class U>
-CLIPES_CRF_INLINE V exp_approx(V x) {
-  x = x < -87.0f ? splat_value<V>(-87.0f) : x;
-  x = x > 88.0f ? splat_value<V>(88.0f) : x;
-  // t = 1.5·2^23 + round(x·log2 e): the rounded integer n sits in t's low mantissa bits.
-  const V t = x * 1.44269504088896341f + 12582912.0f;
-  const V n = t - 12582912.0f;
-  V r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  const V r2 = r * r;
-  V p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r2 + r + 1.0f;
-  const U two_n = (bit_cast<U>(t) - 0x4B400000u + 127u) << 23;  // 2^n
-  return p * bit_cast<V>(two_n);
-}
-
-CLIPES_CRF_INLINE void exp_in_place(float* CLIPES_CRF_RESTRICT x, int count) {
-  int t = 0;
-#if CLIPES_CRF_VECTORS
-  for (; t + 8 <= count; t += 8) vstore(x + t, exp_approx<V8, U8>(vload<V8>(x + t)));
-#endif
-  for (; t < count; ++t) x[t] = exp_approx<float, std::uint32_t>(x[t]);
-}
-
-// ---- Step 3 (scatter form): points in order, each corner row updated in place. --------------
-template <int kS>
-CLIPES_CRF_INLINE void scatter_point(const LatticeView& lattice, std::int64_t i,
-                                     const typename RowShape<kS>::Vec* x,
-                                     float* CLIPES_CRF_RESTRICT out) {
-  using Shape = RowShape<kS>;
-  using Vec = typename Shape::Vec;
-  using Mask = typename Shape::Mask;
-  const int corners = lattice.dim + 1;
-  const std::int32_t* vert = lattice.point_vertices + i * corners;
-  const float* bary = lattice.barycentric + i * corners;
-  const std::int32_t first_new = lattice.first_new[i];
-  for (int m = 0; m < corners; ++m) {
-    float* row = out + static_cast<std::int64_t>(vert[m]) * kS;
-    const float w = bary[m];
-    const Mask keep = less_mask<typename Shape::Index, Mask>(vert[m], first_new);
-    for (int t = 0; t < Shape::kCount; ++t) {
-      const Vec old = bit_cast<Vec>(bit_cast<Mask>(vload<Vec>(row + t * Shape::kWidth)) & keep);
-      vstore(row + t * Shape::kWidth, old + w * x[t]);
-    }
-  }
-}
+using namespace rows;  // NOLINT(google-build-using-namespace): the row toolkit of this file
 
 template <int kS, bool kScaled>
 CLIPES_CRF_INLINE void scatter_splat_impl(const LatticeView& lattice,
@@ -295,8 +106,8 @@ CLIPES_CRF_INLINE void gather_splat_impl(const LatticeView& lattice,
 // ---- Step 4: one blur pass along one axis (Jacobi: reads `in`, writes `out`). -----------------
 template <int kS>
 CLIPES_CRF_INLINE void blur_impl(const LatticeView& lattice, int axis,
-                                 const float* CLIPES_CRF_RESTRICT in, float* CLIPES_CRF_RESTRICT out,
-                                 int stride, int begin, int end) {
+                                 const float* CLIPES_CRF_RESTRICT in,
+                                 float* CLIPES_CRF_RESTRICT out, int stride, int begin, int end) {
   const BlurNeighbours* nb =
       lattice.neighbours + static_cast<std::int64_t>(axis) * lattice.num_vertices;
   if constexpr (kS > 0) {
@@ -328,37 +139,6 @@ CLIPES_CRF_INLINE void blur_impl(const LatticeView& lattice, int axis,
   }
 }
 
-// ---- Step 5: slice one point into registers (fixed stride) or into `acc` (generic). -----------
-// The weight is α·b as densecrf's SSE path computes it.
-template <int kS>
-CLIPES_CRF_INLINE void slice_point(const LatticeView& lattice, const float* CLIPES_CRF_RESTRICT vv,
-                                   std::int64_t point, typename RowShape<kS>::Vec* acc) {
-  using Shape = RowShape<kS>;
-  using Vec = typename Shape::Vec;
-  const int corners = lattice.dim + 1;
-  const std::int32_t* vert = lattice.point_vertices + point * corners;
-  const float* bary = lattice.barycentric + point * corners;
-  for (int t = 0; t < Shape::kCount; ++t) acc[t] = splat_value<Vec>(0.0f);
-  for (int m = 0; m < corners; ++m) {
-    const float* x = vv + static_cast<std::int64_t>(vert[m]) * kS;
-    const float w = bary[m] * lattice.alpha;
-    for (int t = 0; t < Shape::kCount; ++t) acc[t] += w * vload<Vec>(x + t * Shape::kWidth);
-  }
-}
-
-inline void slice_point_generic(const LatticeView& lattice, const float* vv, int S,
-                                std::int64_t point, float* acc) {
-  const int corners = lattice.dim + 1;
-  const std::int32_t* vert = lattice.point_vertices + point * corners;
-  const float* bary = lattice.barycentric + point * corners;
-  for (int c = 0; c < S; ++c) acc[c] = 0.0f;
-  for (int m = 0; m < corners; ++m) {
-    const float* x = vv + static_cast<std::int64_t>(vert[m]) * S;
-    const float w = bary[m] * lattice.alpha;
-    for (int c = 0; c < S; ++c) acc[c] += w * x[c];
-  }
-}
-
 template <int kS>
 CLIPES_CRF_INLINE void slice_impl(const LatticeView& lattice, const float* CLIPES_CRF_RESTRICT vv,
                                   int stride, float* CLIPES_CRF_RESTRICT out, int begin, int end) {
@@ -377,218 +157,21 @@ CLIPES_CRF_INLINE void slice_impl(const LatticeView& lattice, const float* CLIPE
   }
 }
 
-// ---- The mean-field update. -------------------------------------------------------------------
-// a = −U + Σ_k w_k · (slice_k · n_k) for one point, in densecrf's order (Gaussian kernel first).
-template <int kS>
-CLIPES_CRF_INLINE void messages_point(const MessageKernel* kernels, int num_kernels,
-                                      const float* CLIPES_CRF_RESTRICT neg_unary, std::int64_t i,
-                                      typename RowShape<kS>::Vec* a) {
-  using Shape = RowShape<kS>;
-  using Vec = typename Shape::Vec;
-  for (int t = 0; t < Shape::kCount; ++t) a[t] = vload<Vec>(neg_unary + i * kS + t * Shape::kWidth);
-  for (int k = 0; k < num_kernels; ++k) {
-    const MessageKernel& kernel = kernels[k];
-    if (kernel.blurred == nullptr) continue;
-    Vec msg[Shape::kCount];
-    slice_point<kS>(kernel.lattice, kernel.blurred, i, msg);
-    const float nk = kernel.norm[i];
-    const float wk = kernel.weight;
-    for (int t = 0; t < Shape::kCount; ++t) a[t] += wk * (msg[t] * nk);
+// clang-format off
+#define CLIPES_CRF_SCATTER(S)                                                        \
+  if (scale != nullptr) {                                                            \
+    scatter_splat_impl<S, true>(lattice, values, scale, stride, out, begin, end);    \
+  } else {                                                                           \
+    scatter_splat_impl<S, false>(lattice, values, scale, stride, out, begin, end);   \
   }
-}
-
-// Requests the rows point i will read (blurred messages) and write (splat targets).
-template <int kS>
-CLIPES_CRF_INLINE void prefetch_point(const MessageKernel* kernels, int num_kernels, bool scatter,
-                                      std::int64_t i) {
-  for (int k = 0; k < num_kernels; ++k) {
-    const MessageKernel& kernel = kernels[k];
-    if (!kernel.lattice.scattered) continue;
-    const int corners = kernel.lattice.dim + 1;
-    const std::int32_t* vert = kernel.lattice.point_vertices + i * corners;
-    for (int m = 0; m < corners; ++m) {
-      const std::int64_t offset = static_cast<std::int64_t>(vert[m]) * kS;
-      if (kernel.blurred != nullptr) prefetch_row<kS>(kernel.blurred + offset, 0);
-      if (scatter) prefetch_row<kS>(kernel.splat_target + offset, 1);
-    }
-  }
-}
-
-template <int kS>
-CLIPES_CRF_INLINE void emit_point(const MessageKernel* kernels, int num_kernels, bool scatter,
-                                  std::int64_t i, const typename RowShape<kS>::Vec* qv,
-                                  float* CLIPES_CRF_RESTRICT q) {
-  using Shape = RowShape<kS>;
-  using Vec = typename Shape::Vec;
-  if (scatter) {
-    for (int k = 0; k < num_kernels; ++k) {
-      Vec x[Shape::kCount];
-      const float nk = kernels[k].norm[i];
-      for (int t = 0; t < Shape::kCount; ++t) x[t] = qv[t] * nk;
-      scatter_point<kS>(kernels[k].lattice, i, x, kernels[k].splat_target);
-    }
-  } else {
-    for (int t = 0; t < Shape::kCount; ++t) vstore(q + i * kS + t * Shape::kWidth, qv[t]);
-  }
-}
-
-// Rows of at least 4 floats: softmax on the registers of each point.
-template <int kS>
-CLIPES_CRF_INLINE void mean_field_rows(const MessageKernel* kernels, int num_kernels,
-                                       const float* CLIPES_CRF_RESTRICT neg_unary, int labels,
-                                       bool scatter, float* CLIPES_CRF_RESTRICT q, int begin,
-                                       int end) {
-  using Shape = RowShape<kS>;
-  using Vec = typename Shape::Vec;
-  using Mask = typename Shape::Mask;
-  Mask valid[Shape::kCount];  // lanes < labels
-  for (int t = 0; t < Shape::kCount; ++t) {
-    for (int c = 0; c < Shape::kWidth; ++c) valid[t][c] = t * Shape::kWidth + c < labels ? ~0u : 0u;
-  }
-  const Vec lowest = splat_value<Vec>(std::numeric_limits<float>::lowest());
-  for (int i = begin; i < end; ++i) {
-    if (kS >= kPrefetchMinStride && i + kPrefetchPoints < end) {
-      prefetch_point<kS>(kernels, num_kernels, scatter, i + kPrefetchPoints);
-    }
-    Vec a[Shape::kCount];
-    messages_point<kS>(kernels, num_kernels, neg_unary, i, a);
-    Vec mx = lowest;
-    for (int t = 0; t < Shape::kCount; ++t) {
-      const Vec v = bit_cast<Vec>((bit_cast<Mask>(a[t]) & valid[t]) |
-                                  (bit_cast<Mask>(lowest) & ~valid[t]));
-      mx = v > mx ? v : mx;
-    }
-    const float m = hmax(mx);
-    Vec sum = splat_value<Vec>(0.0f);
-    for (int t = 0; t < Shape::kCount; ++t) {
-      a[t] = bit_cast<Vec>(bit_cast<Mask>(exp_approx<Vec, Mask>(a[t] - m)) & valid[t]);
-      sum += a[t];
-    }
-    const float total = hsum(sum);
-    for (int t = 0; t < Shape::kCount; ++t) a[t] = a[t] / total;
-    emit_point<kS>(kernels, num_kernels, scatter, i, a, q);
-  }
-}
-
-// Rows of 1-2 floats (and the generic stride): blocks of points so that exp runs vectorised.
-constexpr int kPointBlock = 16;
-
-inline void scatter_point_generic(const LatticeView& lattice, std::int64_t i, const float* x,
-                                  float scale, int S, float* out) {
-  const int corners = lattice.dim + 1;
-  for (int m = 0; m < corners; ++m) {
-    const std::int32_t v = lattice.point_vertices[i * corners + m];
-    const float w = lattice.barycentric[i * corners + m];
-    float* row = out + static_cast<std::int64_t>(v) * S;
-    if (v >= lattice.first_new[i]) {
-      for (int c = 0; c < S; ++c) row[c] = w * (x[c] * scale);
-    } else {
-      for (int c = 0; c < S; ++c) row[c] += w * (x[c] * scale);
-    }
-  }
-}
-
-template <int kS>
-CLIPES_CRF_INLINE void mean_field_blocks(const MessageKernel* kernels, int num_kernels,
-                                         const float* CLIPES_CRF_RESTRICT neg_unary, int labels,
-                                         int stride, bool scatter, float* CLIPES_CRF_RESTRICT q,
-                                         int begin, int end, float* CLIPES_CRF_RESTRICT block,
-                                         float* CLIPES_CRF_RESTRICT msg) {
-  const int S = kS > 0 ? kS : stride;
-  for (int i0 = begin; i0 < end; i0 += kPointBlock) {
-    const int n = std::min(kPointBlock, end - i0);
-    for (int j = 0; j < n; ++j) {
-      const std::int64_t i = i0 + j;
-      float* a = block + j * S;
-      if constexpr (kS > 0) {
-        typename RowShape<kS>::Vec av[RowShape<kS>::kCount];
-        messages_point<kS>(kernels, num_kernels, neg_unary, i, av);
-        for (int t = 0; t < RowShape<kS>::kCount; ++t) {
-          vstore(a + t * RowShape<kS>::kWidth, av[t]);
-        }
-      } else {
-        for (int c = 0; c < S; ++c) a[c] = neg_unary[i * S + c];
-        for (int k = 0; k < num_kernels; ++k) {
-          const MessageKernel& kernel = kernels[k];
-          if (kernel.blurred == nullptr) continue;
-          slice_point_generic(kernel.lattice, kernel.blurred, S, i, msg);
-          const float nk = kernel.norm[i];
-          const float wk = kernel.weight;
-          for (int c = 0; c < S; ++c) a[c] += wk * (msg[c] * nk);
-        }
-      }
-      float mx = a[0];
-      for (int c = 1; c < labels; ++c) mx = a[c] > mx ? a[c] : mx;
-      for (int c = 0; c < S; ++c) a[c] -= mx;
-    }
-    exp_in_place(block, n * S);
-    for (int j = 0; j < n; ++j) {
-      float* e = block + j * S;
-      float sum = 0.0f;
-      for (int c = 0; c < labels; ++c) sum += e[c];
-      for (int c = 0; c < S; ++c) e[c] = c < labels ? e[c] / sum : 0.0f;
-      const std::int64_t i = i0 + j;
-      if constexpr (kS > 0) {
-        typename RowShape<kS>::Vec qv[RowShape<kS>::kCount];
-        for (int t = 0; t < RowShape<kS>::kCount; ++t) {
-          qv[t] = vload<typename RowShape<kS>::Vec>(e + t * RowShape<kS>::kWidth);
-        }
-        emit_point<kS>(kernels, num_kernels, scatter, i, qv, q);
-      } else if (scatter) {
-        for (int k = 0; k < num_kernels; ++k) {
-          scatter_point_generic(kernels[k].lattice, i, e, kernels[k].norm[i], S,
-                                kernels[k].splat_target);
-        }
-      } else {
-        std::copy_n(e, S, q + i * S);
-      }
-    }
-  }
-}
-
-template <int kS>
-CLIPES_CRF_INLINE void mean_field_impl(const MessageKernel* kernels, int num_kernels,
-                                       const float* CLIPES_CRF_RESTRICT neg_unary, int labels,
-                                       int stride, bool scatter, float* CLIPES_CRF_RESTRICT q,
-                                       int begin, int end, float* scratch) {
-  if constexpr (kS >= 4) {
-    mean_field_rows<kS>(kernels, num_kernels, neg_unary, labels, scatter, q, begin, end);
-  } else {
-    mean_field_blocks<kS>(kernels, num_kernels, neg_unary, labels, stride, scatter, q, begin,
-                          end, scratch, scratch + kPointBlock * stride);
-  }
-}
-
-// ---- Dispatch on the stride: one switch per variant. ------------------------------------------
-#define CLIPES_CRF_STRIDE_SWITCH(stride, CALL) \
-  switch (stride) {                            \
-    case 1: CALL(1); break;                    \
-    case 2: CALL(2); break;                    \
-    case 4: CALL(4); break;                    \
-    case 8: CALL(8); break;                    \
-    case 16: CALL(16); break;                  \
-    case 24: CALL(24); break;                  \
-    case 32: CALL(32); break;                  \
-    default: CALL(0); break;                   \
-  }
-
-#define CLIPES_CRF_SCATTER(S)                                                       \
-  if (scale != nullptr) {                                                           \
-    scatter_splat_impl<S, true>(lattice, values, scale, stride, out, begin, end);   \
-  } else {                                                                          \
-    scatter_splat_impl<S, false>(lattice, values, scale, stride, out, begin, end);  \
-  }
-#define CLIPES_CRF_GATHER(S)                                                        \
-  if (scale != nullptr) {                                                           \
-    gather_splat_impl<S, true>(lattice, values, scale, stride, out, begin, end);    \
-  } else {                                                                          \
-    gather_splat_impl<S, false>(lattice, values, scale, stride, out, begin, end);   \
+#define CLIPES_CRF_GATHER(S)                                                         \
+  if (scale != nullptr) {                                                            \
+    gather_splat_impl<S, true>(lattice, values, scale, stride, out, begin, end);     \
+  } else {                                                                           \
+    gather_splat_impl<S, false>(lattice, values, scale, stride, out, begin, end);    \
   }
 #define CLIPES_CRF_BLUR(S) blur_impl<S>(lattice, axis, in, out, stride, begin, end)
 #define CLIPES_CRF_SLICE(S) slice_impl<S>(lattice, vv, stride, out, begin, end)
-#define CLIPES_CRF_MEAN_FIELD(S)                                                                \
-  mean_field_impl<S>(kernels, num_kernels, neg_unary, labels, stride, scatter, q, begin, end, \
-                     scratch)
 
 // The bodies are identical for both variants; the macro keeps them so.
 #define CLIPES_CRF_DEFINE_VARIANT(ATTR, SUFFIX)                                                  \
@@ -607,21 +190,13 @@ CLIPES_CRF_INLINE void mean_field_impl(const MessageKernel* kernels, int num_ker
   ATTR void slice_##SUFFIX(const LatticeView& lattice, const float* vv, int stride, float* out, \
                            int begin, int end) {                                                \
     CLIPES_CRF_STRIDE_SWITCH(stride, CLIPES_CRF_SLICE)                                          \
-  }                                                                                             \
-  ATTR void mean_field_##SUFFIX(const MessageKernel* kernels, int num_kernels,                  \
-                                const float* neg_unary, int labels, int stride, bool scatter,   \
-                                float* q, int begin, int end, float* scratch) {                 \
-    CLIPES_CRF_STRIDE_SWITCH(stride, CLIPES_CRF_MEAN_FIELD)                                     \
   }
 
 CLIPES_CRF_DEFINE_VARIANT(, baseline)
 #if CLIPES_CRF_DISPATCH
 CLIPES_CRF_DEFINE_VARIANT(CLIPES_CRF_AVX2, avx2)
-#define CLIPES_CRF_CALL(simd, name, ...) \
-  ((simd) == SimdLevel::kAvx2 ? name##_avx2(__VA_ARGS__) : name##_baseline(__VA_ARGS__))
-#else
-#define CLIPES_CRF_CALL(simd, name, ...) name##_baseline(__VA_ARGS__)
 #endif
+// clang-format on
 
 }  // namespace
 
@@ -642,18 +217,9 @@ void blur_range(SimdLevel simd, const LatticeView& lattice, int axis, const floa
   CLIPES_CRF_CALL(simd, blur, lattice, axis, in, out, stride, begin, end);
 }
 
-void slice_range(SimdLevel simd, const LatticeView& lattice, const float* vertex_values,
-                 int stride, float* out, int begin, int end) {
+void slice_range(SimdLevel simd, const LatticeView& lattice, const float* vertex_values, int stride,
+                 float* out, int begin, int end) {
   CLIPES_CRF_CALL(simd, slice, lattice, vertex_values, stride, out, begin, end);
-}
-
-void mean_field_range(SimdLevel simd, const MessageKernel* kernels, int num_kernels,
-                      const float* neg_unary, int labels, int stride, bool scatter, float* q,
-                      int begin, int end) {
-  // Scratch of the block form: kPointBlock rows of a-values and one message row.
-  std::vector<float> scratch(static_cast<std::size_t>(kPointBlock + 1) * stride);
-  CLIPES_CRF_CALL(simd, mean_field, kernels, num_kernels, neg_unary, labels, stride, scatter, q,
-                  begin, end, scratch.data());
 }
 
 }  // namespace clipes::crf::detail

@@ -23,13 +23,13 @@ struct LatticeView {
   int num_points = 0;
   int dim = 0;
   int num_vertices = 0;
-  float alpha = 1.0f;                             // slice scale 1 / (1 + 2^−d)
-  const std::int32_t* point_vertices = nullptr;   // [N, d+1]
-  const float* barycentric = nullptr;             // [N, d+1]
-  const std::int32_t* first_new = nullptr;        // [N]: vertices created before point i
-  const std::int32_t* splat_begin = nullptr;      // [M + 1] (null: no gather table)
-  const SplatEntry* splat_entries = nullptr;      // [N·(d+1)]
-  const BlurNeighbours* neighbours = nullptr;     // [d+1, M]
+  float alpha = 1.0f;                            // slice scale 1 / (1 + 2^−d)
+  const std::int32_t* point_vertices = nullptr;  // [N, d+1]
+  const float* barycentric = nullptr;            // [N, d+1]
+  const std::int32_t* first_new = nullptr;       // [N]: vertices created before point i
+  const std::int32_t* splat_begin = nullptr;     // [M + 1] (null: no gather table)
+  const SplatEntry* splat_entries = nullptr;     // [N·(d+1)]
+  const BlurNeighbours* neighbours = nullptr;    // [d+1, M]
   bool scattered = false;  // vertex order far from point order: prefetch rows in point loops
 };
 
@@ -51,8 +51,8 @@ void blur_range(SimdLevel simd, const LatticeView& lattice, int axis, const floa
                 int stride, int begin, int end);
 
 /// out[i] = Σ_m (α·b_m(i)) · vertex_values[vertex(i, m)] for points i in [begin, end).
-void slice_range(SimdLevel simd, const LatticeView& lattice, const float* vertex_values,
-                 int stride, float* out, int begin, int end);
+void slice_range(SimdLevel simd, const LatticeView& lattice, const float* vertex_values, int stride,
+                 float* out, int begin, int end);
 
 /// One pairwise kernel of the mean-field update.
 struct MessageKernel {
@@ -68,7 +68,7 @@ struct MessageKernel {
 ///   q_i = softmax of a_i over the first `labels` lanes.
 /// Then, if `scatter`, q_i · n_k(i) is scatter-splatted into each kernel's splat_target (the
 /// range must then be all points, in one thread); otherwise q_i is stored into q (lanes from
-/// `labels` to `stride` as 0). neg_unary, q: [N, stride].
+/// `labels` to `stride` as 0). neg_unary, q: [N, stride]. At most two kernels.
 void mean_field_range(SimdLevel simd, const MessageKernel* kernels, int num_kernels,
                       const float* neg_unary, int labels, int stride, bool scatter, float* q,
                       int begin, int end);

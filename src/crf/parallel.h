@@ -19,7 +19,8 @@ inline int resolve_threads(int threads) {
 template <class Fn>
 void parallel_for(int threads, std::int64_t n, std::int64_t min_chunk, const Fn& fn) {
   if (n <= 0) return;
-  const std::int64_t max_parts = std::max<std::int64_t>(1, n / std::max<std::int64_t>(1, min_chunk));
+  const std::int64_t max_parts =
+      std::max<std::int64_t>(1, n / std::max<std::int64_t>(1, min_chunk));
   const int parts = static_cast<int>(std::min<std::int64_t>(resolve_threads(threads), max_parts));
   if (parts <= 1) {
     fn(std::int64_t{0}, n);

@@ -1,133 +1,28 @@
 #include "clipes/crf/permutohedral.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <mutex>
 
-#include <fmt/format.h>
-
 #include "clipes/core/error.h"
+#include "lattice_index.h"
 #include "lattice_kernels.h"
 #include "parallel.h"
-
-#if defined(__GNUC__) || defined(__clang__)
-#define CLIPES_CRF_PREFETCH(address) __builtin_prefetch(address)
-#else
-#define CLIPES_CRF_PREFETCH(address) ((void)(address))
-#endif
 
 namespace clipes::crf {
 
 namespace {
 
-// Lattice coordinates are stored as int16 (as densecrf does); keep a margin for the neighbour
-// keys (±(d+1)).
-constexpr float kMaxCoordinate = 30000.0f;
-
-// The d int16 coordinates of a lattice key packed four to a 64-bit word.
-template <int W>
-struct PackedKey {
-  std::uint64_t word[W];
-  bool operator==(const PackedKey& other) const {
-    for (int i = 0; i < W; ++i) {
-      if (word[i] != other.word[i]) return false;
-    }
-    return true;
-  }
-};
-
-template <int D>
-PackedKey<(D + 3) / 4> pack_key(const int* coords) {
-  PackedKey<(D + 3) / 4> key{};
-  for (int k = 0; k < D; ++k) {
-    const auto bits = static_cast<std::uint16_t>(static_cast<std::int16_t>(coords[k]));
-    key.word[k / 4] |= static_cast<std::uint64_t>(bits) << (16 * (k % 4));
-  }
-  return key;
-}
-
-template <int D>
-void unpack_key(const PackedKey<(D + 3) / 4>& key, int* coords) {
-  for (int k = 0; k < D; ++k) {
-    const auto bits = static_cast<std::uint16_t>(key.word[k / 4] >> (16 * (k % 4)));
-    coords[k] = static_cast<std::int16_t>(bits);
-  }
-}
-
-template <int W>
-std::uint64_t hash_key(const PackedKey<W>& key) {
-  std::uint64_t h = 0;
-  for (int i = 0; i < W; ++i) {
-    h = (h ^ key.word[i]) * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
-  }
-  return h * 0xBF58476D1CE4E5B9ull;
-}
-
-// Open addressing with linear probing, the key stored in the slot (one cache line per probe).
-// Ids are dense, in insertion order. The slot index comes from the high bits of the hash.
-template <int W>
-class KeyTable {
- public:
-  explicit KeyTable(std::size_t expected) {
-    std::size_t capacity = 1024;
-    while (capacity < 2 * expected) capacity *= 2;
-    rehash(capacity);
-  }
-
-  std::int32_t size() const { return static_cast<std::int32_t>(keys_.size()); }
-  const std::vector<PackedKey<W>>& keys() const { return keys_; }
-
-  void prefetch(std::uint64_t hash) const { CLIPES_CRF_PREFETCH(&slots_[hash >> shift_]); }
-
-  std::int32_t insert(const PackedKey<W>& key, std::uint64_t hash) {
-    if (2 * (keys_.size() + 1) > slots_.size()) rehash(slots_.size() * 2);
-    for (std::size_t index = hash >> shift_;; index = (index + 1) & mask_) {
-      Slot& slot = slots_[index];
-      if (slot.id < 0) {
-        slot.id = static_cast<std::int32_t>(keys_.size());
-        slot.key = key;
-        keys_.push_back(key);
-        return slot.id;
-      }
-      if (slot.key == key) return slot.id;
-    }
-  }
-
-  std::int32_t find(const PackedKey<W>& key, std::uint64_t hash) const {
-    for (std::size_t index = hash >> shift_;; index = (index + 1) & mask_) {
-      const Slot& slot = slots_[index];
-      if (slot.id < 0) return -1;
-      if (slot.key == key) return slot.id;
-    }
-  }
-
- private:
-  struct Slot {
-    PackedKey<W> key;
-    std::int32_t id;
-  };
-
-  void rehash(std::size_t capacity) {
-    slots_.assign(capacity, Slot{PackedKey<W>{}, -1});
-    mask_ = capacity - 1;
-    int bits = 0;
-    while ((std::size_t{1} << bits) < capacity) ++bits;
-    shift_ = 64 - bits;
-    for (std::size_t id = 0; id < keys_.size(); ++id) {
-      std::size_t index = hash_key(keys_[id]) >> shift_;
-      while (slots_[index].id >= 0) index = (index + 1) & mask_;
-      slots_[index] = Slot{keys_[id], static_cast<std::int32_t>(id)};
-    }
-  }
-
-  std::vector<Slot> slots_;
-  std::vector<PackedKey<W>> keys_;
-  std::size_t mask_ = 0;
-  int shift_ = 64;
-};
+using detail::GridIndex;
+using detail::HashIndex;
+using detail::index_vertices;
+using detail::kMaxCoordinate;
+using detail::kMinPointChunk;
+using detail::kMinVertexChunk;
 
 // Round half to even, as SSE's cvtps2dq does under the default rounding mode (|x| < 2^22).
 inline float round_even(float x) {
@@ -136,9 +31,6 @@ inline float round_even(float x) {
   return (x + kMagic) - kMagic;
 }
 
-// Chunk sizes for splitting over threads (items per chunk at least).
-constexpr std::int64_t kMinVertexChunk = 4096;
-constexpr std::int64_t kMinPointChunk = 4096;
 // The wavefront blur keeps its window of vertex rows (both buffers) within this many bytes.
 constexpr std::int64_t kWavefrontBytes = std::int64_t{1} << 20;
 constexpr std::int64_t kWavefrontStep = 256;
@@ -158,37 +50,51 @@ PermutohedralLattice::PermutohedralLattice(const float* features, int num_points
   if (features == nullptr) throw Error("permutohedral lattice: features are null");
   simd_ = detail::detect_simd_level();
   switch (dim) {
-    case 1: build<1>(features, threads); break;
-    case 2: build<2>(features, threads); break;
-    case 3: build<3>(features, threads); break;
-    case 4: build<4>(features, threads); break;
-    case 5: build<5>(features, threads); break;
-    case 6: build<6>(features, threads); break;
-    case 7: build<7>(features, threads); break;
-    default: build<8>(features, threads); break;
+    case 1:
+      build<1>(features, threads);
+      break;
+    case 2:
+      build<2>(features, threads);
+      break;
+    case 3:
+      build<3>(features, threads);
+      break;
+    case 4:
+      build<4>(features, threads);
+      break;
+    case 5:
+      build<5>(features, threads);
+      break;
+    case 6:
+      build<6>(features, threads);
+      break;
+    case 7:
+      build<7>(features, threads);
+      break;
+    default:
+      build<8>(features, threads);
+      break;
   }
 }
 
 template <int D>
 void PermutohedralLattice::build(const float* features, int threads) {
   constexpr int kCorners = D + 1;
-  constexpr int W = (D + 3) / 4;
-  using Key = PackedKey<W>;
   const std::int64_t n = num_points_;
 
   // Step 0 constants, with densecrf's mix of double and float.
   const auto inv_std_dev = static_cast<float>(std::sqrt(2.0 / 3.0) * (D + 1));
   float scale[D];
   for (int k = 0; k < D; ++k) {
-    scale[k] = static_cast<float>(1.0 / std::sqrt(static_cast<double>((k + 2) * (k + 1))) *
-                                  inv_std_dev);
+    scale[k] =
+        static_cast<float>(1.0 / std::sqrt(static_cast<double>((k + 2) * (k + 1))) * inv_std_dev);
   }
   const float inv_dp1 = 1.0f / static_cast<float>(D + 1);
   const auto dp1 = static_cast<float>(D + 1);
   alpha_ = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(D)));
-  int canonical[kCorners][kCorners];
+  int canonical[kCorners * kCorners];  // C[r][t]: corner r's offset for rank t
   for (int r = 0; r <= D; ++r) {
-    for (int t = 0; t <= D; ++t) canonical[r][t] = t <= D - r ? r : r - (D + 1);
+    for (int t = 0; t <= D; ++t) canonical[r * kCorners + t] = t <= D - r ? r : r - (D + 1);
   }
 
   // Phase A (parallel over points): the enclosing simplex (remainder-0 point and ranks) and the
@@ -198,7 +104,22 @@ void PermutohedralLattice::build(const float* features, int threads) {
   std::vector<std::int8_t> ranks(static_cast<std::size_t>(n * D));
   std::int64_t first_bad = n;
   std::mutex bad_mutex;
+  int base_min[D];
+  int base_max[D];
+  std::fill_n(base_min, D, std::numeric_limits<int>::max());
+  std::fill_n(base_max, D, std::numeric_limits<int>::min());
   detail::parallel_for(threads, n, kMinPointChunk, [&](std::int64_t begin, std::int64_t end) {
+    int local_min[D];
+    int local_max[D];
+    std::fill_n(local_min, D, std::numeric_limits<int>::max());
+    std::fill_n(local_max, D, std::numeric_limits<int>::min());
+    const auto merge = [&] {
+      const std::lock_guard<std::mutex> lock(bad_mutex);
+      for (int k = 0; k < D; ++k) {
+        base_min[k] = std::min(base_min[k], local_min[k]);
+        base_max[k] = std::max(base_max[k], local_max[k]);
+      }
+    };
     for (std::int64_t i = begin; i < end; ++i) {
       const float* f = features + i * D;
       // Step 0: scale and lift onto the hyperplane Σ z = 0.
@@ -254,11 +175,15 @@ void PermutohedralLattice::build(const float* features, int threads) {
       }
       bary[0] += 1.0f + bary[D + 1];
       for (int k = 0; k < D; ++k) {
-        bases[static_cast<std::size_t>(i * D + k)] = static_cast<std::int16_t>(rem0[k]);
+        const int base = static_cast<int>(rem0[k]);
+        bases[static_cast<std::size_t>(i * D + k)] = static_cast<std::int16_t>(base);
         ranks[static_cast<std::size_t>(i * D + k)] = static_cast<std::int8_t>(rank[k]);
+        local_min[k] = std::min(local_min[k], base);
+        local_max[k] = std::max(local_max[k], base);
       }
       std::copy_n(bary, kCorners, barycentric_.data() + i * kCorners);
     }
+    merge();
   });
   if (first_bad < n) {
     throw Error(fmt::format(
@@ -267,121 +192,28 @@ void PermutohedralLattice::build(const float* features, int threads) {
         first_bad, kMaxCoordinate, features[first_bad * D]));
   }
 
-  // Phase B (sequential, point order): the corners' vertex ids, Steps 1.5-1.6. A point in the
-  // same simplex as the previous one reuses its ids; the table slots of the keys a few points
-  // ahead are prefetched.
-  // The corners of a simplex are lattice neighbours of each other (corner r + 1 is the n2 of
-  // corner r along the axis ranked d − r, corner d the n1 of corner 0 along the axis ranked 0):
-  // those links are recorded here, so that Phase C looks up only the others.
-  point_vertices_.resize(static_cast<std::size_t>(n * kCorners));
-  first_new_.resize(static_cast<std::size_t>(n));
-  KeyTable<W> table(static_cast<std::size_t>(n));
-  constexpr detail::BlurNeighbours kUnknown{-1, -1};
-  std::vector<detail::BlurNeighbours> links;  // vertex-major [M, d+1] while building
-  links.reserve(static_cast<std::size_t>(n) * kCorners);
-  constexpr int kAhead = 8;
-  struct Pending {
-    Key keys[kCorners];
-    std::uint64_t hashes[kCorners];
-  };
-  Pending ring[kAhead];
-  const auto same_simplex = [&](std::int64_t i) {
-    return i > 0 &&
-           std::memcmp(&bases[static_cast<std::size_t>(i * D)],
-                       &bases[static_cast<std::size_t>((i - 1) * D)], D * sizeof(std::int16_t)) == 0 &&
-           std::memcmp(&ranks[static_cast<std::size_t>(i * D)],
-                       &ranks[static_cast<std::size_t>((i - 1) * D)], D * sizeof(std::int8_t)) == 0;
-  };
-  const auto prepare = [&](std::int64_t i) {
-    Pending& p = ring[i % kAhead];
-    const std::int16_t* base = &bases[static_cast<std::size_t>(i * D)];
-    const std::int8_t* rank = &ranks[static_cast<std::size_t>(i * D)];
-    for (int r = 0; r <= D; ++r) {
-      int key[D];
-      for (int k = 0; k < D; ++k) key[k] = base[k] + canonical[r][rank[k]];
-      p.keys[r] = pack_key<D>(key);
-      p.hashes[r] = hash_key(p.keys[r]);
-      table.prefetch(p.hashes[r]);
-    }
-  };
-  for (std::int64_t i = 0; i < std::min<std::int64_t>(kAhead, n); ++i) prepare(i);
-  for (std::int64_t i = 0; i < n; ++i) {
-    first_new_[static_cast<std::size_t>(i)] = table.size();
-    std::int32_t* ids = &point_vertices_[static_cast<std::size_t>(i * kCorners)];
-    if (same_simplex(i)) {
-      std::copy_n(ids - kCorners, kCorners, ids);
-    } else {
-      const Pending& p = ring[i % kAhead];
-      for (int r = 0; r <= D; ++r) ids[r] = table.insert(p.keys[r], p.hashes[r]);
-      const std::size_t needed = static_cast<std::size_t>(table.size()) * kCorners;
-      if (needed > links.size()) links.resize(std::max(needed, 2 * links.size()), kUnknown);
-      int axis_of_rank[kCorners];
-      int rank_sum = 0;
-      for (int k = 0; k < D; ++k) {
-        const int rk = ranks[static_cast<std::size_t>(i * D + k)];
-        axis_of_rank[rk] = k;
-        rank_sum += rk;
-      }
-      axis_of_rank[D * (D + 1) / 2 - rank_sum] = D;
-      for (int r = 0; r < D; ++r) {
-        const int a = axis_of_rank[D - r];
-        links[static_cast<std::size_t>(ids[r]) * kCorners + a].n2 = ids[r + 1];
-        links[static_cast<std::size_t>(ids[r + 1]) * kCorners + a].n1 = ids[r];
-      }
-      const int a0 = axis_of_rank[0];
-      links[static_cast<std::size_t>(ids[0]) * kCorners + a0].n1 = ids[D];
-      links[static_cast<std::size_t>(ids[D]) * kCorners + a0].n2 = ids[0];
-    }
-    if (i + kAhead < n) prepare(i + kAhead);
+  // Phases B and C: vertex ids and neighbours, through a dense grid when the keys fill a small
+  // box (position-only features), else through the hash table. Same ids either way.
+  int lo[D];
+  int hi[D];
+  for (int k = 0; k < D; ++k) {
+    lo[k] = base_min[k] - 2 * (D + 1);  // corners reach ±d, their neighbours ±(d+1) further
+    hi[k] = base_max[k] + 2 * (D + 1);
+  }
+  std::vector<detail::BlurNeighbours> links;
+  if (GridIndex<D>::volume(lo, hi) <= 4 * n + 4096) {
+    GridIndex<D> index(lo, hi, static_cast<std::size_t>(n));
+    links =
+        index_vertices<D>(index, n, bases, ranks, canonical, threads, point_vertices_, first_new_);
+  } else {
+    HashIndex<D> index(static_cast<std::size_t>(n));
+    links =
+        index_vertices<D>(index, n, bases, ranks, canonical, threads, point_vertices_, first_new_);
   }
   std::vector<std::int16_t>().swap(bases);
   std::vector<std::int8_t>().swap(ranks);
-  const std::int32_t m = table.size();
+  const auto m = static_cast<std::int32_t>(links.size() / kCorners);
   num_vertices_ = m;
-
-  // Phase C (parallel over vertices): the remaining neighbours, Step 2. n1 along axis a is
-  // K − 1 with K[a] + d (a < d), or K − 1 (a = d); the n2 of that vertex is K itself, so one
-  // lookup fills both links. Lookups go in batches whose slots are prefetched first.
-  const std::vector<Key>& keys = table.keys();
-  detail::parallel_for(threads, m, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
-    constexpr int kBatch = 16;
-    Key batch_keys[kBatch];
-    std::uint64_t batch_hashes[kBatch];
-    std::int64_t batch_slot[kBatch];
-    int count = 0;
-    const auto flush = [&] {
-      for (int b = 0; b < count; ++b) {
-        const std::int32_t u = table.find(batch_keys[b], batch_hashes[b]);
-        const std::int64_t v = batch_slot[b] / kCorners;
-        const int a = static_cast<int>(batch_slot[b] % kCorners);
-        links[static_cast<std::size_t>(batch_slot[b])].n1 = u;  // −1: none
-        if (u >= 0) {
-          links[static_cast<std::size_t>(u) * kCorners + a].n2 = static_cast<std::int32_t>(v);
-        }
-      }
-      count = 0;
-    };
-    for (std::int64_t v = begin; v < end; ++v) {
-      int key[D];
-      bool unpacked = false;
-      for (int a = 0; a <= D; ++a) {
-        if (links[static_cast<std::size_t>(v) * kCorners + a].n1 >= 0) continue;
-        if (!unpacked) {
-          unpack_key<D>(keys[static_cast<std::size_t>(v)], key);
-          unpacked = true;
-        }
-        int n1[D];
-        for (int k = 0; k < D; ++k) n1[k] = key[k] - 1;
-        if (a < D) n1[a] = key[a] + D;
-        batch_keys[count] = pack_key<D>(n1);
-        batch_hashes[count] = hash_key(batch_keys[count]);
-        table.prefetch(batch_hashes[count]);
-        batch_slot[count] = v * kCorners + a;
-        if (++count == kBatch) flush();
-      }
-    }
-    flush();
-  });
 
   // Axis-major for the blur, missing neighbours pointing at the dummy row m.
   blur_neighbours_.resize(static_cast<std::size_t>(kCorners) * m);
@@ -455,12 +287,11 @@ void PermutohedralLattice::splat(const float* values, const float* point_scale, 
                                  float* vertex_values, int threads) const {
   const detail::LatticeView view = make_view(*this, splat_begin_, splat_entries_, blur_neighbours_);
   if (detail::resolve_threads(threads) > 1 && has_splat_table()) {
-    detail::parallel_for(threads, num_vertices_, kMinVertexChunk,
-                         [&](std::int64_t begin, std::int64_t end) {
-                           detail::gather_splat_range(simd_, view, values, point_scale, stride,
-                                                      vertex_values, static_cast<int>(begin),
-                                                      static_cast<int>(end));
-                         });
+    detail::parallel_for(
+        threads, num_vertices_, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
+          detail::gather_splat_range(simd_, view, values, point_scale, stride, vertex_values,
+                                     static_cast<int>(begin), static_cast<int>(end));
+        });
   } else {
     detail::scatter_splat_range(simd_, view, values, point_scale, stride, vertex_values, 0,
                                 num_points_);
@@ -477,9 +308,9 @@ float* PermutohedralLattice::blur(float* a, float* b, int stride, int threads) c
   float* buffers[2] = {a, b};
   const std::int64_t reach = max_neighbour_distance_ + 1;
   const std::int64_t window_rows = passes * reach + 2 * reach + kWavefrontStep;
-  const bool wavefront = detail::resolve_threads(threads) == 1 && m > window_rows &&
-                         window_rows * stride * 2 * static_cast<std::int64_t>(sizeof(float)) <=
-                             kWavefrontBytes;
+  const bool wavefront =
+      detail::resolve_threads(threads) == 1 && m > window_rows &&
+      window_rows * stride * 2 * static_cast<std::int64_t>(sizeof(float)) <= kWavefrontBytes;
   if (wavefront) {
     // Pass p reads buffers[p % 2] and writes buffers[(p + 1) % 2]. Pass p may process vertex v
     // once pass p − 1 has passed v + reach (all of v's neighbours are done), and writing v then
@@ -532,8 +363,8 @@ void PermutohedralLattice::filter(const float* values, float* out, int channels,
   // Rows of 1, 2, 4 or a multiple of 8 floats run the specialised loops; pad other widths.
   const int stride = detail::row_stride(channels);
   const std::size_t rows = static_cast<std::size_t>(num_vertices_) + 1;
-  workspace.vertex_values.resize(rows * stride);
-  workspace.vertex_scratch.resize(rows * stride);
+  workspace.vertex_values.assign(rows * stride, 0.0f);  // the splat reads (and masks) rows
+  workspace.vertex_scratch.resize(rows * stride);       // written by the blur before it is read
   const float* in = values;
   float* dst = out;
   if (stride != channels) {

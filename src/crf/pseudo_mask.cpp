@@ -1,11 +1,11 @@
 #include "clipes/crf/pseudo_mask.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
-
-#include <fmt/format.h>
 
 #include "clipes/core/error.h"
 #include "clipes/io/half.h"
@@ -27,10 +27,10 @@ std::uint8_t numpy_to_uint8(float v) {
 
 void check_planar(const PlanarView& view, const char* what) {
   if (view.data == nullptr || view.channels < 1 || view.height < 1 || view.width < 1) {
-    throw Error(fmt::format("{}: expected a non-empty [channels, height, width] array, got [{}, {}, "
-                            "{}]{}",
-                            what, view.channels, view.height, view.width,
-                            view.data == nullptr ? " with no data" : ""));
+    throw Error(fmt::format(
+        "{}: expected a non-empty [channels, height, width] array, got [{}, {}, "
+        "{}]{}",
+        what, view.channels, view.height, view.width, view.data == nullptr ? " with no data" : ""));
   }
 }
 
@@ -38,8 +38,9 @@ void check_planar(const PlanarView& view, const char* what) {
 
 cv::Mat crf_input_image(const cv::Mat& rgb, CrfImageMode mode) {
   if (rgb.empty() || rgb.type() != CV_8UC3) {
-    throw Error(fmt::format("CRF image: expected an 8-bit RGB image (CV_8UC3), got {}x{} of type {}",
-                            rgb.cols, rgb.rows, rgb.type()));
+    throw Error(
+        fmt::format("CRF image: expected an 8-bit RGB image (CV_8UC3), got {}x{} of type {}",
+                    rgb.cols, rgb.rows, rgb.type()));
   }
   if (mode == CrfImageMode::kRgb) return rgb;
   cv::Mat out(rgb.rows, rgb.cols, CV_8UC3);
@@ -85,8 +86,8 @@ std::vector<float> crf_probabilities(const PlanarView& cams, CrfImageMode mode) 
 
 std::vector<float> crf_unary(const PlanarView& probabilities, CrfImageMode mode) {
   check_planar(probabilities, "CRF unary: probabilities");
-  const std::size_t count = static_cast<std::size_t>(probabilities.channels) *
-                            probabilities.height * probabilities.width;
+  const std::size_t count =
+      static_cast<std::size_t>(probabilities.channels) * probabilities.height * probabilities.width;
   std::vector<float> unary(count);
   if (mode == CrfImageMode::kReference) {
     const float lo = to_half(1e-5f);
@@ -112,8 +113,8 @@ PseudoMask pseudo_mask_from_marginals(const PlanarView& q, const std::vector<int
   std::vector<std::uint8_t> ids(keys.size() + 1, 0);
   for (std::size_t k = 0; k < keys.size(); ++k) {
     if (keys[k] < 0 || keys[k] > 253) {
-      throw Error(fmt::format("pseudo mask: class index {} (key {}) must be in [0, 253]", keys[k],
-                              k));
+      throw Error(
+          fmt::format("pseudo mask: class index {} (key {}) must be in [0, 253]", keys[k], k));
     }
     ids[k + 1] = static_cast<std::uint8_t>(keys[k] + 1);
   }
@@ -148,9 +149,10 @@ PseudoMask make_pseudo_mask(const PlanarView& cams, const std::vector<int>& keys
                             cams.channels, keys.size()));
   }
   if (rgb.rows != cams.height || rgb.cols != cams.width) {
-    throw Error(fmt::format("pseudo mask: the image is {}x{} but the CAMs are {}x{} (width x "
-                            "height)",
-                            rgb.cols, rgb.rows, cams.width, cams.height));
+    throw Error(
+        fmt::format("pseudo mask: the image is {}x{} but the CAMs are {}x{} (width x "
+                    "height)",
+                    rgb.cols, rgb.rows, cams.width, cams.height));
   }
   const CrfImageMode mode = config.crf.image;
   const cv::Mat image = crf_input_image(rgb, mode);

@@ -16,9 +16,6 @@ namespace clipes::pipeline {
 
 namespace {
 
-std::string_view crf_image_name(crf::CrfImageMode mode) {
-  return mode == crf::CrfImageMode::kReference ? "reference" : "rgb";
-}
 
 std::string json_quoted(std::string_view s) { return nlohmann::json(std::string(s)).dump(); }
 
@@ -262,15 +259,7 @@ void GenerateConfig::validate(const std::string& source) const {
           "must be in [0, 1]", caa.box_threshold);
   v.check(caa.sinkhorn_rounds >= 1, "caa.sinkhorn_rounds", "must be >= 1", caa.sinkhorn_rounds);
   v.check(caa.power >= 1, "caa.power", "must be >= 1", caa.power);
-  v.check(mask.crf.iterations >= 1, "crf.iterations", "must be >= 1", mask.crf.iterations);
-  v.check(mask.crf.pos_std > 0.0f, "crf.pos_std", "must be > 0", mask.crf.pos_std);
-  v.check(mask.crf.pos_weight >= 0.0f, "crf.pos_weight", "must be >= 0", mask.crf.pos_weight);
-  v.check(mask.crf.bilateral_std > 0.0f, "crf.bilateral_std", "must be > 0",
-          mask.crf.bilateral_std);
-  v.check(mask.crf.bilateral_rgb_std > 0.0f, "crf.bilateral_rgb_std", "must be > 0",
-          mask.crf.bilateral_rgb_std);
-  v.check(mask.crf.bilateral_weight >= 0.0f, "crf.bilateral_weight", "must be >= 0",
-          mask.crf.bilateral_weight);
+  crf::validate(mask.crf, source, "crf");
   v.check(mask.confidence_threshold >= 0.0f && mask.confidence_threshold <= 1.0f,
           "mask.confidence_threshold", "must be in [0, 1]", mask.confidence_threshold);
   v.check(outputs.masks || outputs.cams, "outputs",
@@ -322,7 +311,7 @@ nlohmann::json to_json(const GenerateConfig& c) {
               {"bilateral_std", shortest(crf.bilateral_std)},
               {"bilateral_rgb_std", shortest(crf.bilateral_rgb_std)},
               {"bilateral_weight", shortest(crf.bilateral_weight)},
-              {"image", std::string(crf_image_name(crf.image))}};
+              {"image", std::string(crf::to_string(crf.image))}};
   j["mask"] = {{"confidence_threshold", shortest(c.mask.confidence_threshold)}};
   j["outputs"] = {{"masks", c.outputs.masks},
                   {"cams", c.outputs.cams},

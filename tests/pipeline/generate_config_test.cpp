@@ -252,8 +252,8 @@ TEST(GenerateConfigJson, OverridesApplyBeforeReadingAndAreNamedInErrors) {
             }).find("outputs.overlays needs outputs.masks"),
             std::string::npos);
   const auto file = config_file("voc.json").string();
-  EXPECT_EQ(error_of([&] { load_generate_config(file, {"crf.iterations=0"}); }),
-            file + " (with --set crf.iterations=0): crf.iterations must be >= 1, got 0");
+  EXPECT_EQ(error_of([&] { load_generate_config(file, {"crf.iterations=-1"}); }),
+            file + " (with --set crf.iterations=-1): crf.iterations must be >= 0, got -1");
   EXPECT_EQ(error_of([&] {
               load_generate_config(file, {"crf.iteration=3"});
             }).rfind(file + " (with --set crf.iteration=3): unknown key crf.iteration", 0),
@@ -332,7 +332,7 @@ TEST(GenerateConfigValidate, EveryRangeRuleNamesPathRuleAndValue) {
       {"caa.box_threshold=-0.1", "t.json: caa.box_threshold must be in [0, 1], got -0.1"},
       {"caa.sinkhorn_rounds=0", "t.json: caa.sinkhorn_rounds must be >= 1, got 0"},
       {"caa.power=0", "t.json: caa.power must be >= 1, got 0"},
-      {"crf.iterations=0", "t.json: crf.iterations must be >= 1, got 0"},
+      {"crf.iterations=-1", "t.json: crf.iterations must be >= 0, got -1"},
       {"crf.pos_std=0", "t.json: crf.pos_std must be > 0, got 0"},
       {"crf.pos_weight=-1", "t.json: crf.pos_weight must be >= 0, got -1"},
       {"crf.bilateral_std=-67", "t.json: crf.bilateral_std must be > 0, got -67"},

@@ -299,8 +299,8 @@ TEST(GenerateTool, ConfigAndUsageErrorsExitWithTwo) {
   std::string log;
   EXPECT_EQ(testing::run_command(generate_command(out, "--set crf.iteration=3"), &log), 2);
   EXPECT_NE(log.find("unknown key crf.iteration"), std::string::npos) << log;
-  EXPECT_EQ(testing::run_command(generate_command(out, "--set crf.iterations=0"), &log), 2);
-  EXPECT_NE(log.find("crf.iterations must be >= 1, got 0"), std::string::npos) << log;
+  EXPECT_EQ(testing::run_command(generate_command(out, "--set crf.pos_std=-1"), &log), 2);
+  EXPECT_NE(log.find("crf.pos_std must be > 0, got -1"), std::string::npos) << log;
   EXPECT_EQ(testing::run_command(generate_command(out, "", "/nonexistent/ViT-B-16.pt"), &log), 2);
   EXPECT_NE(log.find("/nonexistent/ViT-B-16.pt"), std::string::npos) << log;
   EXPECT_EQ(testing::run_command(generate_command(out, "--shard 3/3"), &log), 2);

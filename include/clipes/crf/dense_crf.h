@@ -1,18 +1,21 @@
 #pragma once
 /// Fully connected CRF with Gaussian edge potentials (Krähenbühl & Koltun, NeurIPS 2011), mean-
 /// field inference exactly as densecrf 2.2 / pydensecrf computes it (dense-crf.md, spec §7):
-///   Q = softmax(−U);  repeat T times:  A = −U + Σ_k w_k · diag(n_k) K_k diag(n_k) Q;  Q = softmax(A)
+///   Q = softmax(−U); T times: A = −U + Σ_k w_k · diag(n_k) K_k diag(n_k) Q, Q = softmax(A)
 /// with a Gaussian kernel on position (σ_xy = pos_std, weight pos_weight) and a bilateral kernel on
 /// position and colour (σ_xy = bilateral_std, σ_rgb = bilateral_rgb_std, weight bilateral_weight),
 /// Potts compatibility, symmetric normalisation n = 1/√(K·1), the filter including the pixel
 /// itself. Kernels are permutohedral lattices built once per image.
 ///
-/// Free of LibTorch: planar float32 arrays in, planar float32 out.
+/// Free of LibTorch: planar float32 arrays in, planar float32 out. One thread by default
+/// (config.threads for more); to process many images, run one DenseCrf per worker thread, each
+/// with its own CrfWorkspace. The results do not depend on the thread count or the CPU (AVX2 or
+/// not): every variant performs the same float operations in the same order.
 
+#include <cstddef>
 #include <cstdint>
-#include <vector>
-
 #include <opencv2/core/mat.hpp>
+#include <vector>
 
 #include "clipes/crf/crf_config.h"
 #include "clipes/crf/permutohedral.h"
@@ -33,6 +36,21 @@ struct DenseCrfStats {
   LatticeStats bilateral;  ///< idem
 };
 
+/// Work buffers of DenseCrf::infer (about (pixels + 2 × lattice vertices) × labels floats). Keep
+/// one per worker thread and pass it to every inference: after the first image nothing is
+/// allocated, zeroed or page-faulted again. Not for concurrent use.
+class CrfWorkspace {
+ public:
+  /// Bytes currently held.
+  std::size_t bytes() const;
+
+ private:
+  friend class DenseCrf;
+  detail::AlignedFloats neg_unary_;
+  detail::AlignedFloats q_;
+  std::vector<detail::AlignedFloats> vertex_buffers_;
+};
+
 /// The two lattices of one image, built once, then used for any number of inferences (e.g. the
 /// same image with different unaries). Build it in the thread that uses it: run one DenseCrf per
 /// worker thread to process images in parallel.
@@ -49,7 +67,8 @@ class DenseCrf {
 
   /// unary: [L, H, W] float32, −log P per label (L >= 2, H and W those of the image).
   /// Returns the marginals Q after config.iterations mean-field steps: [L, H, W] float32.
-  std::vector<float> infer(const PlanarView& unary) const;
+  /// workspace: reusable buffers (null: allocated for this call).
+  std::vector<float> infer(const PlanarView& unary, CrfWorkspace* workspace = nullptr) const;
 
  private:
   struct Kernel {

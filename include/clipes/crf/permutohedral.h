@@ -8,7 +8,8 @@
 /// Layout: values are point-major with channels innermost, [num_points, stride] float32, of which
 /// the first `channels` floats of each row are used. Vertex buffers are [num_vertices + 1, stride]
 /// (the last row is a zero "dummy" that stands for missing blur neighbours). Memory of a lattice:
-/// 16·(d+1) bytes per point plus 8·(d+1) + 4 bytes per vertex.
+/// 8·(d+1) + 4 bytes per point (16·(d+1) + 4 with the parallel splat table) plus 8·(d+1) bytes
+/// per vertex; filtering adds two vertex buffers, 2·(vertices + 1)·stride floats.
 ///
 /// No LibTorch; plain float arrays. Thread-safe for concurrent const use with separate
 /// workspaces.
@@ -35,7 +36,8 @@ struct BlurNeighbours {
 enum class SimdLevel { kBaseline, kAvx2 };
 
 /// Allocates on 64-byte (cache line) boundaries, so that vector loads of rows never straddle a
-/// line more than they must.
+/// line more than they must. resize() leaves new elements uninitialised (default-initialised):
+/// large work buffers are written before they are read; use assign() to zero them.
 template <class T>
 struct AlignedAllocator {
   using value_type = T;
@@ -46,9 +48,21 @@ struct AlignedAllocator {
   T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlignment)); }
   void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, kAlignment); }
   template <class U>
-  bool operator==(const AlignedAllocator<U>&) const noexcept { return true; }
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(static_cast<Args&&>(args)...);
+  }
   template <class U>
-  bool operator!=(const AlignedAllocator<U>&) const noexcept { return false; }
+  bool operator==(const AlignedAllocator<U>&) const noexcept {
+    return true;
+  }
+  template <class U>
+  bool operator!=(const AlignedAllocator<U>&) const noexcept {
+    return false;
+  }
 };
 using AlignedFloats = std::vector<float, AlignedAllocator<float>>;
 }  // namespace detail
@@ -98,8 +112,7 @@ class PermutohedralLattice {
   void filter(const float* values, float* out, int channels, LatticeWorkspace& workspace,
               int threads = 1) const;
   /// Convenience form: values [num_points, channels] -> out [num_points, channels].
-  std::vector<float> filter(const std::vector<float>& values, int channels,
-                            int threads = 1) const;
+  std::vector<float> filter(const std::vector<float>& values, int channels, int threads = 1) const;
 
   // ---- The stages, for callers that fuse the slice into their own per-point loop (DenseCrf).
   // `stride` is the row length of values and vertex buffers (any stride >= 1 works; 1, 2, 4, 8,

@@ -8,9 +8,8 @@
 /// float -> uint8 cast), and the CAMs, probabilities and unary go through float16 the way numpy
 /// computed them (each operation in float32, rounded to float16).
 
-#include <vector>
-
 #include <opencv2/core/mat.hpp>
+#include <vector>
 
 #include "clipes/crf/crf_config.h"
 #include "clipes/crf/dense_crf.h"

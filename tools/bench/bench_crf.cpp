@@ -1,0 +1,229 @@
+// clipes-bench-crf: seconds per image of the dense CRF (lattice build + 10 mean-field iterations)
+// on a 500×375 photo with 3 and 21 labels, single-threaded and with all threads, next to the
+// pydensecrf figures measured on the development machine. Not a test: it prints, never fails on
+// timings.
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <exception>
+#include <filesystem>
+#include <opencv2/imgcodecs.hpp>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "clipes/crf/dense_crf.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// pydensecrf (densecrf 2.2 under Cython, -O2) on the development machine, 500×375, 10 iterations.
+struct PyDenseCrf {
+  int labels;
+  double low;
+  double high;
+};
+constexpr PyDenseCrf kPyDenseCrf[] = {{3, 0.50, 0.61}, {21, 0.93, 1.10}};
+
+// A CAM-like unary: a few smooth random blobs per label, −log of their softmax.
+std::vector<float> synthetic_unary(int labels, int height, int width, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  const std::int64_t n = static_cast<std::int64_t>(height) * width;
+  std::vector<float> logits(static_cast<std::size_t>(labels) * n, 0.0f);
+  for (int l = 0; l < labels; ++l) {
+    for (int blob = 0; blob < 3; ++blob) {
+      const float cx = uniform(rng) * width;
+      const float cy = uniform(rng) * height;
+      const float r = (0.1f + 0.3f * uniform(rng)) * static_cast<float>(std::min(height, width));
+      const float amp = 2.0f + 4.0f * uniform(rng);
+      for (int y = 0; y < height; ++y) {
+        for (int x = 0; x < width; ++x) {
+          const float d2 = ((x - cx) * (x - cx) + (y - cy) * (y - cy)) / (r * r);
+          logits[l * n + static_cast<std::int64_t>(y) * width + x] += amp * std::exp(-d2);
+        }
+      }
+    }
+  }
+  std::vector<float> unary(logits.size());
+  for (std::int64_t i = 0; i < n; ++i) {
+    float mx = logits[i];
+    for (int l = 1; l < labels; ++l) mx = std::max(mx, logits[l * n + i]);
+    float sum = 0.0f;
+    for (int l = 0; l < labels; ++l) sum += std::exp(logits[l * n + i] - mx);
+    for (int l = 0; l < labels; ++l) {
+      const float p = std::exp(logits[l * n + i] - mx) / sum;
+      unary[l * n + i] = -std::log(std::clamp(p, 1e-5f, 1.0f));
+    }
+  }
+  return unary;
+}
+
+cv::Mat load_image(const std::string& path, int width, int height) {
+  if (!path.empty() && std::filesystem::exists(path)) {
+    cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
+    if (!bgr.empty()) {
+      cv::Mat rgb(bgr.rows, bgr.cols, CV_8UC3);
+      for (int y = 0; y < bgr.rows; ++y) {
+        for (int x = 0; x < bgr.cols; ++x) {
+          const cv::Vec3b p = bgr.at<cv::Vec3b>(y, x);
+          rgb.at<cv::Vec3b>(y, x) = cv::Vec3b(p[2], p[1], p[0]);
+        }
+      }
+      fmt::print("image: {} ({}x{})\n", path, rgb.cols, rgb.rows);
+      return rgb;
+    }
+  }
+  // Synthetic stand-in: smooth colour gradients with noise and a few flat regions.
+  fmt::print("image: {} not found, using a synthetic {}x{} image\n", path, width, height);
+  cv::Mat rgb(height, width, CV_8UC3);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> noise(0.0f, 6.0f);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      const bool object = (x - 250) * (x - 250) + (y - 190) * (y - 190) < 90 * 90;
+      const float base[3] = {object ? 200.0f : 60.0f + 0.3f * x, object ? 40.0f : 90.0f + 0.2f * y,
+                             object ? 50.0f : 120.0f};
+      for (int c = 0; c < 3; ++c) {
+        rgb.at<cv::Vec3b>(y, x)[c] =
+            static_cast<std::uint8_t>(std::clamp(base[c] + noise(rng), 0.0f, 255.0f));
+      }
+    }
+  }
+  return rgb;
+}
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Minimum over the runs of each stage: wall-clock seconds and, for one thread, the CPU seconds
+// of that thread (robust to other processes competing for the cores).
+struct Timing {
+  double build_wall = 1e30;
+  double infer_wall = 1e30;
+  double total_wall = 1e30;
+  double build_cpu = 1e30;
+  double infer_cpu = 1e30;
+  double total_cpu = 1e30;
+};
+
+// workspace: reused across the runs (a worker's steady state), or null (fresh buffers per run).
+Timing time_crf(const cv::Mat& image, const std::vector<float>& unary, int labels,
+                const clipes::crf::CrfConfig& config, int repeats,
+                clipes::crf::CrfWorkspace* workspace) {
+  Timing best;
+  const clipes::crf::PlanarView view{unary.data(), labels, image.rows, image.cols};
+  if (workspace != nullptr) clipes::crf::DenseCrf(image, config).infer(view, workspace);  // warm
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = Clock::now();
+    const double c0 = thread_cpu_seconds();
+    const clipes::crf::DenseCrf crf(image, config);
+    const double build_wall = seconds_since(t0);
+    const double build_cpu = thread_cpu_seconds() - c0;
+    const auto t1 = Clock::now();
+    const double c1 = thread_cpu_seconds();
+    const std::vector<float> q = crf.infer(view, workspace);
+    const double infer_wall = seconds_since(t1);
+    const double infer_cpu = thread_cpu_seconds() - c1;
+    best.build_wall = std::min(best.build_wall, build_wall);
+    best.infer_wall = std::min(best.infer_wall, infer_wall);
+    best.total_wall = std::min(best.total_wall, build_wall + infer_wall);
+    best.build_cpu = std::min(best.build_cpu, build_cpu);
+    best.infer_cpu = std::min(best.infer_cpu, infer_cpu);
+    best.total_cpu = std::min(best.total_cpu, build_cpu + infer_cpu);
+    if (q.empty()) std::abort();
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"clipes-bench-crf: dense CRF seconds per image (not a test)"};
+  std::string image_path = "../shared/data/voc-mini/JPEGImages/2007_000250.jpg";
+  int repeats = 5;
+  int iterations = 10;
+  int all_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  app.add_option("--image", image_path, "a 500x375 JPEG (synthetic image when absent)");
+  app.add_option("--repeats", repeats, "runs per setting; the minimum is reported")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--iterations", iterations, "mean-field iterations")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", all_threads, "threads of the multi-threaded runs")
+      ->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    const cv::Mat image = load_image(image_path, 500, 375);
+    clipes::crf::CrfConfig config;
+    config.iterations = iterations;
+    {
+      config.threads = 1;
+      const clipes::crf::DenseCrf crf(image, config);
+      const clipes::crf::DenseCrfStats stats = crf.stats();
+      fmt::print("pixels: {}; lattice vertices: Gaussian (d=2) {}, bilateral (d=5) {}\n",
+                 static_cast<long long>(image.rows) * image.cols, stats.gaussian.num_vertices,
+                 stats.bilateral.num_vertices);
+      fmt::print("blur links: Gaussian {}, bilateral {}; loop variant: {}\n",
+                 stats.gaussian.num_neighbour_links / 2, stats.bilateral.num_neighbour_links / 2,
+                 stats.gaussian.simd);
+    }
+    double load[3] = {0, 0, 0};
+    if (getloadavg(load, 3) < 0) load[0] = -1;
+    fmt::print("{} iterations, min of {} runs per setting; load average {:.2f} on {} cores\n",
+               iterations, repeats, load[0], std::thread::hardware_concurrency());
+    fmt::print(
+        "seconds per image = lattice build (features, lattices, normalisation) + "
+        "mean-field iterations, with the work buffers reused across images as a worker "
+        "does\n");
+    for (const PyDenseCrf& ref : kPyDenseCrf) {
+      const std::vector<float> unary = synthetic_unary(ref.labels, image.rows, image.cols, 11);
+      for (const int threads : {1, all_threads}) {
+        config.threads = threads;
+        clipes::crf::CrfWorkspace workspace;
+        const Timing t = time_crf(image, unary, ref.labels, config, repeats, &workspace);
+        const Timing fresh = time_crf(image, unary, ref.labels, config, repeats, nullptr);
+        fmt::print("labels {:2d}, {} thread{}: wall {:.4f} s = build {:.4f} + iterations {:.4f}",
+                   ref.labels, threads, threads == 1 ? " " : "s", t.total_wall, t.build_wall,
+                   t.infer_wall);
+        if (threads == 1) {
+          fmt::print("; thread CPU {:.4f} s = {:.4f} + {:.4f}\n", t.total_cpu, t.build_cpu,
+                     t.infer_cpu);
+          fmt::print(
+              "    ratio to pydensecrf ({:.2f}-{:.2f} s): wall {:.2f}-{:.2f}, CPU "
+              "{:.2f}-{:.2f} (target <= 0.30)\n",
+              ref.low, ref.high, t.total_wall / ref.high, t.total_wall / ref.low,
+              t.total_cpu / ref.high, t.total_cpu / ref.low);
+          fmt::print(
+              "    without a reused workspace (fresh buffers): wall {:.4f} s, CPU {:.4f} s "
+              "(ratio {:.2f}-{:.2f}); workspace {:.1f} MB\n",
+              fresh.total_wall, fresh.total_cpu, fresh.total_cpu / ref.high,
+              fresh.total_cpu / ref.low, static_cast<double>(workspace.bytes()) / 1e6);
+        } else {
+          fmt::print(" (fresh buffers: wall {:.4f} s)\n", fresh.total_wall);
+        }
+        if (all_threads == 1) break;
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "clipes-bench-crf: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
