@@ -1,5 +1,7 @@
 // The CLIP stage against the authors' code: for every voc-mini image, from the JPEG to the
-// refined CAMs, with the random release-format CLIP of ../shared/reference.
+// refined CAMs, with the random release-format CLIP of ../shared/reference. On the BLAS kernels
+// that computed the reference (the test main arranges them, clipes/core/blas.h) every operator
+// is the reference's, on the same shapes and in the same order: the same bits.
 
 #include "clipes/pipeline/image_cams.h"
 
@@ -37,12 +39,19 @@ TEST(ImageCams, EqualTheReferenceOnEveryVocMiniImage) {
   CLIPES_REQUIRE_FILE(vocab_file);
   CLIPES_REQUIRE_FILE(labels_file);
   at::set_num_threads(2);
+  // Other kernels round every matrix product differently; then the bounds (initial
+  // CAMs 1e-5, refined 1e-4), which the refined CAMs miss (~2e-4 on OpenBLAS's Prescott,
+  // SkylakeX and Sandybridge kernels).
+  const bool exact = testing::on_reference_blas();
+  const double initial_bound = exact ? 0.0 : 1e-5;
+  const double refined_bound = exact ? 0.0 : 1e-4;
   const auto model = clip::ClipModel::load(model_file);
   const auto tokenizer = clip::Tokenizer::from_file(vocab_file);
   std::ifstream prompts_in(shared_path("reference/small12-voc-mini/prompts.json"));
   const auto prompts = nlohmann::json::parse(prompts_in);
   const auto bank = clip::build_text_bank(model, tokenizer, prompts.at("fg"), prompts.at("bg"));
 
+  const std::string blas = testing::blas_description();
   std::ifstream labels_in(labels_file);
   std::string line;
   int images = 0;
@@ -68,19 +77,21 @@ TEST(ImageCams, EqualTheReferenceOnEveryVocMiniImage) {
     const auto probs = io::read_npy_tensor(dir / "probs.npy");
     ASSERT_EQ(cams.initial.sizes(), initial.sizes()) << id;
     ASSERT_EQ(cams.refined.sizes(), refined.sizes()) << id;
-    // The bounds: initial CAMs to 1e-5, refined CAMs to 1e-4.
-    EXPECT_LT(max_abs_diff(cams.initial, initial), 1e-5) << id;
-    EXPECT_LT(max_abs_diff(cams.refined, refined), 1e-4) << id;
-    // Every image has the same softmax rows (each row of probs.npy is one class's pass).
-    EXPECT_LT(max_abs_diff(cams.probs, probs[0]), 1e-5) << id;
+    EXPECT_LE(max_abs_diff(cams.initial, initial), initial_bound) << id << " on " << blas;
+    EXPECT_LE(max_abs_diff(cams.refined, refined), refined_bound) << id << " on " << blas;
+    // Every row of probs.npy is one class's pass: the same softmax.
+    for (std::int64_t k = 0; k < probs.size(0); ++k) {
+      EXPECT_LE(max_abs_diff(cams.probs, probs[k]), initial_bound) << id << " on " << blas;
+    }
     worst_initial = std::max(worst_initial, max_abs_diff(cams.initial, initial));
     worst_refined = std::max(worst_refined, max_abs_diff(cams.refined, refined));
     worst_probs = std::max(worst_probs, max_abs_diff(cams.probs, probs[0]));
     ++images;
   }
   EXPECT_EQ(images, 20);
-  std::cout << "worst |diff| over " << images << " images: initial " << worst_initial
-            << ", refined " << worst_refined << ", probs " << worst_probs << "\n";
+  std::cout << "worst |diff| over " << images << " images on " << blas << ": initial "
+            << worst_initial << ", refined " << worst_refined << ", probs " << worst_probs
+            << "\n";
 }
 
 }  // namespace

@@ -1,0 +1,16 @@
+#include "clipes/core/blas.h"
+
+#include <dlfcn.h>
+
+namespace clipes {
+
+std::string openblas_core_name() {
+  // Looked up at run time: clipes does not link OpenBLAS itself, LibTorch does (or another BLAS).
+  using CoreNameFn = char* (*)();
+  void* symbol = dlsym(RTLD_DEFAULT, "openblas_get_corename");
+  if (symbol == nullptr) return "";
+  const char* name = reinterpret_cast<CoreNameFn>(symbol)();
+  return name != nullptr ? name : "";
+}
+
+}  // namespace clipes
