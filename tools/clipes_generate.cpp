@@ -14,6 +14,7 @@
 #include <thread>
 #include <nlohmann/json.hpp>
 
+#include "clipes/core/blas.h"
 #include "clipes/core/error.h"
 #include "clipes/data/dataset.h"
 #include "clipes/pipeline/generate.h"
@@ -37,6 +38,7 @@ std::string set_path(const std::string& key, const std::string& path, bool absol
 }  // namespace
 
 int main(int argc, char** argv) {
+  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFallbackOnly);
   using namespace clipes;
   CLI::App app{"clipes-generate: CLIP-ES pseudo masks, confidence maps and CAMs from image-level "
                "labels"};
@@ -110,8 +112,9 @@ int main(int argc, char** argv) {
                                            : pipeline::default_crf_workers(options.device, cores);
     // CRF workers on the CPU take their cores from LibTorch's share.
     if (threads == 0 && options.device == "cpu") threads = std::max(1, cores - options.crf_workers);
-    spdlog::info("clipes-generate: {} LibTorch threads, {} CRF workers, model {}",
-                 cli::set_threads(threads), options.crf_workers, config.model);
+    spdlog::info("clipes-generate: {} LibTorch threads (OpenBLAS {}), {} CRF workers, model {}",
+                 cli::set_threads(threads), openblas_core_name(), options.crf_workers,
+                 config.model);
     generator.emplace(pipeline::Generator::load(config, options.device, options.keep_fp16));
     if (dry_run) {
       std::cout << generator->describe();

@@ -19,6 +19,7 @@
 #include "clipes/clip/preprocess.h"
 #include "clipes/clip/text_bank.h"
 #include "clipes/clip/tokenizer.h"
+#include "clipes/core/blas.h"
 #include "clipes/core/error.h"
 #include "clipes/crf/pseudo_mask.h"
 #include "clipes/data/image.h"
@@ -380,6 +381,7 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
   run["vocab"] = {{"file", c.vocab}, {"sha256", impl_->vocab_sha256}};
   run["device"] = options.device;
   run["threads"] = at::get_num_threads();
+  run["blas"] = openblas_core_name();
   run["crf_workers"] = options.crf_workers;
   run["shard"] = fmt::format("{}/{}", options.shard.index, options.shard.count);
   run["limit"] = options.limit;

@@ -164,6 +164,7 @@ GenerateConfig read_generate_config(const nlohmann::json& document, const std::s
   caa.field("box_threshold", c.caa.box_threshold);
   caa.field("sinkhorn_rounds", c.caa.sinkhorn_rounds);
   caa.field("power", c.caa.power);
+  caa.field("explicit_power", c.caa.explicit_power);
   caa.finish();
 
   auto crf = r.object("crf");
@@ -303,7 +304,8 @@ nlohmann::json to_json(const GenerateConfig& c) {
   j["cam"] = {{"attention_blocks", c.cam.attention_blocks}};
   j["caa"] = {{"box_threshold", shortest(c.caa.box_threshold)},
               {"sinkhorn_rounds", c.caa.sinkhorn_rounds},
-              {"power", c.caa.power}};
+              {"power", c.caa.power},
+              {"explicit_power", c.caa.explicit_power}};
   const crf::CrfConfig& crf = c.mask.crf;
   j["crf"] = {{"iterations", crf.iterations},
               {"pos_std", shortest(crf.pos_std)},

@@ -151,7 +151,7 @@ TEST(GenerateConfigJson, EveryFieldRoundTrips) {
     "model": "m.pt", "vocab": "v.gz",
     "input": {"max_side": 800, "max_tokens": 3000},
     "cam": {"attention_blocks": 6},
-    "caa": {"box_threshold": 0.7, "sinkhorn_rounds": 2, "power": 1},
+    "caa": {"box_threshold": 0.7, "sinkhorn_rounds": 2, "power": 1, "explicit_power": true},
     "crf": {"iterations": 5, "pos_std": 2, "pos_weight": 1.5,
             "bilateral_std": 50, "bilateral_rgb_std": 5, "bilateral_weight": 3.25,
             "image": "reference"},

@@ -97,7 +97,8 @@ class GenerateVocMini : public ::testing::Test {
     if (!shared_ready()) return;
     out_ = testing::make_temp_dir("generate-full");
     rc_ = testing::run_command(
-        generate_command(out_, "--cam-dtype float32 --set crf.image=reference --overlays"),
+        generate_command(out_, "--cam-dtype float32 --set crf.image=reference "
+                               "--set caa.explicit_power=true --overlays"),
         &log_);
   }
   static fs::path out_;

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "clipes/core/blas.h"
 #include "clipes/clip/model.h"
 #include "clipes/core/error.h"
 #include "console_reporter.h"
@@ -57,6 +58,7 @@ double peak_rss_mib() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFallbackOnly);
   CLI::App app{"Times CLIP loading and the CLIP-ES vision pass (forward + GradCAM backward)"};
   std::string model_path;
   std::string script = std::string(CLIPES_SOURCE_DIR) + "/scripts/make_tiny_clip.py";

@@ -40,9 +40,9 @@ at::Tensor box_masks(const at::Tensor& cams, float box_threshold);
 /// cams: [K, h, w] float32 (normalised GradCAMs); affinity: [N, N] from sinkhorn_affinity with
 /// N = h·w; masks: [K, h, w] from box_masks. Returns the refined maps [K, h, w] float32 =
 /// D^t·(mask ⊙ cam) for each class (the code's masking of the input, spec §4 quirk), before the
-/// final normalisation. Computed with the reference's ops (D^t formed by t−1 matrix products,
-/// masked per class, times the CAM column) for its exact numbers: (t−1)·N³ + K·N² multiply-adds
-/// (D·(D·v) would cost t·N²·K but round differently).
+/// final normalisation. By default D is applied t times to the masked CAMs (t·N²·K
+/// multiply-adds, never the N³ product); cfg.explicit_power forms D^t with the reference's ops
+/// ((t−1)·N³ + K·N², its exact float32 numbers).
 at::Tensor refine_with_affinity(const at::Tensor& cams, const at::Tensor& affinity,
                                 const at::Tensor& masks, const CaaConfig& cfg);
 

@@ -13,7 +13,7 @@
 ///    "model": "models/ViT-B-16.pt", "vocab": "models/bpe_simple_vocab_16e6.txt.gz",
 ///    "input": {"max_side": 0, "max_tokens": 4096},
 ///    "cam": {"attention_blocks": 8},
-///    "caa": {"box_threshold": 0.4, "sinkhorn_rounds": 3, "power": 2},
+///    "caa": {"box_threshold": 0.4, "sinkhorn_rounds": 3, "power": 2, "explicit_power": false},
 ///    "crf": {"iterations": 10, "pos_std": 1, "pos_weight": 3,
 ///            "bilateral_std": 67, "bilateral_rgb_std": 3, "bilateral_weight": 4, "image": "rgb"},
 ///    "mask": {"confidence_threshold": 0.95},
