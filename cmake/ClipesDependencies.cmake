@@ -10,6 +10,7 @@ find_package(ZLIB REQUIRED)
 find_package(PNG REQUIRED)
 find_package(pugixml REQUIRED)
 find_package(Threads REQUIRED)
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 find_package(ICU REQUIRED COMPONENTS uc)  # Unicode lower case and NFC for the CLIP tokenizer

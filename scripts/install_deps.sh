@@ -8,7 +8,7 @@ packages=(
   libtorch-dev           # LibTorch 1.13 (CPU)
   libopenblas0-openmp    # without it LibTorch's matrix products use the reference BLAS (20x slower)
   libopencv-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev
-  libpcre2-dev zlib1g-dev libpng-dev libpugixml-dev
+  libpcre2-dev zlib1g-dev libpng-dev libpugixml-dev libssl-dev
   libicu-dev             # Unicode lower case and NFC normalisation (CLIP tokenizer)
   python3 python3-torch python3-numpy   # scripts/make_tiny_clip.py writes the test fixtures
   python3-skimage        # the demo's sample photos (skimage.data)

@@ -9,6 +9,7 @@
 #include <exception>
 #include <iostream>
 
+#include "clipes/core/blas.h"
 #include "clipes/core/error.h"
 #include "clipes/eval/confusion_plot.h"
 #include "clipes/eval/evaluate.h"
@@ -27,6 +28,7 @@ struct Options {
 }  // namespace
 
 int main(int argc, char** argv) {
+  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFallbackOnly);
   using clipes::eval::BackgroundSetting;
   CLI::App app{
       "clipes-eval: mIoU of predicted masks (--pred) or CAMs (--cams) against ground "

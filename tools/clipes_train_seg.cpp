@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "clipes/core/blas.h"
 #include "clipes/core/error.h"
 #include "clipes/seg/predict.h"
 #include "clipes/seg/trainer.h"
@@ -51,6 +52,7 @@ std::vector<double> parse_scales(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFallbackOnly);
   CLI::App app{
       "clipes-train-seg: train DeepLab-v2 (ResNet-101, MSC) on pseudo masks with the "
       "confidence-guided loss, and predict segmentation masks with it"};

@@ -78,10 +78,26 @@ at::Tensor refine_with_affinity(const at::Tensor& cams, const at::Tensor& affini
   TORCH_CHECK(affinity.dim() == 2 && affinity.size(0) == n && affinity.size(1) == n,
               "refine_with_affinity: affinity must be [", n, ", ", n, "], got ", affinity.sizes());
   TORCH_CHECK(cfg.power >= 1, "refine_with_affinity: power must be >= 1");
-  // Columns of V are the masked CAMs; D^t V as t products with D (N²K each).
-  auto v = cams.to(at::kFloat).mul(masks).reshape({k, n}).t().contiguous();  // [N, K]
-  for (int step = 0; step < cfg.power; ++step) v = at::mm(affinity, v);
-  return v.t().reshape(cams.sizes()).contiguous();
+  if (!cfg.explicit_power) {
+    // Columns of V are the masked CAMs; D^t V as t products with D (N²K each).
+    auto v = cams.to(at::kFloat).mul(masks).reshape({k, n}).t().contiguous();  // [N, K]
+    for (int step = 0; step < cfg.power; ++step) v = at::mm(affinity, v);
+    return v.t().reshape(cams.sizes()).contiguous();
+  }
+  // The reference's ops, so that its numbers come out bit for bit: D^t formed as a matrix
+  // (torch.matmul(D, D) for t = 2), then per class its columns masked and one product with the
+  // CAM as an [N, 1] column.
+  const auto d = affinity.to(at::kFloat).contiguous();
+  auto dt = d;
+  for (int step = 1; step < cfg.power; ++step) dt = at::matmul(dt, d);
+  const auto flat_cams = cams.to(at::kFloat).reshape({k, n}).contiguous();
+  const auto flat_masks = masks.to(at::kFloat).reshape({k, n}).contiguous();
+  auto refined = at::empty({k, n}, flat_cams.options());
+  for (int64_t c = 0; c < k; ++c) {
+    const auto masked = dt * flat_masks[c].reshape({1, n});
+    refined[c].copy_(at::matmul(masked, flat_cams[c].reshape({n, 1})).reshape({n}));
+  }
+  return refined.reshape(cams.sizes());
 }
 
 at::Tensor minmax_normalize(const at::Tensor& maps) {

@@ -1,6 +1,9 @@
 // The CLIP ViT forward pass, op for op as OpenAI's model.py with nn.MultiheadAttention and
-// CLIP-ES's modified vision forward compute it in PyTorch 1.13 (spec §0, §2, §3), so that the
-// numbers match the reference to float rounding.
+// CLIP-ES's modified vision forward compute it in PyTorch 1.13 (spec §0, §2, §3): the same ATen
+// operators on tensors of the same shapes and strides in the same order, so that with the same
+// LibTorch and BLAS kernels the numbers are the reference's bit for bit (clipes/core/blas.h).
+// A batch of one image runs exactly the reference's shapes; the K-copies GradCAM mode and
+// batches of several images may round differently in the last bits.
 
 #include "clipes/clip/model.h"
 
@@ -11,6 +14,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <vector>
 
 #include "clip_weights.h"
 #include "clipes/core/error.h"
@@ -85,6 +89,28 @@ at::Tensor residual_block(const detail::BlockWeights& b, const at::Tensor& x, st
   const at::Tensor y = layer_norm(x, b.ln_1_weight, b.ln_1_bias);
   at::Tensor out = x + self_attention(b, y, heads, mask, mean_weights);
   return out + mlp(b, layer_norm(out, b.ln_2_weight, b.ln_2_bias));
+}
+
+// OpenAI's encode_text on token rows ids [T, context] cut to their first `used` positions:
+// embedding + positional, the causal transformer (sequence-first), ln_final, the row at the
+// end token (the largest id) @ text_projection. Returns [T, E].
+at::Tensor text_transformer(const detail::ClipWeights& w, const at::Tensor& full_mask,
+                            at::ScalarType dtype, const at::Tensor& ids, std::int64_t used) {
+  const at::Tensor cut = ids.slice(1, 0, used);
+  at::Tensor x = at::embedding(w.token_embedding, cut).to(dtype);
+  x = x + w.text_positional_embedding.slice(0, 0, used).to(dtype);
+  x = x.permute({1, 0, 2});
+  const at::Tensor mask = full_mask.slice(0, 0, used).slice(1, 0, used);
+  for (const auto& block : w.text_blocks) {
+    x = residual_block(block, x, w.arch.text_heads, mask, nullptr);
+  }
+  x = x.permute({1, 0, 2});
+  x = layer_norm(x, w.ln_final_weight, w.ln_final_bias).to(dtype);
+  // x[arange(T), tokens.argmax(-1)]
+  const std::int64_t count = x.size(0);
+  const at::Tensor rows = at::arange(count, ids.options()) * used + ids.argmax(-1);
+  const at::Tensor selected = x.reshape({count * used, x.size(2)}).index_select(0, rows);
+  return at::matmul(selected, w.text_projection);
 }
 
 void check_tokens(const at::Tensor& tokens, std::int64_t width, const char* what) {
@@ -170,7 +196,7 @@ at::Tensor ClipModel::logit_scale() const {
 
 // ---- text ------------------------------------------------------------------------------------
 
-at::Tensor ClipModel::encode_text(const at::Tensor& tokens) const {
+at::Tensor ClipModel::encode_text(const at::Tensor& tokens, TextEncoding encoding) const {
   const auto& a = impl_->w.arch;
   if (!tokens.defined() || tokens.dim() != 2 || tokens.size(1) != a.context_length ||
       tokens.size(0) == 0 || at::isFloatingType(tokens.scalar_type())) {
@@ -189,26 +215,21 @@ at::Tensor ClipModel::encode_text(const at::Tensor& tokens) const {
   }
   const auto& w = impl_->w;
   const auto dtype = impl_->dtype;
-  // The end-of-text token holds the row's largest id; under the causal mask nothing after the
-  // last one in the batch can reach it, so the transformer runs on positions 0..that one only
-  // (the reference runs all 77: same numbers up to float rounding, ~6x less work for prompts).
-  const at::Tensor eot = ids.argmax(-1);
-  const std::int64_t used = eot.max().item<std::int64_t>() + 1;
-  at::Tensor x = at::embedding(w.token_embedding, ids.slice(1, 0, used)).to(dtype);
-  x = x + w.text_positional_embedding.slice(0, 0, used).to(dtype);
-  x = x.permute({1, 0, 2});
-  const at::Tensor mask = impl_->text_mask.slice(0, 0, used).slice(1, 0, used);
-  for (const auto& block : w.text_blocks) {
-    x = residual_block(block, x, a.text_heads, mask, nullptr);
+  if (encoding == TextEncoding::kReference) {
+    // One row at a time over the full context, as the reference encodes each sentence alone:
+    // the matrix shapes, and so the float rounding, do not depend on the other rows.
+    std::vector<at::Tensor> rows;
+    rows.reserve(static_cast<std::size_t>(ids.size(0)));
+    for (std::int64_t i = 0; i < ids.size(0); ++i) {
+      rows.push_back(text_transformer(w, impl_->text_mask, dtype, ids.slice(0, i, i + 1),
+                                      a.context_length));
+    }
+    return rows.size() == 1 ? rows.front() : at::cat(rows, 0);
   }
-  x = x.permute({1, 0, 2});
-  x = layer_norm(x, w.ln_final_weight, w.ln_final_bias).to(dtype);
-  // x[arange(T), tokens.argmax(-1)]
-  const std::int64_t count = x.size(0);
-  const std::int64_t context = x.size(1);
-  const at::Tensor rows = at::arange(count, ids.options()) * context + eot;
-  const at::Tensor selected = x.reshape({count * context, x.size(2)}).index_select(0, rows);
-  return at::matmul(selected, w.text_projection);
+  // The end-of-text token holds the row's largest id; under the causal mask nothing after the
+  // last one in the batch can reach it, so the transformer runs on positions 0..that one only.
+  const std::int64_t used = ids.argmax(-1).max().item<std::int64_t>() + 1;
+  return text_transformer(w, impl_->text_mask, dtype, ids, used);
 }
 
 // ---- vision ----------------------------------------------------------------------------------
@@ -277,11 +298,7 @@ VisionTrunkOutput ClipModel::run_trunk(const at::Tensor& tokens,
     const bool keep = i >= first_kept;
     x = residual_block(impl_->w.vision_blocks[static_cast<std::size_t>(i)], x, a.vision_heads, {},
                        keep ? &weights : nullptr);
-    if (!keep) continue;
-    weights = weights.to(at::kFloat);
-    out.attention_sum =
-        out.attention_sum.defined() ? out.attention_sum.add_(weights) : weights.clone();
-    ++out.attention_block_count;
+    if (keep) out.attention.push_back(weights.to(at::kFloat));
   }
   out.tokens = x.permute({1, 0, 2});
   return out;
@@ -357,9 +374,25 @@ at::Tensor l2_normalize(const at::Tensor& features) {
 }
 
 at::Tensor mean_attention(const VisionTrunkOutput& trunk, const at::Tensor& last_block_attention) {
-  const at::Tensor last = last_block_attention.detach().to(at::kFloat);
-  if (trunk.attention_block_count == 0) return last.clone();
-  return (trunk.attention_sum + last) / static_cast<double>(trunk.attention_block_count + 1);
+  std::vector<at::Tensor> blocks = trunk.attention;
+  blocks.push_back(last_block_attention.detach().to(at::kFloat));
+  // ATen's sum over the stacked dimension takes its summation order from the stacked tensor's
+  // shape (vectorised columns, a scalar tail with another order), so the patch block is
+  // stacked and reduced alone, exactly as the reference's mean over [a[:, 1:, 1:] ...].
+  const auto mean_of = [&](const auto& part) {
+    std::vector<at::Tensor> parts;
+    parts.reserve(blocks.size());
+    for (const at::Tensor& block : blocks) parts.push_back(part(block));
+    return at::mean(at::stack(parts, 0), 0);
+  };
+  const at::Tensor& first = blocks.front();
+  at::Tensor out = at::empty(first.sizes(), first.options());
+  out.slice(1, 1).slice(2, 1).copy_(
+      mean_of([](const at::Tensor& a) { return a.slice(1, 1).slice(2, 1); }));
+  out.slice(1, 0, 1).copy_(mean_of([](const at::Tensor& a) { return a.slice(1, 0, 1); }));
+  out.slice(1, 1).slice(2, 0, 1).copy_(
+      mean_of([](const at::Tensor& a) { return a.slice(1, 1).slice(2, 0, 1); }));
+  return out;
 }
 
 }  // namespace clipes::clip

@@ -16,9 +16,6 @@ namespace clipes::pipeline {
 
 namespace {
 
-std::string_view crf_image_name(crf::CrfImageMode mode) {
-  return mode == crf::CrfImageMode::kReference ? "reference" : "rgb";
-}
 
 std::string json_quoted(std::string_view s) { return nlohmann::json(std::string(s)).dump(); }
 
@@ -167,10 +164,10 @@ GenerateConfig read_generate_config(const nlohmann::json& document, const std::s
   caa.field("box_threshold", c.caa.box_threshold);
   caa.field("sinkhorn_rounds", c.caa.sinkhorn_rounds);
   caa.field("power", c.caa.power);
+  caa.field("explicit_power", c.caa.explicit_power);
   caa.finish();
 
   auto crf = r.object("crf");
-  crf.field("enabled", c.crf_enabled);
   crf.field("iterations", c.mask.crf.iterations);
   crf.field("pos_std", c.mask.crf.pos_std);
   crf.field("pos_weight", c.mask.crf.pos_weight);
@@ -185,6 +182,7 @@ GenerateConfig read_generate_config(const nlohmann::json& document, const std::s
   mask.finish();
 
   auto outputs = r.object("outputs");
+  outputs.field("masks", c.outputs.masks);
   outputs.field("cams", c.outputs.cams);
   enum_field(outputs, "cam_dtype", c.outputs.cam_dtype, kCamDtypes);
   outputs.field("overlays", c.outputs.overlays);
@@ -262,17 +260,13 @@ void GenerateConfig::validate(const std::string& source) const {
           "must be in [0, 1]", caa.box_threshold);
   v.check(caa.sinkhorn_rounds >= 1, "caa.sinkhorn_rounds", "must be >= 1", caa.sinkhorn_rounds);
   v.check(caa.power >= 1, "caa.power", "must be >= 1", caa.power);
-  v.check(mask.crf.iterations >= 1, "crf.iterations", "must be >= 1", mask.crf.iterations);
-  v.check(mask.crf.pos_std > 0.0f, "crf.pos_std", "must be > 0", mask.crf.pos_std);
-  v.check(mask.crf.pos_weight >= 0.0f, "crf.pos_weight", "must be >= 0", mask.crf.pos_weight);
-  v.check(mask.crf.bilateral_std > 0.0f, "crf.bilateral_std", "must be > 0",
-          mask.crf.bilateral_std);
-  v.check(mask.crf.bilateral_rgb_std > 0.0f, "crf.bilateral_rgb_std", "must be > 0",
-          mask.crf.bilateral_rgb_std);
-  v.check(mask.crf.bilateral_weight >= 0.0f, "crf.bilateral_weight", "must be >= 0",
-          mask.crf.bilateral_weight);
+  crf::validate(mask.crf, source, "crf");
   v.check(mask.confidence_threshold >= 0.0f && mask.confidence_threshold <= 1.0f,
           "mask.confidence_threshold", "must be in [0, 1]", mask.confidence_threshold);
+  v.check(outputs.masks || outputs.cams, "outputs",
+          "must ask for something: outputs.masks and outputs.cams are both false");
+  v.check(!outputs.overlays || outputs.masks, "outputs.overlays",
+          "needs outputs.masks (an overlay shows the pseudo mask)");
 }
 
 GenerateConfig load_generate_config(const std::filesystem::path& file,
@@ -310,18 +304,19 @@ nlohmann::json to_json(const GenerateConfig& c) {
   j["cam"] = {{"attention_blocks", c.cam.attention_blocks}};
   j["caa"] = {{"box_threshold", shortest(c.caa.box_threshold)},
               {"sinkhorn_rounds", c.caa.sinkhorn_rounds},
-              {"power", c.caa.power}};
+              {"power", c.caa.power},
+              {"explicit_power", c.caa.explicit_power}};
   const crf::CrfConfig& crf = c.mask.crf;
-  j["crf"] = {{"enabled", c.crf_enabled},
-              {"iterations", crf.iterations},
+  j["crf"] = {{"iterations", crf.iterations},
               {"pos_std", shortest(crf.pos_std)},
               {"pos_weight", shortest(crf.pos_weight)},
               {"bilateral_std", shortest(crf.bilateral_std)},
               {"bilateral_rgb_std", shortest(crf.bilateral_rgb_std)},
               {"bilateral_weight", shortest(crf.bilateral_weight)},
-              {"image", std::string(crf_image_name(crf.image))}};
+              {"image", std::string(crf::to_string(crf.image))}};
   j["mask"] = {{"confidence_threshold", shortest(c.mask.confidence_threshold)}};
-  j["outputs"] = {{"cams", c.outputs.cams},
+  j["outputs"] = {{"masks", c.outputs.masks},
+                  {"cams", c.outputs.cams},
                   {"cam_dtype", std::string(to_string(c.outputs.cam_dtype))},
                   {"overlays", c.outputs.overlays}};
   return j;

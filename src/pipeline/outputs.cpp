@@ -115,7 +115,11 @@ std::filesystem::path output_path(const std::filesystem::path& out_dir, OutputKi
 }
 
 std::vector<OutputKind> expected_outputs(const OutputsConfig& config) {
-  std::vector<OutputKind> kinds{OutputKind::kMask, OutputKind::kConfidence};
+  std::vector<OutputKind> kinds;
+  if (config.masks) {
+    kinds.push_back(OutputKind::kMask);
+    kinds.push_back(OutputKind::kConfidence);
+  }
   if (config.cams) kinds.push_back(OutputKind::kCams);
   if (config.overlays) kinds.push_back(OutputKind::kOverlay);
   return kinds;
@@ -250,9 +254,11 @@ void write_image_outputs(const std::filesystem::path& out_dir, std::string_view 
                          const ImageOutputs& outputs, const OutputsConfig& config,
                          const std::vector<std::string>& class_names) {
   check_id(id);
-  require_mat(outputs.mask, CV_8UC1, "mask", id, "CV_8UC1");
-  require_mat(outputs.confidence, CV_32FC1, "confidence", id, "CV_32FC1 values in [0, 1]");
-  require_same_size(outputs.mask, outputs.confidence, "confidence", id);
+  if (config.masks) {
+    require_mat(outputs.mask, CV_8UC1, "mask", id, "CV_8UC1");
+    require_mat(outputs.confidence, CV_32FC1, "confidence", id, "CV_32FC1 values in [0, 1]");
+    require_same_size(outputs.mask, outputs.confidence, "confidence", id);
+  }
   if (config.cams) {
     write_cams(out_dir, id, outputs.keys, outputs.cams, outputs.initial, config.cam_dtype);
   }
@@ -260,8 +266,10 @@ void write_image_outputs(const std::filesystem::path& out_dir, std::string_view 
     require_same_size(outputs.mask, outputs.image_rgb, "overlay image", id);
     write_overlay(out_dir, id, outputs.image_rgb, outputs.mask, class_names);
   }
-  write_confidence(out_dir, id, outputs.confidence);
-  write_mask(out_dir, id, outputs.mask);
+  if (config.masks) {
+    write_confidence(out_dir, id, outputs.confidence);
+    write_mask(out_dir, id, outputs.mask);
+  }
 }
 
 bool outputs_complete(const std::filesystem::path& out_dir, std::string_view id,

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "clipes/cam/affinity.h"
+#include "clipes/cam/numpy_reduce.h"
 
 namespace clipes::cam {
 namespace {
@@ -101,6 +102,48 @@ TEST(ClassProbabilities, IsSoftmaxOfScaledCosines) {
   const auto p = class_probabilities(f, t, 100.0);
   const double l0 = 100 * 0.6, l1 = 100 * 0.8;
   EXPECT_NEAR(p[0].item<double>(), 1.0 / (1.0 + std::exp(l1 - l0)), 1e-15);
+}
+
+}  // namespace
+}  // namespace clipes::cam
+
+namespace clipes::cam {
+namespace {
+
+// Known answers from NumPy 1.24: np.add.reduce(x) for x_i = float32(sin(1.7 i)·10^(i mod 7)).
+TEST(NumpyPairwiseSum, MatchesNumpyBitForBit) {
+  const std::vector<std::pair<int, double>> cases = {
+      {5, 0x1.f3f5ccp+11}, {8, -0x1.2ccb5ep+19}, {100, 0x1.670e2p+20},
+      {129, 0x1.8e2a4ep+19}, {768, 0x1.ea60e4p+20}, {1000, -0x1.3426dp+18}};
+  for (const auto& [n, expected] : cases) {
+    std::vector<float> x(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      x[i] = static_cast<float>(std::sin(i * 1.7) * std::pow(10.0, i % 7));
+    }
+    EXPECT_EQ(numpy_pairwise_sum(x.data(), n), static_cast<float>(expected)) << "n = " << n;
+  }
+  // A plain left-to-right sum differs for n = 100 (NumPy: 0x1.670e2p+20, sequential 0x1.670e26p+20).
+  std::vector<float> strided(200, 0.0f);
+  for (int i = 0; i < 100; ++i) {
+    strided[2 * i] = static_cast<float>(std::sin(i * 1.7) * std::pow(10.0, i % 7));
+  }
+  EXPECT_EQ(numpy_pairwise_sum(strided.data(), 100, 2), static_cast<float>(0x1.670e2p+20));
+}
+
+// The float32 CPU path (NumPy's summation order) agrees with the double computation.
+TEST(SoftmaxGradCam, Float32PathAgreesWithDouble) {
+  at::manual_seed(13);
+  const ToyHead head;
+  const auto a = at::randn({kN + 1, kD}, at::kDouble);
+  const auto text = at::randn({6, kE}, at::kDouble);
+  const auto reference =
+      softmax_gradcam(a, [&](const at::Tensor& x) { return head(x); }, text, 2, kH, kW, 10.0);
+  const auto single = softmax_gradcam(
+      a.to(at::kFloat),
+      [&](const at::Tensor& x) { return head(x.to(at::kDouble)).to(at::kFloat); },
+      text.to(at::kFloat), 2, kH, kW, 10.0);
+  EXPECT_EQ(single.cams.scalar_type(), at::kFloat);
+  EXPECT_LT(max_abs_diff(single.cams, reference.cams), 1e-5);
 }
 
 }  // namespace

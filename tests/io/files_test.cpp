@@ -49,3 +49,21 @@ TEST(IsAtomicTemporary, RecognisesOnlyTemporaryNames) {
 
 }  // namespace
 }  // namespace clipes::io
+
+#include "clipes/io/sha256.h"
+
+namespace clipes::io {
+namespace {
+
+TEST(Sha256, KnownAnswers) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const auto dir = testing::make_temp_dir("sha256");
+  const std::string big(3 << 20, 'a');  // spans several read chunks
+  write_file_atomic(dir / "big.bin", big);
+  EXPECT_EQ(sha256_file(dir / "big.bin"), sha256_hex(big));
+  EXPECT_THROW(sha256_file(dir / "missing.bin"), Error);
+}
+
+}  // namespace
+}  // namespace clipes::io

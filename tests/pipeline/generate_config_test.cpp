@@ -60,7 +60,7 @@ TEST(ShippedConfigs, VocHoldsTheReferenceValues) {
   EXPECT_FLOAT_EQ(c.caa.box_threshold, 0.4f);
   EXPECT_EQ(c.caa.sinkhorn_rounds, 3);
   EXPECT_EQ(c.caa.power, 2);
-  EXPECT_TRUE(c.crf_enabled);
+  EXPECT_TRUE(c.outputs.masks);
   EXPECT_EQ(c.mask.crf.iterations, 10);
   EXPECT_FLOAT_EQ(c.mask.crf.pos_std, 1.0f);
   EXPECT_FLOAT_EQ(c.mask.crf.pos_weight, 3.0f);
@@ -151,12 +151,12 @@ TEST(GenerateConfigJson, EveryFieldRoundTrips) {
     "model": "m.pt", "vocab": "v.gz",
     "input": {"max_side": 800, "max_tokens": 3000},
     "cam": {"attention_blocks": 6},
-    "caa": {"box_threshold": 0.7, "sinkhorn_rounds": 2, "power": 1},
-    "crf": {"enabled": false, "iterations": 5, "pos_std": 2, "pos_weight": 1.5,
+    "caa": {"box_threshold": 0.7, "sinkhorn_rounds": 2, "power": 1, "explicit_power": true},
+    "crf": {"iterations": 5, "pos_std": 2, "pos_weight": 1.5,
             "bilateral_std": 50, "bilateral_rgb_std": 5, "bilateral_weight": 3.25,
             "image": "reference"},
     "mask": {"confidence_threshold": 0.9},
-    "outputs": {"cams": false, "cam_dtype": "float32", "overlays": true}})");
+    "outputs": {"masks": true, "cams": false, "cam_dtype": "float32", "overlays": true}})");
   const auto c = read_generate_config(document, "t.json");
   c.validate("t.json");
   EXPECT_EQ(c.dataset.layout, data::DatasetLayout::kCustom);
@@ -164,7 +164,7 @@ TEST(GenerateConfigJson, EveryFieldRoundTrips) {
   EXPECT_FLOAT_EQ(c.mask.crf.bilateral_weight, 3.25f);
   EXPECT_EQ(c.input.max_tokens, 3000);
   EXPECT_EQ(c.outputs.cam_dtype, CamDtype::kFloat32);
-  EXPECT_FALSE(c.crf_enabled);
+  EXPECT_TRUE(c.outputs.overlays);
   // to_json gives back exactly the document (floats printed shortest: 0.7, not 0.699999988).
   EXPECT_EQ(to_json(c), document) << to_json(c).dump(2);
   EXPECT_EQ(to_json(read_generate_config(to_json(c), "again")), document);
@@ -188,7 +188,7 @@ TEST(GenerateConfigJson, UnknownKeysAreRejectedWithTheirPath) {
   j["crf"]["iteration"] = 3;
   EXPECT_EQ(read_error(j),
             "t.json: unknown key crf.iteration (known keys here: bilateral_rgb_std, "
-            "bilateral_std, bilateral_weight, enabled, image, iterations, pos_std, pos_weight)");
+            "bilateral_std, bilateral_weight, image, iterations, pos_std, pos_weight)");
   j = minimal();
   j["classes"][1]["promt"] = "x";
   EXPECT_EQ(read_error(j), "t.json: unknown key classes[1].promt (known keys here: name, prompt)");
@@ -233,16 +233,27 @@ TEST(GenerateConfigJson, OverridesApplyBeforeReadingAndAreNamedInErrors) {
   const auto c = load_generate_config(
       config_file("voc.json"),
       {"crf.image=reference", "caa.box_threshold=0.7", "classes.0.prompt=plane,airplane",
-       "dataset.root=/data/VOC2012", "outputs.cams=false", "crf.enabled=false"});
+       "dataset.root=/data/VOC2012", "outputs.cams=false"});
   EXPECT_EQ(c.mask.crf.image, crf::CrfImageMode::kReference);
   EXPECT_FLOAT_EQ(c.caa.box_threshold, 0.7f);
   EXPECT_EQ(c.classes[0].prompt, "plane,airplane");
   EXPECT_EQ(c.dataset.root, "/data/VOC2012");
   EXPECT_FALSE(c.outputs.cams);
-  EXPECT_FALSE(c.crf_enabled);
+  EXPECT_TRUE(c.outputs.masks);
+  // Nothing to write, or an overlay without a mask, is a config error.
+  EXPECT_NE(error_of([&] {
+              load_generate_config(config_file("voc.json"),
+                                   {"outputs.cams=false", "outputs.masks=false"});
+            }).find("outputs must ask for something: outputs.masks and outputs.cams are both false"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              load_generate_config(config_file("voc.json"),
+                                   {"outputs.overlays=true", "outputs.masks=false"});
+            }).find("outputs.overlays needs outputs.masks"),
+            std::string::npos);
   const auto file = config_file("voc.json").string();
-  EXPECT_EQ(error_of([&] { load_generate_config(file, {"crf.iterations=0"}); }),
-            file + " (with --set crf.iterations=0): crf.iterations must be >= 1, got 0");
+  EXPECT_EQ(error_of([&] { load_generate_config(file, {"crf.iterations=-1"}); }),
+            file + " (with --set crf.iterations=-1): crf.iterations must be >= 0, got -1");
   EXPECT_EQ(error_of([&] {
               load_generate_config(file, {"crf.iteration=3"});
             }).rfind(file + " (with --set crf.iteration=3): unknown key crf.iteration", 0),
@@ -321,7 +332,7 @@ TEST(GenerateConfigValidate, EveryRangeRuleNamesPathRuleAndValue) {
       {"caa.box_threshold=-0.1", "t.json: caa.box_threshold must be in [0, 1], got -0.1"},
       {"caa.sinkhorn_rounds=0", "t.json: caa.sinkhorn_rounds must be >= 1, got 0"},
       {"caa.power=0", "t.json: caa.power must be >= 1, got 0"},
-      {"crf.iterations=0", "t.json: crf.iterations must be >= 1, got 0"},
+      {"crf.iterations=-1", "t.json: crf.iterations must be >= 0, got -1"},
       {"crf.pos_std=0", "t.json: crf.pos_std must be > 0, got 0"},
       {"crf.pos_weight=-1", "t.json: crf.pos_weight must be >= 0, got -1"},
       {"crf.bilateral_std=-67", "t.json: crf.bilateral_std must be > 0, got -67"},

@@ -260,6 +260,9 @@ TEST(Resume, CompleteMeansEveryExpectedFileExists) {
       (std::vector<OutputKind>{OutputKind::kMask, OutputKind::kConfidence, OutputKind::kCams}));
   EXPECT_EQ(expected_outputs(minimal),
             (std::vector<OutputKind>{OutputKind::kMask, OutputKind::kConfidence}));
+  OutputsConfig cams_only;  // --no-crf: the CAM stage alone
+  cams_only.masks = false;
+  EXPECT_EQ(expected_outputs(cams_only), (std::vector<OutputKind>{OutputKind::kCams}));
 
   write_image_outputs(out, "done", test_outputs(), with_cams, {"a"});
   const auto o = test_outputs();

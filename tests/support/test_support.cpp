@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "clipes/core/blas.h"
+
 namespace clipes::testing {
 
 std::filesystem::path shared_dir() {
@@ -32,6 +34,13 @@ std::filesystem::path make_temp_dir(std::string_view name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+bool on_reference_blas() { return openblas_core_name() == kReferenceOpenblasCore; }
+
+std::string blas_description() {
+  const std::string core = openblas_core_name();
+  return core.empty() ? "a BLAS other than OpenBLAS" : "OpenBLAS kernels " + core;
 }
 
 int run_command(const std::string& command, std::string* output) {

@@ -24,6 +24,13 @@ std::filesystem::path source_dir();
 /// A new empty folder under <build>/test-tmp named after `name` and the process id.
 std::filesystem::path make_temp_dir(std::string_view name);
 
+/// True when this process runs the BLAS kernels that computed ../shared/reference
+/// (clipes/core/blas.h; the test main arranges it on CPUs with AVX2 and FMA): there the parity
+/// tests ask for the reference's numbers bit for bit.
+bool on_reference_blas();
+/// "OpenBLAS kernels X" or "a BLAS other than OpenBLAS", for test messages.
+std::string blas_description();
+
 /// Runs a shell command, capturing stdout and stderr together; returns the exit code.
 int run_command(const std::string& command, std::string* output = nullptr);
 

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "clipes/core/blas.h"
 #include "clipes/crf/dense_crf.h"
 
 namespace {
@@ -155,6 +156,7 @@ Timing time_crf(const cv::Mat& image, const std::vector<float>& unary, int label
 }  // namespace
 
 int main(int argc, char** argv) {
+  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFallbackOnly);
   CLI::App app{"clipes-bench-crf: dense CRF seconds per image (not a test)"};
   std::string image_path = "../shared/data/voc-mini/JPEGImages/2007_000250.jpg";
   int repeats = 5;

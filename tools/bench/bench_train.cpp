@@ -19,6 +19,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
+#include "clipes/core/blas.h"
 #include "clipes/seg/deeplab.h"
 #include "clipes/seg/optimizer.h"
 #include "clipes/seg/trainer.h"
@@ -54,6 +55,7 @@ double peak_rss_gib() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFallbackOnly);
   CLI::App app{"clipes-bench-train: seconds per DeepLab-v2 training iteration"};
   std::string shapes_text = "1x1,5x2";
   int crop = 321;

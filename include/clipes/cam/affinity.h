@@ -25,7 +25,6 @@ struct Box {
 /// attention: [N, N] float32, the mean head-averaged attention of the last blocks over the patch
 /// tokens (class token removed, not renormalised). Returns D: [N, N] float32, same device:
 /// `cfg.sinkhorn_rounds` rounds of column- then row-normalisation, then (T + Tᵀ)/2. Spec §4.
-/// D^t is never formed: refine_with_affinity applies D t times to the masked CAMs.
 at::Tensor sinkhorn_affinity(const at::Tensor& attention, const CaaConfig& cfg);
 
 /// cam: [h, w] float32 in [0, 1] (the normalised patch-level CAM of one class). The boxes of
@@ -41,7 +40,9 @@ at::Tensor box_masks(const at::Tensor& cams, float box_threshold);
 /// cams: [K, h, w] float32 (normalised GradCAMs); affinity: [N, N] from sinkhorn_affinity with
 /// N = h·w; masks: [K, h, w] from box_masks. Returns the refined maps [K, h, w] float32 =
 /// D^t·(mask ⊙ cam) for each class (the code's masking of the input, spec §4 quirk), before the
-/// final normalisation. Costs t·N²·K multiply-adds (never the N³ product).
+/// final normalisation. By default D is applied t times to the masked CAMs (t·N²·K
+/// multiply-adds, never the N³ product); cfg.explicit_power forms D^t with the reference's ops
+/// ((t−1)·N³ + K·N², its exact float32 numbers).
 at::Tensor refine_with_affinity(const at::Tensor& cams, const at::Tensor& affinity,
                                 const at::Tensor& masks, const CaaConfig& cfg);
 

@@ -11,6 +11,10 @@ struct CaaConfig {
   float box_threshold = 0.4f;  ///< λ: box mask where cam > λ·max (VOC 0.4, COCO 0.7)
   int sinkhorn_rounds = 3;     ///< rounds of column-then-row normalisation
   int power = 2;               ///< t: the affinity is raised to this power (D^t)
+  /// false: apply D t times to the masked CAMs, t·N²·K multiply-adds. true: form D^t as the
+  /// reference does ((t−1)·N³), which reproduces its float32 rounding bit for bit; the two differ
+  /// by float rounding, which the final min-max normalisation magnifies on nearly flat maps.
+  bool explicit_power = false;
 };
 
 }  // namespace clipes::cam

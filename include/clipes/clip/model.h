@@ -15,6 +15,10 @@
 /// inputs on another device or dtype are moved there. All weights are frozen
 /// (requires_grad false): a backward pass through last_block_forward computes gradients for A
 /// only. A ClipModel is immutable after load; its methods are const and may run concurrently.
+///
+/// On the CPU each piece runs the reference's ATen operators on its shapes (a batch of one
+/// image, one copy of A, one sentence per text row): with the same LibTorch and BLAS kernels
+/// the numbers are CLIP-ES's bit for bit (clipes/core/blas.h).
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -24,6 +28,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace clipes::clip {
 
@@ -48,6 +53,18 @@ struct ClipArchitecture {
   std::string describe() const;
 };
 
+/// How ClipModel::encode_text runs the text transformer.
+enum class TextEncoding {
+  /// Each row alone over the full context, as the reference's zeroshot_classifier encodes each
+  /// sentence: the reference's numbers bit for bit (same LibTorch, same BLAS kernels), whatever
+  /// the other rows of the batch.
+  kReference,
+  /// All rows in one batch over the positions up to the batch's last end token (nothing after
+  /// it can reach an end token under the causal mask): the same values up to float rounding
+  /// (~1e-6), several times less work; for ranking many prompts (spec §5).
+  kFast,
+};
+
 /// Where and how the model runs.
 struct ClipLoadOptions {
   /// "cpu", "cuda" or "cuda:N". CUDA needs a CUDA build of LibTorch and a visible GPU.
@@ -62,13 +79,11 @@ struct ClipLoadOptions {
 struct VisionTrunkOutput {
   /// X: the tokens entering the last block, [B, N+1, D], compute dtype, no autograd history.
   at::Tensor tokens;
-  /// Sum of the head-averaged attention weights [B, N+1, N+1] (float32, class token row and
-  /// column included) of blocks max(1, L−n+1) .. L−1 (1-based), where n was run_trunk's
-  /// `attention_blocks`; undefined when attention_block_count is 0. Keeping the running sum
-  /// rather than one matrix per block keeps memory at one (N+1)² matrix for any image size.
-  at::Tensor attention_sum;
-  /// How many blocks attention_sum adds up.
-  std::int64_t attention_block_count = 0;
+  /// The head-averaged attention weights [B, N+1, N+1] (float32, class token row and column
+  /// included) of blocks max(1, L−n+1) .. L−1 (1-based), in block order, where n was
+  /// run_trunk's `attention_blocks`; empty when n is 1. Kept one matrix per block (not as a
+  /// running sum) because mean_attention must reduce them exactly as the reference does.
+  std::vector<at::Tensor> attention;
 };
 
 /// last_block_forward's result.
@@ -108,7 +123,8 @@ class ClipModel {
   /// tokens: [T, context_length] int64 (start token, BPE ids, end token = the row's largest id,
   /// zero padding). Returns [T, E] in the compute dtype, NOT normalised (see l2_normalize):
   /// causal transformer, ln_final at the position of the largest token id, @ text_projection.
-  at::Tensor encode_text(const at::Tensor& tokens) const;
+  at::Tensor encode_text(const at::Tensor& tokens,
+                         TextEncoding encoding = TextEncoding::kReference) const;
 
   // ---- vision (spec §2, §3) --------------------------------------------------------------
 
@@ -123,11 +139,12 @@ class ClipModel {
   at::Tensor embed_image(const at::Tensor& pixels) const;
 
   /// tokens: embed_image's output [B, N+1, D]. Runs blocks 1..L−1 without autograd and returns
-  /// X with the summed attention of the blocks that, together with block L, make the last
+  /// X with the attention of the blocks that, together with block L, make the last
   /// `attention_blocks` blocks (CLIP-ES: 8, spec §4; more than L means all). attention_blocks
-  /// must be >= 1; 1 keeps no attention. Memory: besides X and the one summed matrix, each
-  /// block briefly holds its per-head weights [B·heads, N+1, N+1] float (as PyTorch's MHA does):
-  /// 12·(N+1)² floats for ViT-B/16, 50 MB at 512×512 pixels, 0.8 GB at 1024×1024.
+  /// must be >= 1; 1 keeps no attention. Memory: besides X, the n−1 kept matrices of
+  /// (N+1)² floats per image (as the reference keeps them), and while a block runs its per-head
+  /// weights [B·heads, N+1, N+1] float (as PyTorch's MHA does): 12·(N+1)² floats for ViT-B/16,
+  /// 50 MB at 512×512 pixels, 0.8 GB at 1024×1024.
   VisionTrunkOutput run_trunk(const at::Tensor& tokens, std::int64_t attention_blocks) const;
 
   /// A = ln_1 of block L applied to X (run_trunk's tokens, [1, N+1, D], repeated to `copies`
@@ -156,9 +173,11 @@ class ClipModel {
 /// features / ||features|| along the last dim (CLIP's normalisation, spec §1 and §3).
 at::Tensor l2_normalize(const at::Tensor& features);
 
-/// The mean head-averaged attention of the last n blocks, [B, N+1, N+1] float32:
-/// (trunk.attention_sum + last_block_attention) / (trunk.attention_block_count + 1), the sum
-/// taken in block order as the reference's torch.stack(...)[-8:].mean(0) does (spec §4).
+/// The mean head-averaged attention of the last n blocks, [B, N+1, N+1] float32: each element
+/// the mean over trunk.attention then last_block_attention (block order). The patch block
+/// [:, 1:, 1:] is reduced as the reference's
+/// torch.mean(torch.stack([a[:, 1:, 1:] for a in weights[-8:]]), dim=0) does, bit for bit
+/// (spec §4); the class token's row and column are reduced apart.
 /// last_block_attention: LastBlockOutput::attention of one copy, [1, N+1, N+1].
 at::Tensor mean_attention(const VisionTrunkOutput& trunk, const at::Tensor& last_block_attention);
 

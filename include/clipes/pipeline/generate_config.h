@@ -13,11 +13,11 @@
 ///    "model": "models/ViT-B-16.pt", "vocab": "models/bpe_simple_vocab_16e6.txt.gz",
 ///    "input": {"max_side": 0, "max_tokens": 4096},
 ///    "cam": {"attention_blocks": 8},
-///    "caa": {"box_threshold": 0.4, "sinkhorn_rounds": 3, "power": 2},
-///    "crf": {"enabled": true, "iterations": 10, "pos_std": 1, "pos_weight": 3,
+///    "caa": {"box_threshold": 0.4, "sinkhorn_rounds": 3, "power": 2, "explicit_power": false},
+///    "crf": {"iterations": 10, "pos_std": 1, "pos_weight": 3,
 ///            "bilateral_std": 67, "bilateral_rgb_std": 3, "bilateral_weight": 4, "image": "rgb"},
 ///    "mask": {"confidence_threshold": 0.95},
-///    "outputs": {"cams": true, "cam_dtype": "float16", "overlays": false}}
+///    "outputs": {"masks": true, "cams": true, "cam_dtype": "float16", "overlays": false}}
 ///
 /// The top-level "classes" array of objects with "name" is a contract: clipes-eval reads the
 /// class names from it. Paths: "model" and "vocab" are taken from the current folder, the
@@ -56,8 +56,9 @@ enum class CamDtype { kFloat16, kFloat32 };
 std::string_view to_string(CamDtype dtype);
 std::optional<CamDtype> parse_cam_dtype(std::string_view text);
 
-/// Which files are written per image besides masks/<id>.png and confidence/<id>.png.
+/// Which files are written per image.
 struct OutputsConfig {
+  bool masks = true;  ///< masks/<id>.png + confidence/<id>.png: runs the dense CRF (--no-crf: off)
   bool cams = true;                         ///< cams/<id>.npz (keys, cams, initial)
   CamDtype cam_dtype = CamDtype::kFloat16;  ///< dtype of `cams` in the npz
   bool overlays = false;                    ///< overlays/<id>.jpg for people to look at
@@ -74,7 +75,6 @@ struct GenerateConfig {
   InputConfig input;                                          ///< image-size guard
   cam::CamConfig cam;                                         ///< softmax-GradCAM (spec §3)
   cam::CaaConfig caa;          ///< class-aware attention affinity (§4)
-  bool crf_enabled = true;     ///< JSON "crf.enabled" (--no-crf)
   crf::PseudoMaskConfig mask;  ///< JSON "crf" = mask.crf; "mask.confidence_threshold" = μ (§7)
   OutputsConfig outputs;       ///< optional outputs
 

@@ -35,8 +35,8 @@ std::string_view output_folder(OutputKind kind);
 std::filesystem::path output_path(const std::filesystem::path& out_dir, OutputKind kind,
                                   std::string_view id);
 
-/// The kinds written per image under `config`: mask and confidence always, then cams and
-/// overlays when enabled.
+/// The kinds written per image under `config`: mask and confidence when config.masks, then cams
+/// and overlays when enabled.
 std::vector<OutputKind> expected_outputs(const OutputsConfig& config);
 
 /// mask: CV_8UC1 H×W (0 background, c+1 class c, 255 ignored). Written with io::voc_palette().
@@ -77,7 +77,7 @@ struct ImageOutputs {
 };
 
 /// Writes every file expected_outputs(config) lists for `id`: cams and overlay first, then
-/// confidence, then the mask. Each file is atomic; the id counts as complete only when all exist.
+/// confidence, then the mask (mask, confidence and image_rgb are only needed when written). Each file is atomic; the id counts as complete only when all exist.
 void write_image_outputs(const std::filesystem::path& out_dir, std::string_view id,
                          const ImageOutputs& outputs, const OutputsConfig& config,
                          const std::vector<std::string>& class_names);

@@ -1,0 +1,40 @@
+#pragma once
+/// Which BLAS kernels run LibTorch's CPU matrix products. Debian's LibTorch calls OpenBLAS, which
+/// picks a kernel set for the CPU when it loads (or the one OPENBLAS_CORETYPE names). The kernel
+/// set decides how every matrix product rounds, so the same program gives the same bits only on
+/// the same kernel set: ../shared/reference was computed on OpenBLAS's "Haswell" kernels (AVX2 +
+/// FMA), and clipes reproduces those numbers bit for bit on them. On CPUs that its version does
+/// not know, OpenBLAS 0.3.21 falls back to its "Prescott" kernels (SSE3), slower and rounding
+/// differently (~1e-6 on CLIP features).
+
+#include <string>
+
+namespace clipes {
+
+/// The kernel set that produced the reference outputs of ../shared/reference.
+inline constexpr const char* kReferenceOpenblasCore = "Haswell";
+
+/// The OpenBLAS kernel set this process runs ("Haswell", "Prescott", "SkylakeX", ...), or ""
+/// when the BLAS linked into this process is not OpenBLAS.
+std::string openblas_core_name();
+
+/// How a main wants its numerical runtime set up (see reexec_with_runtime_settings).
+enum class BlasKernels {
+  kReference,  ///< always OpenBLAS's Haswell kernels when the CPU has AVX2 and FMA (tests)
+  kFallbackOnly,  ///< Haswell only when OpenBLAS fell back to generic pre-AVX2 kernels (tools)
+};
+
+/// Process set-up for a main, before it does anything else. OpenMP and OpenBLAS read their
+/// settings from the environment when they load, before main, so the only way to change them is
+/// to run the binary again; this does that (execv of /proc/self/exe with the same arguments)
+/// when a variable the user has not set should change:
+///   - OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning. Spinning threads
+///     make LibTorch up to 10x slower when anything else (another process, the CRF's threads)
+///     competes for the cores.
+///   - OPENBLAS_CORETYPE=Haswell (see BlasKernels): OpenBLAS 0.3.21 does not know recent CPUs
+///     and falls back to SSE3 kernels, 2x slower than its AVX2 ones, which are also the kernels
+///     of the reference outputs.
+/// Returns when nothing had to change (or execv failed: the process goes on as it is).
+void reexec_with_runtime_settings(char** argv, BlasKernels kernels);
+
+}  // namespace clipes

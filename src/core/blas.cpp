@@ -1,0 +1,69 @@
+#include "clipes/core/blas.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
+#include <string_view>
+
+namespace clipes {
+
+std::string openblas_core_name() {
+  // Looked up at run time: clipes does not link OpenBLAS itself, LibTorch does (or another BLAS).
+  using CoreNameFn = char* (*)();
+  void* symbol = dlsym(RTLD_DEFAULT, "openblas_get_corename");
+  if (symbol == nullptr) return "";
+  const char* name = reinterpret_cast<CoreNameFn>(symbol)();
+  return name != nullptr ? name : "";
+}
+
+namespace {
+
+// OpenBLAS kernel sets that predate AVX2: what 0.3.21 falls back to on a CPU it does not know.
+bool is_pre_avx2_core(std::string_view name) {
+  static constexpr std::array<std::string_view, 16> kOld = {
+      "Prescott", "Core2",     "Penryn",    "Dunnington", "Nehalem",   "Sandybridge",
+      "Atom",     "Katmai",    "Coppermine", "Northwood", "Banias",    "Opteron",
+      "Barcelona", "Bobcat",   "Bulldozer", "Piledriver"};
+  for (const auto old : kOld) {
+    if (name == old) return true;
+  }
+  return false;
+}
+
+bool cpu_has_avx2_fma() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+void reexec_with_runtime_settings(char** argv, BlasKernels kernels) {
+#if defined(__linux__)
+  bool change = false;
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    change = true;
+  }
+  if (std::getenv("OPENBLAS_CORETYPE") == nullptr && cpu_has_avx2_fma()) {
+    const std::string core = openblas_core_name();
+    if (!core.empty() && core != kReferenceOpenblasCore &&
+        (kernels == BlasKernels::kReference || is_pre_avx2_core(core))) {
+      setenv("OPENBLAS_CORETYPE", kReferenceOpenblasCore, 1);
+      change = true;
+    }
+  }
+  if (change) {
+    execv("/proc/self/exe", argv);  // returns only when it failed: run on as we are
+  }
+#else
+  (void)argv;
+  (void)kernels;
+#endif
+}
+
+}  // namespace clipes

@@ -1,0 +1,446 @@
+#include "clipes/pipeline/generate.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "clipes/clip/model.h"
+#include "clipes/clip/preprocess.h"
+#include "clipes/clip/text_bank.h"
+#include "clipes/clip/tokenizer.h"
+#include "clipes/core/blas.h"
+#include "clipes/core/error.h"
+#include "clipes/crf/pseudo_mask.h"
+#include "clipes/data/image.h"
+#include "clipes/io/files.h"
+#include "clipes/io/sha256.h"
+#include "clipes/pipeline/image_cams.h"
+#include "clipes/pipeline/outputs.h"
+
+namespace clipes::pipeline {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The message of any exception, without LibTorch's C++ backtrace.
+std::string reason_of(const std::exception& e) {
+  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&e)) {
+    return torch_error->what_without_backtrace();
+  }
+  return e.what();
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+// The CLIP stage's product for one image, handed to a CRF/writer thread.
+struct Job {
+  std::string id;
+  std::vector<int> labels;
+  cv::Mat rgb;  // CV_8UC3, original size
+  ImageCams cams;
+};
+
+// A bounded queue between the CLIP stage and the workers.
+class JobQueue {
+ public:
+  explicit JobQueue(std::size_t capacity) : capacity_(capacity) {}
+  void push(Job job) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    not_full_.wait(lock, [&] { return jobs_.size() < capacity_; });
+    jobs_.push_back(std::move(job));
+    not_empty_.notify_one();
+  }
+  std::optional<Job> pop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    not_empty_.wait(lock, [&] { return !jobs_.empty() || closed_; });
+    if (jobs_.empty()) return std::nullopt;
+    Job job = std::move(jobs_.front());
+    jobs_.pop_front();
+    not_full_.notify_one();
+    return job;
+  }
+  void close() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+    not_empty_.notify_all();
+  }
+
+ private:
+  std::size_t capacity_;
+  std::mutex mutex_;
+  std::condition_variable not_empty_, not_full_;
+  std::deque<Job> jobs_;
+  bool closed_ = false;
+};
+
+// Counts, failures and timings shared by the CLIP stage and the workers.
+class RunState {
+ public:
+  RunState(Reporter& reporter, std::int64_t total, std::int64_t done)
+      : reporter_(reporter), total_(total), done_(done) {
+    reporter_.progress("generate", done_, total_);
+  }
+  void add_seconds(double StageSeconds::*stage, double seconds) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    seconds_.*stage += seconds;
+  }
+  void fail(const std::string& id, const std::string& reason) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      failures_.push_back({id, reason});
+    }
+    reporter_.warn(fmt::format("{}: skipped: {}", id, reason));
+    finish_one();
+  }
+  void written() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++written_;
+    }
+    finish_one();
+  }
+  void fill(GenerateSummary& summary) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    summary.failures = failures_;
+    summary.written = written_;
+    summary.seconds = seconds_;
+  }
+
+ private:
+  void finish_one() {
+    std::int64_t done = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done = ++done_;
+    }
+    reporter_.progress("generate", done, total_);
+  }
+
+  Reporter& reporter_;
+  std::mutex mutex_;
+  std::int64_t total_;
+  std::int64_t done_;
+  std::int64_t written_ = 0;
+  std::vector<ImageFailure> failures_;
+  StageSeconds seconds_;
+};
+
+nlohmann::json seconds_json(const StageSeconds& s) {
+  return {{"decode", s.decode},         {"preprocess", s.preprocess}, {"trunk", s.trunk},
+          {"last_block", s.last_block}, {"caa", s.caa},               {"crf", s.crf},
+          {"write", s.write}};
+}
+
+}  // namespace
+
+int default_crf_workers(const std::string& device, int cores) {
+  if (device.rfind("cuda", 0) == 0) return std::max(1, cores - 1);
+  return cores <= 4 ? 0 : cores / 4;
+}
+
+struct Generator::Impl {
+  GenerateConfig config;
+  clip::ClipModel model;
+  clip::Tokenizer tokenizer;
+  clip::TextBank bank;
+  std::string model_sha256;
+  std::string vocab_sha256;
+  std::string device;
+  double load_seconds = 0;
+};
+
+Generator::Generator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Generator::Generator(Generator&&) noexcept = default;
+Generator& Generator::operator=(Generator&&) noexcept = default;
+Generator::~Generator() = default;
+
+const GenerateConfig& Generator::config() const { return impl_->config; }
+
+Generator Generator::load(const GenerateConfig& config, const std::string& device,
+                          bool keep_fp16) {
+  const auto start = Clock::now();
+  clip::ClipLoadOptions options;
+  options.device = device;
+  options.keep_fp16 = keep_fp16;
+  auto model = clip::ClipModel::load(config.model, options);
+  auto tokenizer = clip::Tokenizer::from_file(config.vocab);
+  const PromptTexts prompts = build_prompt_texts(config);
+  auto bank = clip::build_text_bank(model, tokenizer, prompts.foreground, prompts.background);
+  auto impl = std::unique_ptr<Impl>(new Impl{config, std::move(model), std::move(tokenizer),
+                                             std::move(bank), io::sha256_file(config.model),
+                                             io::sha256_file(config.vocab), device, 0});
+  impl->load_seconds = seconds_since(start);
+  return Generator(std::move(impl));
+}
+
+std::string Generator::describe() const {
+  const auto& c = impl_->config;
+  const auto& tokenizer = impl_->tokenizer;
+  std::string out = fmt::format("model: {}\n  sha256: {}\n", c.model, impl_->model_sha256);
+  std::string architecture = impl_->model.architecture().describe();
+  for (std::size_t at = 0, next; at < architecture.size(); at = next + 1) {
+    next = architecture.find('\n', at);
+    if (next == std::string::npos) next = architecture.size();
+    if (next > at) out += "  " + architecture.substr(at, next - at) + "\n";
+  }
+  out += fmt::format("vocabulary: {} ({} merges)\n", c.vocab, tokenizer.num_merges());
+  out += fmt::format("template: \"{}\"\n", c.prompt_template);
+  const PromptTexts prompts = build_prompt_texts(c);
+  const auto context = static_cast<std::size_t>(impl_->model.architecture().context_length);
+  out += fmt::format("classes ({}):\n", c.classes.size());
+  for (std::size_t i = 0; i < c.classes.size(); ++i) {
+    out += fmt::format("  {:>3} {:<24} \"{}\" ({} of {} tokens)\n", i, c.classes[i].name,
+                       prompts.foreground[i], tokenizer.token_count(prompts.foreground[i]),
+                       context);
+  }
+  out += fmt::format("background ({}):\n", c.background.size());
+  for (const auto& sentence : prompts.background) {
+    out += fmt::format("      \"{}\" ({} tokens)\n", sentence, tokenizer.token_count(sentence));
+  }
+  out += fmt::format("CAM: mean attention of the last {} blocks; CAA: box threshold {}, {} "
+                     "Sinkhorn rounds, power {}\n",
+                     c.cam.attention_blocks, c.caa.box_threshold, c.caa.sinkhorn_rounds,
+                     c.caa.power);
+  if (c.outputs.masks) {
+    const auto& crf = c.mask.crf;
+    out += fmt::format("CRF: {} iterations, Gaussian σ {} w {}, bilateral σ {} σ_rgb {} w {}, "
+                       "image {}; confidence threshold μ {}\n",
+                       crf.iterations, crf.pos_std, crf.pos_weight, crf.bilateral_std,
+                       crf.bilateral_rgb_std, crf.bilateral_weight, crf::to_string(crf.image),
+                       c.mask.confidence_threshold);
+  } else {
+    out += "CRF: off (CAM stage only)\n";
+  }
+  out += fmt::format("input: max side {}, max patch tokens {}\n", c.input.max_side,
+                     c.input.max_tokens);
+  return out;
+}
+
+GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporter,
+                               const std::atomic<bool>* stop) const {
+  const auto& config = impl_->config;
+  if (options.out_dir.empty()) throw Error("generate: no output folder given");
+  if (options.crf_workers < 0) {
+    throw Error(fmt::format("generate: crf_workers must be >= 0, got {}", options.crf_workers));
+  }
+  const auto run_start = Clock::now();
+  const std::string started = utc_now();
+  std::error_code ec;
+  std::filesystem::create_directories(options.out_dir, ec);
+  if (ec) {
+    throw Error(fmt::format("cannot create the output folder {}: {}", options.out_dir.string(),
+                            ec.message()));
+  }
+  const auto stale = remove_stale_temporaries(options.out_dir, std::chrono::minutes(10));
+  if (stale > 0) {
+    reporter.info(fmt::format("removed {} temporary files left by an interrupted run", stale));
+  }
+
+  const auto class_names = config.class_names();
+  const auto samples = data::read_dataset(config.dataset, class_names);
+  const auto selected = data::select_samples(samples, options.shard, options.limit);
+  std::vector<std::string> ids;
+  ids.reserve(selected.size());
+  for (const auto& sample : selected) ids.push_back(sample.id);
+  const auto complete = options.overwrite
+                            ? std::unordered_set<std::string>{}
+                            : find_complete_ids(options.out_dir, ids, config.outputs);
+  GenerateSummary summary;
+  summary.dataset_images = static_cast<std::int64_t>(samples.size());
+  summary.selected = static_cast<std::int64_t>(selected.size());
+  summary.skipped = static_cast<std::int64_t>(complete.size());
+  reporter.info(fmt::format("{} images in the dataset, {} selected{}, {} already done, {} to do",
+                            samples.size(), selected.size(),
+                            options.shard.count > 1
+                                ? fmt::format(" (shard {}/{})", options.shard.index,
+                                              options.shard.count)
+                                : "",
+                            complete.size(), selected.size() - complete.size()));
+
+  RunState state(reporter, summary.selected, summary.skipped);
+  // The CRF runs inside one image with as many threads as LibTorch has when it runs on this
+  // thread (crf_workers 0), single-threaded on each worker thread otherwise.
+  crf::PseudoMaskConfig mask_config = config.mask;
+  mask_config.crf.threads = options.crf_workers == 0 ? at::get_num_threads() : 1;
+  const auto finish = [&](Job& job) {
+    try {
+      ImageOutputs outputs;
+      outputs.keys.assign(job.labels.begin(), job.labels.end());
+      outputs.cams = job.cams.refined;
+      outputs.initial = job.cams.initial;
+      outputs.image_rgb = job.rgb;
+      if (config.outputs.masks) {
+        const auto start = Clock::now();
+        const auto& refined = job.cams.refined;
+        const crf::PlanarView cams{refined.data_ptr<float>(), static_cast<int>(refined.size(0)),
+                                   static_cast<int>(refined.size(1)),
+                                   static_cast<int>(refined.size(2))};
+        auto mask = crf::make_pseudo_mask(cams, job.labels, job.rgb, mask_config);
+        outputs.mask = mask.labels;
+        outputs.confidence = mask.confidence;
+        state.add_seconds(&StageSeconds::crf, seconds_since(start));
+      }
+      const auto start = Clock::now();
+      write_image_outputs(options.out_dir, job.id, outputs, config.outputs, class_names);
+      state.add_seconds(&StageSeconds::write, seconds_since(start));
+      state.written();
+    } catch (const std::exception& e) {
+      state.fail(job.id, reason_of(e));
+    }
+  };
+  JobQueue queue(static_cast<std::size_t>(options.crf_workers) + 1);
+  std::vector<std::thread> workers;
+  for (int i = 0; i < options.crf_workers; ++i) {
+    workers.emplace_back([&] {
+      while (auto job = queue.pop()) finish(*job);
+    });
+  }
+
+  const auto patch = static_cast<int>(impl_->model.architecture().vision_patch_size);
+  for (const auto& sample : selected) {
+    if (stop != nullptr && stop->load()) {
+      summary.interrupted = true;
+      break;
+    }
+    if (complete.count(sample.id) > 0) continue;
+    if (!sample.ok()) {
+      state.fail(sample.id, sample.problem);
+      continue;
+    }
+    try {
+      auto start = Clock::now();
+      const data::LoadedImage image = data::load_image(sample.image);
+      state.add_seconds(&StageSeconds::decode, seconds_since(start));
+      start = Clock::now();
+      const InputSize size = plan_input_size(image.rgb.cols, image.rgb.rows, config.input, patch);
+      at::Tensor pixels;
+      if (size.downscaled) {
+        pixels = clip::preprocess_for_clip(
+            data::resize_image(image.decoded, cv::Size(size.width, size.height)), patch);
+      } else {
+        pixels = clip::preprocess_for_clip(image.decoded, patch);
+      }
+      state.add_seconds(&StageSeconds::preprocess, seconds_since(start));
+      Job job{sample.id, sample.labels, image.rgb,
+              compute_image_cams(impl_->model, pixels, impl_->bank.text_matrix(sample.labels),
+                                 static_cast<std::int64_t>(sample.labels.size()), image.rgb.cols,
+                                 image.rgb.rows, config.cam, config.caa)};
+      state.add_seconds(&StageSeconds::trunk, job.cams.timings.trunk);
+      state.add_seconds(&StageSeconds::last_block, job.cams.timings.last_block);
+      state.add_seconds(&StageSeconds::caa, job.cams.timings.caa);
+      if (options.crf_workers == 0) {
+        finish(job);
+      } else {
+        queue.push(std::move(job));
+      }
+    } catch (const std::exception& e) {
+      state.fail(sample.id, reason_of(e));
+    }
+  }
+  queue.close();
+  for (auto& thread : workers) thread.join();
+  state.fill(summary);
+  summary.wall_seconds = seconds_since(run_start);
+
+  // run.json: what was written, from which model, with which settings, and how fast.
+  const auto& c = config;
+  nlohmann::json run;
+  run["tool"] = "clipes-generate";
+  run["started"] = started;
+  run["finished"] = utc_now();
+  run["config_file"] = options.config_source;
+  run["overrides"] = options.overrides;
+  run["config"] = to_json(c);
+  run["model"] = {{"file", c.model},
+                  {"sha256", impl_->model_sha256},
+                  {"architecture", impl_->model.architecture().describe()},
+                  {"load_seconds", impl_->load_seconds}};
+  run["vocab"] = {{"file", c.vocab}, {"sha256", impl_->vocab_sha256}};
+  run["device"] = options.device;
+  run["threads"] = at::get_num_threads();
+  run["blas"] = openblas_core_name();
+  run["crf_workers"] = options.crf_workers;
+  run["shard"] = fmt::format("{}/{}", options.shard.index, options.shard.count);
+  run["limit"] = options.limit;
+  nlohmann::json outputs;
+  if (c.outputs.masks) {
+    outputs["masks"] = {
+        {"folder", "masks"},
+        {"format", "8-bit palette PNG, PASCAL VOC colour map"},
+        {"values", "0 background, c+1 for class c (0-based index in config.classes), 255 ignored"},
+        {"stage", "dense CRF on P = [1 - max_k cam_k, cam_1..cam_K] (background power 1, spec "
+                  "§7), unary -log(clip(P, 1e-5, 1)); label = argmax Q"},
+        {"ignored", fmt::format("max Q < mu = {}", c.mask.confidence_threshold)},
+        {"crf_image", crf::to_string(c.mask.crf.image)}};
+    outputs["confidence"] = {{"folder", "confidence"},
+                             {"format", "16-bit grey PNG"},
+                             {"values", "round(max Q * 65535)"}};
+  }
+  if (c.outputs.cams) {
+    outputs["cams"] = {
+        {"folder", "cams"},
+        {"format", "npz: keys int64 [K], cams [K,H,W], initial float32 [K,h,w]"},
+        {"cams", fmt::format("refined CAMs after CAA, min-max normalised, resized to the image "
+                             "(the reference's attn_highres), {}",
+                             to_string(c.outputs.cam_dtype))},
+        {"initial", "softmax-GradCAM before CAA on the patch grid (the reference's "
+                    "grayscale_cam)"},
+        {"keys", "0-based class indices in label order (the channel order)"}};
+  }
+  if (c.outputs.overlays) {
+    outputs["overlays"] = {{"folder", "overlays"}, {"format", "JPEG: image + mask colours"}};
+  }
+  run["outputs"] = outputs;
+  run["counts"] = {{"dataset", summary.dataset_images},
+                   {"selected", summary.selected},
+                   {"skipped_existing", summary.skipped},
+                   {"written", summary.written},
+                   {"failed", static_cast<std::int64_t>(summary.failures.size())}};
+  run["failures"] = nlohmann::json::array();
+  for (const auto& failure : summary.failures) {
+    run["failures"].push_back({{"id", failure.id}, {"reason", failure.reason}});
+  }
+  run["interrupted"] = summary.interrupted;
+  run["seconds"] = seconds_json(summary.seconds);
+  if (summary.written > 0) {
+    const double n = static_cast<double>(summary.written);
+    const auto& s = summary.seconds;
+    run["seconds_per_image"] = seconds_json(
+        {s.decode / n, s.preprocess / n, s.trunk / n, s.last_block / n, s.caa / n, s.crf / n,
+         s.write / n});
+    run["images_per_second"] = n / summary.wall_seconds;
+  }
+  run["wall_seconds"] = summary.wall_seconds;
+  summary.run_file =
+      options.out_dir / (options.shard.count > 1
+                             ? fmt::format("run-{}of{}.json", options.shard.index,
+                                           options.shard.count)
+                             : std::string("run.json"));
+  io::write_file_atomic(summary.run_file, run.dump(2) + "\n");
+  return summary;
+}
+
+}  // namespace clipes::pipeline

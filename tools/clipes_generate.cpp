@@ -1,0 +1,160 @@
+// clipes-generate: pseudo masks, confidence maps and CAMs for a dataset with image-level labels
+// (CLIP-ES: softmax-GradCAM, class-aware attention affinity, dense CRF). Exit codes: 0 every
+// image done, 1 some images failed (listed in run.json and at the end), 2 usage or config
+// error, 130 interrupted (run the same command again to resume).
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+#include <nlohmann/json.hpp>
+
+#include "clipes/core/blas.h"
+#include "clipes/core/error.h"
+#include "clipes/data/dataset.h"
+#include "clipes/pipeline/generate.h"
+#include "console_reporter.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};  // raised by SIGINT/SIGTERM: finish the current image, then stop
+
+extern "C" void on_signal(int) {
+  g_stop.store(true);
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
+}
+
+// `--set key=<JSON string>` for a path given on the command line.
+std::string set_path(const std::string& key, const std::string& path, bool absolute = true) {
+  const auto value = absolute ? std::filesystem::absolute(path).lexically_normal().string() : path;
+  return key + "=" + nlohmann::json(value).dump();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFallbackOnly);
+  using namespace clipes;
+  CLI::App app{"clipes-generate: CLIP-ES pseudo masks, confidence maps and CAMs from image-level "
+               "labels"};
+  std::string config_file, data_root, split, labels, model, vocab, shard = "0/1", cam_dtype;
+  std::vector<std::string> overrides;
+  pipeline::GenerateOptions options;
+  int threads = 0;
+  bool no_crf = false, no_cams = false, overlays = false, dry_run = false, verbose = false;
+  app.add_option("--config", config_file, "config JSON (configs/voc.json, configs/coco.json, ...)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--data-root", data_root, "dataset folder (dataset.root)")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--split", split, "file of image ids (dataset.split)")->check(CLI::ExistingFile);
+  app.add_option("--labels", labels, "labels file `<id> <class> ...` (dataset.labels)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--model", model, "CLIP release file, e.g. models/ViT-B-16.pt (model)");
+  app.add_option("--vocab", vocab, "bpe_simple_vocab_16e6.txt.gz (vocab)");
+  auto* out = app.add_option("--out", options.out_dir, "output folder");
+  app.add_option("--device", options.device, "cpu, cuda or cuda:N")->capture_default_str();
+  app.add_flag("--fp16", options.keep_fp16, "CUDA: keep the release float16 weights");
+  app.add_option("--threads", threads, "LibTorch threads (0 = all cores)")
+      ->check(CLI::NonNegativeNumber);
+  int crf_workers = -1;
+  app.add_option("--crf-workers", crf_workers,
+                 "threads running the CRF beside CLIP (0: after it; default: by device and cores)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--limit", options.limit, "at most N images (of this shard)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--shard", shard, "process shard I of N (0-based), e.g. 3/8");
+  app.add_flag("--no-crf", no_crf, "CAM stage only: no CRF, no masks (outputs.masks=false)");
+  app.add_flag("--no-cams", no_cams, "do not write cams/<id>.npz (outputs.cams=false)");
+  app.add_option("--cam-dtype", cam_dtype, "float16 or float32 (outputs.cam_dtype)")
+      ->check(CLI::IsMember({"float16", "float32"}));
+  app.add_flag("--overlays", overlays, "write overlays/<id>.jpg (outputs.overlays=true)");
+  app.add_flag("--overwrite", options.overwrite, "redo images whose outputs exist");
+  app.add_flag("--dry-run", dry_run, "load and check everything, print the setup, process nothing");
+  app.add_option("--set", overrides, "override a config key by its JSON path: --set crf.image=reference")
+      ->take_all();
+  app.add_flag("-v,--verbose", verbose, "debug messages");
+  try {
+    app.parse(argc, argv);
+    if (!dry_run && options.out_dir.empty()) throw CLI::RequiredError(out->get_name());
+    options.shard = data::parse_shard(shard);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  } catch (const Error& e) {
+    std::cerr << "clipes-generate: " << e.what() << "\n";
+    return 2;
+  }
+  cli::setup_logging(verbose);
+  cli::ConsoleReporter reporter(verbose);
+  // Command-line flags are overrides of config keys, applied after the user's --set.
+  if (!data_root.empty()) overrides.push_back(set_path("dataset.root", data_root));
+  if (!split.empty()) overrides.push_back(set_path("dataset.split", split));
+  if (!labels.empty()) overrides.push_back(set_path("dataset.labels", labels));
+  if (!model.empty()) overrides.push_back(set_path("model", model));
+  if (!vocab.empty()) overrides.push_back(set_path("vocab", vocab));
+  if (no_crf) overrides.push_back("outputs.masks=false");
+  if (no_cams) overrides.push_back("outputs.cams=false");
+  if (!cam_dtype.empty()) overrides.push_back(set_path("outputs.cam_dtype", cam_dtype, false));
+  if (overlays) overrides.push_back("outputs.overlays=true");
+  options.config_source = config_file;
+  options.overrides = overrides;
+
+  std::optional<pipeline::Generator> generator;
+  try {
+    const auto config = pipeline::load_generate_config(config_file, overrides);
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    options.crf_workers = crf_workers >= 0 ? crf_workers
+                                           : pipeline::default_crf_workers(options.device, cores);
+    // CRF workers on the CPU take their cores from LibTorch's share.
+    if (threads == 0 && options.device == "cpu") threads = std::max(1, cores - options.crf_workers);
+    spdlog::info("clipes-generate: {} LibTorch threads (OpenBLAS {}), {} CRF workers, model {}",
+                 cli::set_threads(threads), openblas_core_name(), options.crf_workers,
+                 config.model);
+    generator.emplace(pipeline::Generator::load(config, options.device, options.keep_fp16));
+    if (dry_run) {
+      std::cout << generator->describe();
+      const auto samples = data::read_dataset(config.dataset, config.class_names());
+      std::size_t bad = 0;
+      for (const auto& sample : samples) {
+        if (!sample.ok() && bad++ < 10) std::cout << "  problem: " << sample.problem << "\n";
+      }
+      std::cout << fmt::format("dataset: {} images, {} with problems (they would be skipped)\n",
+                               samples.size(), bad);
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  }
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  try {
+    const auto summary = generator->run(options, reporter, &g_stop);
+    const auto& s = summary.seconds;
+    const double n = std::max<double>(1.0, static_cast<double>(summary.written));
+    spdlog::info("{} written, {} already done, {} failed in {:.1f} s ({:.2f} images/s); per image: "
+                 "decode {:.3f} s, preprocess {:.3f} s, blocks 1..L-1 {:.3f} s, block L + "
+                 "gradients {:.3f} s, CAA {:.3f} s, CRF {:.3f} s, write {:.3f} s",
+                 summary.written, summary.skipped, summary.failures.size(), summary.wall_seconds,
+                 summary.written / std::max(summary.wall_seconds, 1e-9), s.decode / n,
+                 s.preprocess / n, s.trunk / n, s.last_block / n, s.caa / n, s.crf / n,
+                 s.write / n);
+    for (const auto& failure : summary.failures) {
+      spdlog::error("failed: {}: {}", failure.id, failure.reason);
+    }
+    spdlog::info("run record: {}", summary.run_file.string());
+    if (summary.interrupted) {
+      spdlog::warn("interrupted: run the same command again to resume");
+      return 130;
+    }
+    return summary.failures.empty() ? 0 : 1;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  }
+}
