@@ -12,6 +12,7 @@
 
 #include "clipes/core/blas.h"
 #include "clipes/core/error.h"
+#include "clipes/crf/crf_config.h"
 #include "clipes/seg/predict.h"
 #include "clipes/seg/trainer.h"
 #include "console_reporter.h"
@@ -26,7 +27,7 @@ struct Common {
 
 void add_common(CLI::App* app, Common& c) {
   app->add_option("--device", c.device, "cpu, cuda or cuda:N (default: CUDA when available)");
-  app->add_option("--threads", c.threads, "CPU threads for LibTorch (0 = all cores)");
+  app->add_option("--threads", c.threads, "CPU threads for LibTorch and the CRF (0 = all cores)");
   app->add_flag("-v,--verbose", c.verbose, "debug messages");
 }
 
@@ -85,6 +86,7 @@ int main(int argc, char** argv) {
   clipes::seg::PredictConfig predict_config;
   std::string scales = "1.0";
   std::string predict_split;
+  std::string crf_image = "rgb";
   CLI::App* predict_cmd = app.add_subcommand("predict", "predict masks for a folder of images");
   predict_cmd->add_option("--checkpoint", predict.checkpoint, "model_final.pt or checkpoint.pt")
       ->required();
@@ -94,6 +96,14 @@ int main(int argc, char** argv) {
   predict_cmd->add_option("--scales", scales, "input scales, e.g. 0.5,0.75,1.0,1.25,1.5")
       ->capture_default_str();
   predict_cmd->add_flag("--flip", predict_config.flip, "also average the mirrored image");
+  predict_cmd->add_flag("--crf", predict_config.crf,
+                        "refine with the dense CRF, DeepLab's parameters: 10 iterations, "
+                        "position weight 3 / sxy 1, bilateral weight 4 / sxy 67 / srgb 3");
+  predict_cmd
+      ->add_option("--crf-image", crf_image,
+                   "image the CRF's bilateral kernel sees: rgb, or reference (BGR minus "
+                   "the mean, wrapped to uint8, as the CLIP-ES reference code fed it)")
+      ->capture_default_str();
   add_common(predict_cmd, common);
 
   CLI11_PARSE(app, argc, argv);
@@ -119,6 +129,8 @@ int main(int argc, char** argv) {
     predict.split = predict_split;
     predict.device = common.device;
     predict_config.scales = parse_scales(scales);
+    predict_config.crf_config.image = clipes::crf::parse_crf_image_mode(crf_image, "--crf-image");
+    predict_config.crf_config.threads = threads;
     const auto s = clipes::seg::predict_folder(predict, predict_config, reporter);
     spdlog::info("{} masks written to {}, {} images failed", s.written, predict.out.string(),
                  s.failed);

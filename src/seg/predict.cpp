@@ -6,8 +6,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <opencv2/imgproc.hpp>
 
 #include "clipes/core/error.h"
+#include "clipes/crf/pseudo_mask.h"
 #include "clipes/io/png.h"
 #include "clipes/seg/checkpoint.h"
 #include "clipes/seg/deeplab.h"
@@ -65,13 +67,51 @@ cv::Mat labels_from_probabilities(const at::Tensor& probabilities) {
   return out;
 }
 
+at::Tensor refine_with_crf(const at::Tensor& probabilities, const cv::Mat& bgr,
+                           const crf::CrfConfig& config, crf::CrfWorkspace* workspace) {
+  if (probabilities.dim() != 3 || probabilities.size(0) < 2 ||
+      probabilities.scalar_type() != at::kFloat || !probabilities.device().is_cpu()) {
+    throw Error(
+        fmt::format("CRF: expected probabilities [C>=2,H,W] float32 on the CPU, got {} {} on {}",
+                    probabilities.sizes(), c10::toString(probabilities.scalar_type()),
+                    probabilities.device().str()));
+  }
+  if (bgr.empty() || bgr.type() != CV_8UC3 || bgr.rows != probabilities.size(1) ||
+      bgr.cols != probabilities.size(2)) {
+    throw Error(fmt::format(
+        "CRF: expected an 8-bit BGR image of {}x{} (the probabilities' width x height), got "
+        "{}x{} of type {}",
+        probabilities.size(2), probabilities.size(1), bgr.cols, bgr.rows, bgr.type()));
+  }
+  const at::Tensor p = probabilities.contiguous();
+  crf::PlanarView view{p.data_ptr<float>(), static_cast<int>(p.size(0)),
+                       static_cast<int>(p.size(1)), static_cast<int>(p.size(2))};
+  // pydensecrf's unary_from_softmax: −log(clip(P, 1e−5, 1)) in float32.
+  const std::vector<float> unary = crf::crf_unary(view, crf::CrfImageMode::kRgb);
+  view.data = unary.data();
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  const crf::DenseCrf crf(crf::crf_input_image(rgb, config.image), config);
+  std::vector<float> q = crf.infer(view, workspace);
+  return at::from_blob(q.data(), p.sizes(), at::kFloat).clone();
+}
+
 PredictSummary predict_folder(const PredictInputs& inputs, const PredictConfig& config,
                               Reporter& reporter) {
+  if (config.crf) crf::validate(config.crf_config, "predict", "crf");
   const auto images = list_images(inputs.images, inputs.split);
   Segmenter segmenter(inputs.checkpoint, inputs.device);
-  reporter.info(fmt::format("{} images; scales {}{}; {} classes; on {}", images.size(),
-                            fmt::join(config.scales, ","), config.flip ? " + flip" : "",
-                            segmenter.config().model.num_classes, segmenter.device()));
+  const crf::CrfConfig& c = config.crf_config;
+  reporter.info(fmt::format(
+      "{} images; scales {}{}{}; {} classes; on {}", images.size(), fmt::join(config.scales, ","),
+      config.flip ? " + flip" : "",
+      config.crf ? fmt::format(" + dense CRF ({} iterations, position {}/{}, bilateral {}/{}/{}, "
+                               "{} image)",
+                               c.iterations, c.pos_weight, c.pos_std, c.bilateral_weight,
+                               c.bilateral_std, c.bilateral_rgb_std, crf::to_string(c.image))
+                 : "",
+      segmenter.config().model.num_classes, segmenter.device()));
+  crf::CrfWorkspace workspace;  // one per worker: reused by every image
   std::filesystem::create_directories(inputs.out);
   const io::Palette palette = io::voc_palette();
   PredictSummary summary;
@@ -79,8 +119,10 @@ PredictSummary predict_folder(const PredictInputs& inputs, const PredictConfig& 
   for (const auto& [id, file] : images) {
     try {
       const cv::Mat bgr = read_image_bgr(file);
-      const at::Tensor probabilities = segmenter.probabilities(bgr, config);
-      // (dense CRF goes here: probabilities -> refined probabilities)
+      at::Tensor probabilities = segmenter.probabilities(bgr, config);
+      if (config.crf) {
+        probabilities = refine_with_crf(probabilities, bgr, config.crf_config, &workspace);
+      }
       io::write_png_indexed(inputs.out / (id + ".png"), labels_from_probabilities(probabilities),
                             palette);
       ++summary.written;

@@ -3,9 +3,12 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "clipes/core/error.h"
+#include "clipes/crf/dense_crf.h"
 #include "clipes/io/files.h"
 #include "clipes/io/png.h"
 #include "clipes/seg/checkpoint.h"
@@ -18,6 +21,150 @@ namespace clipes::seg {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Two colour regions split by a slanted edge, and noisy probabilities of three classes: the left
+// region is class 0, the right one class 2; class 1 never is. The probabilities put the edge
+// kShift pixels too far right (a band of the right region labelled 0) and flip every 7th pixel
+// (in raster order) to the wrong region's class, each wrong label at 0.6 against 0.3.
+struct NoisyTwoRegions {
+  static constexpr int kHeight = 40;
+  static constexpr int kWidth = 56;
+  static constexpr int kShift = 4;
+  cv::Mat bgr;          // CV_8UC3
+  cv::Mat truth;        // CV_8UC1: 0 or 2
+  at::Tensor p;         // [3, H, W]
+  int band_pixels = 0;  // right-region pixels labelled 0 by the shifted edge
+  int salt_pixels = 0;  // pixels flipped outside the band
+};
+
+NoisyTwoRegions make_noisy_two_regions(bool colour_edge) {
+  NoisyTwoRegions d;
+  const int h = NoisyTwoRegions::kHeight;
+  const int w = NoisyTwoRegions::kWidth;
+  d.bgr.create(h, w, CV_8UC3);
+  d.truth.create(h, w, CV_8UC1);
+  d.p = at::empty({3, h, w});
+  auto p = d.p.accessor<float, 3>();
+  for (int y = 0; y < h; ++y) {
+    const int edge = 22 + y / 4;  // x < edge: left region
+    for (int x = 0; x < w; ++x) {
+      const bool left = x < edge;
+      const int jitter = (x * 7 + y * 13) % 5 - 2;  // ±2 grey levels of texture
+      const cv::Vec3b colour = !colour_edge ? cv::Vec3b(120, 120, 120)
+                               : left       ? cv::Vec3b(40, 160, 60)
+                                            : cv::Vec3b(200, 60, 150);
+      for (int c = 0; c < 3; ++c) {
+        d.bgr.at<cv::Vec3b>(y, x)[c] = static_cast<std::uint8_t>(colour[c] + jitter);
+      }
+      const int truth = left ? 0 : 2;
+      d.truth.at<std::uint8_t>(y, x) = static_cast<std::uint8_t>(truth);
+      int said = x < edge + NoisyTwoRegions::kShift ? 0 : 2;
+      if (said != truth) {
+        ++d.band_pixels;
+      } else if ((y * w + x) % 7 == 3) {
+        said = 2 - said;
+        ++d.salt_pixels;
+      }
+      p[0][y][x] = said == 0 ? 0.6f : 0.3f;
+      p[1][y][x] = 0.1f;
+      p[2][y][x] = said == 2 ? 0.6f : 0.3f;
+    }
+  }
+  return d;
+}
+
+int wrong_pixels(const cv::Mat& labels, const cv::Mat& truth) {
+  return cv::countNonZero(labels != truth);
+}
+
+TEST(RefineWithCrf, DefaultsAreDeepLabsParametersAndOff) {
+  const PredictConfig config;
+  EXPECT_FALSE(config.crf);
+  EXPECT_EQ(config.crf_config.iterations, 10);
+  EXPECT_EQ(config.crf_config.pos_weight, 3.0f);
+  EXPECT_EQ(config.crf_config.pos_std, 1.0f);
+  EXPECT_EQ(config.crf_config.bilateral_weight, 4.0f);
+  EXPECT_EQ(config.crf_config.bilateral_std, 67.0f);
+  EXPECT_EQ(config.crf_config.bilateral_rgb_std, 3.0f);
+  EXPECT_EQ(config.crf_config.image, crf::CrfImageMode::kRgb);
+}
+
+TEST(RefineWithCrf, SnapsLabelsToTheColourEdgeAndRemovesNoise) {
+  const NoisyTwoRegions d = make_noisy_two_regions(/*colour_edge=*/true);
+  // Without the CRF, exactly the shifted band and the flipped pixels are wrong.
+  const cv::Mat plain = labels_from_probabilities(d.p);
+  ASSERT_EQ(d.band_pixels, NoisyTwoRegions::kHeight * NoisyTwoRegions::kShift);
+  ASSERT_GT(d.salt_pixels, 250);
+  EXPECT_EQ(wrong_pixels(plain, d.truth), d.band_pixels + d.salt_pixels);
+
+  crf::CrfWorkspace workspace;
+  const at::Tensor q = refine_with_crf(d.p, d.bgr, crf::CrfConfig{}, &workspace);
+  ASSERT_EQ(q.sizes(), d.p.sizes());
+  EXPECT_TRUE(at::allclose(q.sum(0), at::ones({NoisyTwoRegions::kHeight, NoisyTwoRegions::kWidth}),
+                           1e-4, 1e-4));
+  const cv::Mat refined = labels_from_probabilities(q);
+  EXPECT_EQ(wrong_pixels(refined, d.truth), 0);
+
+  // The band is repaired by the bilateral kernel, which follows the colours: the position
+  // kernel alone removes the isolated flips but keeps the band, and over an image without the
+  // colour edge the CRF cannot know where the regions meet (it smooths them together).
+  crf::CrfConfig position_only;
+  position_only.bilateral_weight = 0;
+  const int smoothed = wrong_pixels(
+      labels_from_probabilities(refine_with_crf(d.p, d.bgr, position_only, &workspace)), d.truth);
+  EXPECT_GE(smoothed, d.band_pixels);
+  EXPECT_LT(smoothed, d.band_pixels + d.salt_pixels / 10);
+  const NoisyTwoRegions grey = make_noisy_two_regions(/*colour_edge=*/false);
+  const cv::Mat blind =
+      labels_from_probabilities(refine_with_crf(grey.p, grey.bgr, {}, &workspace));
+  EXPECT_GT(wrong_pixels(blind, grey.truth), d.band_pixels + d.salt_pixels);
+
+  // A reused workspace gives the same marginals.
+  EXPECT_TRUE(at::equal(refine_with_crf(d.p, d.bgr, {}, &workspace), q));
+}
+
+TEST(RefineWithCrf, IsTheDenseCrfOnMinusLogProbabilitiesAndTheRgbImage) {
+  const NoisyTwoRegions d = make_noisy_two_regions(true);
+  at::Tensor p = d.p.clone();
+  p[1][5][7] = 0.0f;  // clipped at 1e-5 in the unary
+  crf::CrfConfig config;
+  config.iterations = 3;
+  config.bilateral_rgb_std = 20.0f;
+  const at::Tensor unary = -at::log(p.clamp(1e-5, 1.0));
+  cv::Mat rgb;
+  cv::cvtColor(d.bgr, rgb, cv::COLOR_BGR2RGB);
+  const std::vector<float> expected = crf::dense_crf(
+      {unary.data_ptr<float>(), 3, NoisyTwoRegions::kHeight, NoisyTwoRegions::kWidth}, rgb, config);
+  const at::Tensor q = refine_with_crf(p, d.bgr, config);
+  ASSERT_EQ(q.numel(), static_cast<std::int64_t>(expected.size()));
+  EXPECT_TRUE(
+      at::allclose(q, at::from_blob(const_cast<float*>(expected.data()), q.sizes()), 1e-6, 1e-7));
+  // No iterations: Q = softmax(−U) = the (renormalised) probabilities.
+  config.iterations = 0;
+  EXPECT_TRUE(at::allclose(refine_with_crf(d.p, d.bgr, config), d.p, 1e-6, 1e-6));
+}
+
+TEST(RefineWithCrf, MismatchedInputsAreClearErrors) {
+  const NoisyTwoRegions d = make_noisy_two_regions(true);
+  try {
+    refine_with_crf(d.p, d.bgr(cv::Rect(0, 0, 50, 40)).clone(), {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("expected an 8-bit BGR image of 56x40 (the "
+                                         "probabilities' width x height), got 50x40"),
+              std::string::npos)
+        << e.what();
+  }
+  try {
+    refine_with_crf(d.p.to(at::kDouble), d.bgr, {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("expected probabilities [C>=2,H,W] float32 on the CPU, "
+                                         "got [3, 40, 56] Double"),
+              std::string::npos)
+        << e.what();
+  }
+}
 
 class Predict : public ::testing::Test {
  protected:
@@ -108,6 +255,45 @@ TEST_F(Predict, WritesPaletteMasksThatReadBackAsClassIds) {
   EXPECT_FALSE(fs::exists(in.out / "broken.png"));
   // The file is a palette PNG (colour type 3 in the IHDR chunk) with the VOC colours.
   EXPECT_EQ(io::read_file(in.out / "img0.png")[25], 3);
+}
+
+TEST_F(Predict, WithCrfWritesTheArgmaxOfTheRefinedProbabilities) {
+  NullReporter reporter;
+  PredictInputs in;
+  in.checkpoint = dir_ / "model.pt";
+  in.images = dir_ / "data" / "images";
+  in.out = dir_ / "pred_crf";
+  in.device = "cpu";
+  PredictConfig config;
+  config.crf = true;
+  config.scales = {0.75, 1.0};
+  const PredictSummary s = predict_folder(in, config, reporter);
+  EXPECT_EQ(s.written, 3);
+  EXPECT_EQ(s.failed, 0);
+  Segmenter segmenter(in.checkpoint, "cpu");
+  int changed = 0;
+  for (int i = 0; i < 3; ++i) {
+    const std::string id = "img" + std::to_string(i);
+    const cv::Mat written = io::read_png_u8(in.out / (id + ".png"));
+    ASSERT_EQ(written.size(), cv::Size(45, 37));
+    const cv::Mat bgr = read_image_bgr(in.images / (id + ".png"));
+    const at::Tensor p = segmenter.probabilities(bgr, config);
+    const cv::Mat expected = labels_from_probabilities(refine_with_crf(p, bgr, {}));
+    EXPECT_EQ(cv::countNonZero(written != expected), 0) << id;
+    changed += cv::countNonZero(written != labels_from_probabilities(p));
+  }
+  EXPECT_GT(changed, 0);  // the CRF changed some labels of this random model
+  EXPECT_EQ(io::read_file(in.out / "img0.png")[25], 3);  // palette PNG
+
+  config.crf_config.iterations = -1;
+  try {
+    predict_folder(in, config, reporter);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("predict: crf.iterations must be >= 0, got -1"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST_F(Predict, LabelsAreTheArgmax) {

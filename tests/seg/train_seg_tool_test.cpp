@@ -82,6 +82,26 @@ TEST_F(TrainSegTool, TrainsResumesAndPredicts) {
   double max = 0;
   cv::minMaxLoc(mask, nullptr, &max);
   EXPECT_LE(max, 3);
+
+  // --crf: dense CRF on the averaged probabilities, same files and sizes.
+  ASSERT_EQ(run("predict --checkpoint " + (dir_ / "run" / "model_final.pt").string() +
+                    " --images " + (dir_ / "data" / "images").string() + " --split " +
+                    (dir_ / "val.txt").string() + " --out " + (dir_ / "pred_crf").string() +
+                    " --scales 0.75,1.0 --flip --crf " + "--device cpu --threads 2",
+                &output),
+            0)
+      << output;
+  EXPECT_NE(output.find("dense CRF (10 iterations, position 3/1, bilateral 4/67/3, rgb image)"),
+            std::string::npos)
+      << output;
+  EXPECT_NE(output.find("2 masks written"), std::string::npos) << output;
+  for (const char* id : {"img1", "img2"}) {
+    const cv::Mat crf_mask = io::read_png_u8(dir_ / "pred_crf" / (std::string(id) + ".png"));
+    EXPECT_EQ(crf_mask.size(), cv::Size(40, 36)) << id;
+    cv::minMaxLoc(crf_mask, nullptr, &max);
+    EXPECT_LE(max, 3) << id;
+  }
+  EXPECT_EQ(io::read_file(dir_ / "pred_crf" / "img1.png")[25], 3);  // palette PNG
 }
 
 TEST_F(TrainSegTool, BadInputsFailWithOneClearLine) {
@@ -108,6 +128,14 @@ TEST_F(TrainSegTool, BadInputsFailWithOneClearLine) {
                 &output),
             1);
   EXPECT_NE(output.find("--scales: expected positive numbers"), std::string::npos) << output;
+  EXPECT_EQ(run("predict --checkpoint " + (dir_ / "none.pt").string() + " --images " +
+                    (dir_ / "data" / "images").string() + " --out " + (dir_ / "p").string() +
+                    " --crf --crf-image bgr",
+                &output),
+            1);
+  EXPECT_NE(output.find(R"(--crf-image must be "rgb" or "reference", got "bgr")"),
+            std::string::npos)
+      << output;
 }
 
 }  // namespace

@@ -3,9 +3,10 @@
 /// averaged at full resolution, softmax to class probabilities [C,H,W], argmax to a label map,
 /// written as palette PNGs (VOC colour map) that clipes-eval reads.
 ///
-/// The dense CRF of DeepLab's test recipe plugs in between probabilities() and
-/// labels_from_probabilities(): unary = -log(probabilities), the RGB image, crf::CrfConfig (its
-/// defaults are DeepLab's: 10 iterations, position 3/1, bilateral 4/67/3).
+/// Optionally, the dense CRF of DeepLab's test recipe refines the probabilities before the argmax
+/// (refine_with_crf): unary = −log(clip(P, 1e−5, 1)) as pydensecrf's unary_from_softmax, the
+/// image in RGB order, crf::CrfConfig with DeepLab's parameters (10 iterations, position kernel
+/// weight 3 / σ_xy 1, bilateral kernel weight 4 / σ_xy 67 / σ_rgb 3), label = argmax Q.
 
 #include <ATen/core/Tensor.h>
 
@@ -17,6 +18,8 @@
 #include <vector>
 
 #include "clipes/core/reporter.h"
+#include "clipes/crf/crf_config.h"
+#include "clipes/crf/dense_crf.h"
 #include "clipes/seg/seg_config.h"
 
 namespace clipes::seg {
@@ -26,6 +29,12 @@ class DeepLabImpl;
 struct PredictConfig {
   std::vector<double> scales{1.0};  ///< input scales (bilinear, as F.interpolate(scale_factor))
   bool flip = false;                ///< also the mirrored image, its logits mirrored back
+  bool crf = false;                 ///< refine the probabilities with the dense CRF
+  /// The CRF's parameters when `crf`; the CrfConfig defaults are DeepLab's: iterations 10,
+  /// pos_weight 3, pos_std 1, bilateral_weight 4, bilateral_std 67, bilateral_rgb_std 3, image
+  /// kRgb (kReference: the BGR image minus the mean, wrapped to uint8, see crf_input_image).
+  /// threads: threads of one CRF (predict_folder runs one image at a time).
+  crf::CrfConfig crf_config;
 };
 
 /// A trained model loaded from a checkpoint or final model file, ready to predict.
@@ -52,6 +61,17 @@ class Segmenter {
 /// argmax over the classes as a CV_8UC1 label map. probabilities: [C,H,W], C <= 255.
 cv::Mat labels_from_probabilities(const at::Tensor& probabilities);
 
+/// Dense CRF over the probabilities (DeepLab's test-time post-processing).
+/// probabilities: [C,H,W] float32 on the CPU (2 <= C), e.g. Segmenter::probabilities();
+/// bgr: CV_8UC3 H x W, the image they were computed from (BGR, as read_image_bgr returns it);
+/// the bilateral kernel sees crf::crf_input_image(RGB, config.image). The unary is
+/// −log(clip(P, 1e−5, 1)) in float32 (crf::crf_unary, kRgb arithmetic whatever config.image).
+/// workspace: reused buffers (one per worker thread; null: allocated for this call).
+/// Returns the marginals Q: [C,H,W] float32 on the CPU. Throws clipes::Error for mismatched
+/// shapes or an invalid config.
+at::Tensor refine_with_crf(const at::Tensor& probabilities, const cv::Mat& bgr,
+                           const crf::CrfConfig& config, crf::CrfWorkspace* workspace = nullptr);
+
 struct PredictInputs {
   std::filesystem::path checkpoint;
   std::filesystem::path images;
@@ -65,7 +85,9 @@ struct PredictSummary {
   std::int64_t failed = 0;  ///< images that could not be read or predicted (each reported)
 };
 
-/// Predicts every listed image; one bad image is reported (id, reason) and skipped.
+/// Predicts every listed image (probabilities, then refine_with_crf when config.crf, then argmax);
+/// one bad image is reported (id, reason) and skipped. Throws clipes::Error for an invalid
+/// config.crf_config before any image is read.
 PredictSummary predict_folder(const PredictInputs& inputs, const PredictConfig& config,
                               Reporter& reporter);
 
