@@ -28,7 +28,7 @@ struct Options {
 }  // namespace
 
 int main(int argc, char** argv) {
-  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFallbackOnly);
+  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
   using clipes::eval::BackgroundSetting;
   CLI::App app{
       "clipes-eval: mIoU of predicted masks (--pred) or CAMs (--cams) against ground "

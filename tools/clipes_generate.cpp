@@ -38,7 +38,7 @@ std::string set_path(const std::string& key, const std::string& path, bool absol
 }  // namespace
 
 int main(int argc, char** argv) {
-  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFallbackOnly);
+  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
   using namespace clipes;
   CLI::App app{"clipes-generate: CLIP-ES pseudo masks, confidence maps and CAMs from image-level "
                "labels"};

@@ -53,7 +53,7 @@ std::vector<double> parse_scales(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFallbackOnly);
+  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
   CLI::App app{
       "clipes-train-seg: train DeepLab-v2 (ResNet-101, MSC) on pseudo masks with the "
       "confidence-guided loss, and predict segmentation masks with it"};

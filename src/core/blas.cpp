@@ -40,6 +40,17 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
+// What OpenBLAS's SkylakeX kernels need.
+bool cpu_has_avx512() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vl");
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 
 void reexec_with_runtime_settings(char** argv, BlasKernels kernels) {
@@ -51,9 +62,14 @@ void reexec_with_runtime_settings(char** argv, BlasKernels kernels) {
   }
   if (std::getenv("OPENBLAS_CORETYPE") == nullptr && cpu_has_avx2_fma()) {
     const std::string core = openblas_core_name();
-    if (!core.empty() && core != kReferenceOpenblasCore &&
-        (kernels == BlasKernels::kReference || is_pre_avx2_core(core))) {
-      setenv("OPENBLAS_CORETYPE", kReferenceOpenblasCore, 1);
+    const char* wanted = nullptr;
+    if (kernels == BlasKernels::kReference) {
+      wanted = kReferenceOpenblasCore;
+    } else if (is_pre_avx2_core(core)) {
+      wanted = cpu_has_avx512() ? "SkylakeX" : "Haswell";
+    }
+    if (!core.empty() && wanted != nullptr && core != wanted) {
+      setenv("OPENBLAS_CORETYPE", wanted, 1);
       change = true;
     }
   }

@@ -58,7 +58,7 @@ double peak_rss_mib() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFallbackOnly);
+  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
   CLI::App app{"Times CLIP loading and the CLIP-ES vision pass (forward + GradCAM backward)"};
   std::string model_path;
   std::string script = std::string(CLIPES_SOURCE_DIR) + "/scripts/make_tiny_clip.py";

@@ -55,7 +55,7 @@ double peak_rss_gib() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFallbackOnly);
+  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
   CLI::App app{"clipes-bench-train: seconds per DeepLab-v2 training iteration"};
   std::string shapes_text = "1x1,5x2";
   int crop = 321;

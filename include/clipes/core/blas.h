@@ -21,7 +21,9 @@ std::string openblas_core_name();
 /// How a main wants its numerical runtime set up (see reexec_with_runtime_settings).
 enum class BlasKernels {
   kReference,  ///< always OpenBLAS's Haswell kernels when the CPU has AVX2 and FMA (tests)
-  kFallbackOnly,  ///< Haswell only when OpenBLAS fell back to generic pre-AVX2 kernels (tools)
+  /// Only when OpenBLAS fell back to generic pre-AVX2 kernels: SkylakeX on AVX-512 CPUs (about
+  /// 2x faster than Haswell here, rounding differently), else Haswell (tools)
+  kFastest,
 };
 
 /// Process set-up for a main, before it does anything else. OpenMP and OpenBLAS read their
@@ -31,9 +33,9 @@ enum class BlasKernels {
 ///   - OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning. Spinning threads
 ///     make LibTorch up to 10x slower when anything else (another process, the CRF's threads)
 ///     competes for the cores.
-///   - OPENBLAS_CORETYPE=Haswell (see BlasKernels): OpenBLAS 0.3.21 does not know recent CPUs
-///     and falls back to SSE3 kernels, 2x slower than its AVX2 ones, which are also the kernels
-///     of the reference outputs.
+///   - OPENBLAS_CORETYPE (see BlasKernels): OpenBLAS 0.3.21 does not know recent CPUs and falls
+///     back to its SSE3 kernels, 2x slower than its AVX2 ("Haswell": the kernels of the reference
+///     outputs) and 4x slower than its AVX-512 ones ("SkylakeX").
 /// Returns when nothing had to change (or execv failed: the process goes on as it is).
 void reexec_with_runtime_settings(char** argv, BlasKernels kernels);
 
