@@ -324,5 +324,30 @@ TEST(PromptRanker, RefusesATemplateTooLongForTheContextBeforeAnyImage) {
   EXPECT_NE(message.find("context of 77 tokens"), std::string::npos) << message;
 }
 
+TEST(PromptRanker, StopRaisedBeforeTheStartWritesAnInterruptedRecord) {
+  REQUIRE_SHARED_MODEL();
+  auto config = load_generate_config(testing::source_dir() / "configs/voc.json");
+  config.model = shared_path("reference/small12_random_fp16.pt").string();
+  config.vocab = shared_path("vocab/bpe_simple_vocab_16e6.txt.gz").string();
+  config.dataset.root = shared_path("data/voc-mini").string();
+  config.dataset.labels = "labels.txt";
+  config.dataset.split = "labels.txt";
+  const auto ranker = PromptRanker::load(config);
+  RankingOptions options;
+  options.out_dir = testing::make_temp_dir("prompt_ranking_stop");
+  options.limit = 3;
+  const std::atomic<bool> stop{true};
+  NullReporter reporter;
+  const auto summary = ranker.run({{"a {}.", 1}}, options, reporter, &stop);
+  EXPECT_TRUE(summary.interrupted);
+  EXPECT_TRUE(summary.ranking.empty());
+  EXPECT_TRUE(summary.images_used.empty());
+  EXPECT_EQ(summary.selected, 3);
+  EXPECT_EQ(summary.dataset_images, 20);
+  EXPECT_EQ(summary.ranking_file, options.out_dir / "prompt_ranking.json");
+  const auto record = io::read_file(summary.ranking_file);
+  EXPECT_NE(record.find("\"interrupted\": true"), std::string::npos) << record;
+}
+
 }  // namespace
 }  // namespace clipes::pipeline
