@@ -1,7 +1,8 @@
 // clipes-generate: pseudo masks, confidence maps and CAMs for a dataset with image-level labels
-// (CLIP-ES: softmax-GradCAM, class-aware attention affinity, dense CRF). Exit codes: 0 every
-// image done, 1 some images failed (listed in run.json and at the end), 2 usage or config
-// error, 130 interrupted (run the same command again to resume).
+// (CLIP-ES: softmax-GradCAM, class-aware attention affinity, dense CRF); with --rank-prompts,
+// the ranking of prompt templates by sharpness instead (spec §5). Exit codes: 0 every image done,
+// 1 some images failed or were skipped (listed in run.json / prompt_ranking.json and at the end),
+// 2 usage or config error, 130 interrupted (run the same command again to resume).
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -12,13 +13,13 @@
 #include <filesystem>
 #include <iostream>
 #include <thread>
-#include <nlohmann/json.hpp>
 
 #include "clipes/core/blas.h"
 #include "clipes/core/error.h"
 #include "clipes/data/dataset.h"
 #include "clipes/pipeline/generate.h"
 #include "console_reporter.h"
+#include "generate_cli.h"
 
 namespace {
 
@@ -29,20 +30,15 @@ extern "C" void on_signal(int) {
   std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
 }
 
-// `--set key=<JSON string>` for a path given on the command line.
-std::string set_path(const std::string& key, const std::string& path, bool absolute = true) {
-  const auto value = absolute ? std::filesystem::absolute(path).lexically_normal().string() : path;
-  return key + "=" + nlohmann::json(value).dump();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
   using namespace clipes;
+  using cli::set_path;
   CLI::App app{"clipes-generate: CLIP-ES pseudo masks, confidence maps and CAMs from image-level "
                "labels"};
-  std::string config_file, data_root, split, labels, model, vocab, shard = "0/1", cam_dtype;
+  std::string config_file, data_root, split, labels, model, vocab, shard = "0/1", cam_dtype, rank;
   std::vector<std::string> overrides;
   pipeline::GenerateOptions options;
   int threads = 0;
@@ -79,9 +75,17 @@ int main(int argc, char** argv) {
   app.add_option("--set", overrides, "override a config key by its JSON path: --set crf.image=reference")
       ->take_all();
   app.add_flag("-v,--verbose", verbose, "debug messages");
+  app.add_option("--rank-prompts", rank,
+                 "rank the templates of this file (one per line, {} = class) by sharpness and "
+                 "write prompt_ranking.json into --out (default: .) instead of generating")
+      ->check(CLI::ExistingFile)
+      ->excludes("--dry-run", "--no-crf", "--no-cams", "--cam-dtype", "--overlays", "--overwrite",
+                 "--crf-workers");
   try {
     app.parse(argc, argv);
-    if (!dry_run && options.out_dir.empty()) throw CLI::RequiredError(out->get_name());
+    if (!dry_run && rank.empty() && options.out_dir.empty()) {
+      throw CLI::RequiredError(out->get_name());
+    }
     options.shard = data::parse_shard(shard);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
@@ -107,6 +111,16 @@ int main(int argc, char** argv) {
   std::optional<pipeline::Generator> generator;
   try {
     const auto config = pipeline::load_generate_config(config_file, overrides);
+    if (!rank.empty()) {
+      spdlog::info("clipes-generate --rank-prompts: {} LibTorch threads, model {}",
+                   cli::set_threads(threads), config.model);
+      const pipeline::RankingOptions ranking{options.out_dir, options.device, options.keep_fp16,
+                                             options.shard, options.limit, config_file,
+                                             overrides, rank};
+      std::signal(SIGINT, on_signal);
+      std::signal(SIGTERM, on_signal);
+      return cli::rank_prompts(config, rank, ranking, reporter, &g_stop);
+    }
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     options.crf_workers = crf_workers >= 0 ? crf_workers
                                            : pipeline::default_crf_workers(options.device, cores);
@@ -134,25 +148,7 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   try {
-    const auto summary = generator->run(options, reporter, &g_stop);
-    const auto& s = summary.seconds;
-    const double n = std::max<double>(1.0, static_cast<double>(summary.written));
-    spdlog::info("{} written, {} already done, {} failed in {:.1f} s ({:.2f} images/s); per image: "
-                 "decode {:.3f} s, preprocess {:.3f} s, blocks 1..L-1 {:.3f} s, block L + "
-                 "gradients {:.3f} s, CAA {:.3f} s, CRF {:.3f} s, write {:.3f} s",
-                 summary.written, summary.skipped, summary.failures.size(), summary.wall_seconds,
-                 summary.written / std::max(summary.wall_seconds, 1e-9), s.decode / n,
-                 s.preprocess / n, s.trunk / n, s.last_block / n, s.caa / n, s.crf / n,
-                 s.write / n);
-    for (const auto& failure : summary.failures) {
-      spdlog::error("failed: {}: {}", failure.id, failure.reason);
-    }
-    spdlog::info("run record: {}", summary.run_file.string());
-    if (summary.interrupted) {
-      spdlog::warn("interrupted: run the same command again to resume");
-      return 130;
-    }
-    return summary.failures.empty() ? 0 : 1;
+    return cli::report_generate_summary(generator->run(options, reporter, &g_stop));
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 2;

@@ -1,0 +1,418 @@
+#include "clipes/pipeline/prompt_ranking.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "clipes/cam/gradcam.h"
+#include "clipes/clip/model.h"
+#include "clipes/clip/preprocess.h"
+#include "clipes/clip/text_bank.h"
+#include "clipes/clip/tokenizer.h"
+#include "clipes/core/error.h"
+#include "clipes/data/image.h"
+#include "clipes/io/files.h"
+#include "clipes/io/sha256.h"
+
+namespace clipes::pipeline {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The message of any exception, without LibTorch's C++ backtrace.
+std::string reason_of(const std::exception& e) {
+  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&e)) {
+    return torch_error->what_without_backtrace();
+  }
+  return e.what();
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+std::string trim(const std::string& text) {
+  const auto first = text.find_first_not_of(" \t\r\n\f\v");
+  if (first == std::string::npos) return {};
+  const auto last = text.find_last_not_of(" \t\r\n\f\v");
+  return text.substr(first, last - first + 1);
+}
+
+// The CLIP input of one image as clipes-generate makes it (spec §2 and the input.* guard).
+at::Tensor clip_input(const data::DecodedImage& image, const InputConfig& input, int patch) {
+  const InputSize size = plan_input_size(image.width(), image.height(), input, patch);
+  if (!size.downscaled) return clip::preprocess_for_clip(image, patch);
+  return clip::preprocess_for_clip(data::resize_image(image, cv::Size(size.width, size.height)),
+                                   patch);
+}
+
+// Every sentence of `config` under `prompt_template` must fit the model's context.
+void check_template_fits(const clip::Tokenizer& tokenizer, const GenerateConfig& config,
+                         const PromptTemplate& prompt, std::int64_t context,
+                         const std::string& source) {
+  GenerateConfig with_template = config;
+  with_template.prompt_template = prompt.text;
+  const PromptTexts texts = build_prompt_texts(with_template);
+  for (const auto* group : {&texts.foreground, &texts.background}) {
+    for (const auto& sentence : *group) {
+      const auto tokens = tokenizer.token_count(sentence);
+      if (static_cast<std::int64_t>(tokens) > context) {
+        throw Error(fmt::format("{}:{}: template \"{}\" makes the sentence \"{}\" {} tokens long, "
+                                "more than the model's context of {} tokens",
+                                source, prompt.line, prompt.text, sentence, tokens, context));
+      }
+    }
+  }
+}
+
+nlohmann::json failures_json(const std::vector<ImageFailure>& failures) {
+  auto out = nlohmann::json::array();
+  for (const auto& failure : failures) out.push_back({{"id", failure.id}, {"reason", failure.reason}});
+  return out;
+}
+
+}  // namespace
+
+Sharpness sharpness(const std::vector<std::vector<double>>& scores) {
+  if (scores.empty()) {
+    throw Error("sharpness: no image to score (expected at least one image with labels)");
+  }
+  Sharpness out;
+  for (std::size_t i = 0; i < scores.size(); ++i) {
+    const auto& s = scores[i];
+    if (s.empty()) {
+      throw Error(fmt::format("sharpness: image {} has no present-class score (expected >= 1)", i));
+    }
+    double sum = 0;
+    for (const double value : s) {
+      if (!std::isfinite(value) || value < 0) {
+        throw Error(fmt::format("sharpness: image {} has the score {}, expected a softmax "
+                                "probability (finite, >= 0)",
+                                i, value));
+      }
+      sum += value;
+    }
+    const double mean = sum / static_cast<double>(s.size());
+    double squares = 0;
+    for (const double value : s) squares += (value - mean) * (value - mean);
+    out.variance_sum += squares / static_cast<double>(s.size());  // population variance
+    out.mean_sum += mean;
+  }
+  if (out.mean_sum <= 0) {
+    throw Error(fmt::format("sharpness: every present-class score of the {} images is 0, the "
+                            "ratio is undefined",
+                            scores.size()));
+  }
+  out.images = static_cast<std::int64_t>(scores.size());
+  out.sharpness = out.variance_sum / out.mean_sum;
+  out.mean_target_score = out.mean_sum / static_cast<double>(out.images);
+  return out;
+}
+
+std::vector<PromptTemplate> read_prompt_templates(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) throw Error(fmt::format("{}: cannot read the templates file", file.string()));
+  std::vector<PromptTemplate> templates;
+  std::map<std::string, int> first_line;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    const std::string text = trim(line);
+    if (text.empty() || text[0] == '#') continue;
+    try {
+      format_prompt(text, "x");
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}:{}: {}", file.string(), number, e.what()));
+    }
+    const auto [at, inserted] = first_line.emplace(text, number);
+    if (!inserted) {
+      throw Error(fmt::format("{}:{}: template \"{}\" repeats line {}", file.string(), number,
+                              text, at->second));
+    }
+    templates.push_back({text, number});
+  }
+  if (in.bad()) throw Error(fmt::format("{}: read error", file.string()));
+  if (templates.empty()) {
+    throw Error(fmt::format("{}: no template found (expected one template per line, such as "
+                            "\"a clean origami {{}}.\"; blank lines and # comments are skipped)",
+                            file.string()));
+  }
+  return templates;
+}
+
+ImageFeatures compute_image_features(const clip::ClipModel& model,
+                                     const std::vector<data::Sample>& samples,
+                                     const InputConfig& input, Reporter& reporter,
+                                     const std::atomic<bool>* stop) {
+  ImageFeatures out;
+  const auto patch = static_cast<int>(model.architecture().vision_patch_size);
+  const auto total = static_cast<std::int64_t>(samples.size());
+  std::vector<at::Tensor> rows;
+  std::int64_t done = 0;
+  reporter.progress("image features", 0, total);
+  const auto fail = [&](const std::string& id, const std::string& reason) {
+    out.failures.push_back({id, reason});
+    reporter.warn(fmt::format("{}: skipped: {}", id, reason));
+  };
+  for (const auto& sample : samples) {
+    if (stop != nullptr && stop->load()) {
+      out.interrupted = true;
+      break;
+    }
+    if (!sample.ok()) {
+      fail(sample.id, sample.problem);
+    } else {
+      try {
+        auto start = Clock::now();
+        const data::DecodedImage image = data::decode_image(sample.image);
+        out.decode_seconds += seconds_since(start);
+        start = Clock::now();
+        const at::Tensor pixels = clip_input(image, input, patch);
+        out.preprocess_seconds += seconds_since(start);
+        start = Clock::now();
+        at::NoGradGuard no_grad;
+        // The path of compute_image_cams without the attention maps and the gradients: the same
+        // operations give the same feature (spec §3).
+        const auto trunk = model.run_trunk(model.embed_image(pixels), 1);
+        const auto normed = model.last_block_norm(trunk.tokens);
+        rows.push_back(model.last_block_forward(trunk.tokens, normed).image_features);
+        out.tower_seconds += seconds_since(start);
+        out.images.push_back({sample.id, sample.labels});
+      } catch (const std::exception& e) {
+        fail(sample.id, reason_of(e));
+      }
+    }
+    reporter.progress("image features", ++done, total);
+  }
+  if (!rows.empty()) out.features = at::cat(rows, 0);
+  return out;
+}
+
+std::vector<std::vector<double>> template_scores(const clip::ClipModel& model,
+                                                 const clip::Tokenizer& tokenizer,
+                                                 const GenerateConfig& config,
+                                                 const std::string& prompt_template,
+                                                 const ImageFeatures& features) {
+  GenerateConfig with_template = config;
+  with_template.prompt_template = prompt_template;
+  const PromptTexts texts = build_prompt_texts(with_template);
+  // Only the classes some image holds are encoded; row[c] is class c's row in the bank.
+  std::set<int> present;
+  for (const auto& image : features.images) present.insert(image.labels.begin(), image.labels.end());
+  std::vector<std::string> foreground;
+  std::map<int, int> row;
+  for (const int c : present) {
+    if (c < 0 || c >= static_cast<int>(texts.foreground.size())) {
+      throw Error(fmt::format("class index {} is outside the config's {} classes", c,
+                              texts.foreground.size()));
+    }
+    row[c] = static_cast<int>(foreground.size());
+    foreground.push_back(texts.foreground[static_cast<std::size_t>(c)]);
+  }
+  const clip::TextBank bank = clip::build_text_bank(model, tokenizer, foreground, texts.background);
+  const double scale = model.logit_scale().item<double>();
+  at::NoGradGuard no_grad;
+  std::vector<std::vector<double>> scores;
+  scores.reserve(features.images.size());
+  for (std::size_t i = 0; i < features.images.size(); ++i) {
+    const auto& labels = features.images[i].labels;
+    std::vector<int> rows;
+    for (const int c : labels) rows.push_back(row.at(c));
+    const auto probs =
+        cam::class_probabilities(features.features[static_cast<std::int64_t>(i)],
+                                 bank.text_matrix(rows), scale)
+            .to(at::kCPU, at::kDouble)
+            .contiguous();
+    const double* p = probs.data_ptr<double>();
+    scores.emplace_back(p, p + labels.size());
+  }
+  return scores;
+}
+
+void sort_by_sharpness(std::vector<TemplateRanking>& ranking) {
+  std::stable_sort(ranking.begin(), ranking.end(),
+                   [](const TemplateRanking& a, const TemplateRanking& b) {
+                     return a.score.sharpness < b.score.sharpness;
+                   });
+}
+
+struct PromptRanker::Impl {
+  GenerateConfig config;
+  clip::ClipModel model;
+  clip::Tokenizer tokenizer;
+  std::string model_sha256;
+  std::string vocab_sha256;
+  std::string device;
+  double load_seconds = 0;
+};
+
+PromptRanker::PromptRanker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PromptRanker::PromptRanker(PromptRanker&&) noexcept = default;
+PromptRanker& PromptRanker::operator=(PromptRanker&&) noexcept = default;
+PromptRanker::~PromptRanker() = default;
+
+const GenerateConfig& PromptRanker::config() const { return impl_->config; }
+
+PromptRanker PromptRanker::load(const GenerateConfig& config, const std::string& device,
+                                bool keep_fp16) {
+  const auto start = Clock::now();
+  clip::ClipLoadOptions options;
+  options.device = device;
+  options.keep_fp16 = keep_fp16;
+  auto model = clip::ClipModel::load(config.model, options);
+  auto tokenizer = clip::Tokenizer::from_file(config.vocab);
+  auto impl = std::unique_ptr<Impl>(new Impl{config, std::move(model), std::move(tokenizer),
+                                             io::sha256_file(config.model),
+                                             io::sha256_file(config.vocab), device, 0});
+  impl->load_seconds = seconds_since(start);
+  return PromptRanker(std::move(impl));
+}
+
+RankingSummary PromptRanker::run(const std::vector<PromptTemplate>& templates,
+                                 const RankingOptions& options, Reporter& reporter,
+                                 const std::atomic<bool>* stop) const {
+  const auto& config = impl_->config;
+  const std::string source =
+      options.templates_source.empty() ? std::string("templates") : options.templates_source;
+  if (templates.empty()) throw Error(fmt::format("{}: no template to rank", source));
+  const auto context = impl_->model.architecture().context_length;
+  for (const auto& prompt : templates) {
+    check_template_fits(impl_->tokenizer, config, prompt, context, source);
+  }
+  const auto run_start = Clock::now();
+  const std::string started = utc_now();
+
+  RankingSummary summary;
+  summary.templates = static_cast<std::int64_t>(templates.size());
+  const auto samples = data::read_dataset(config.dataset, config.class_names());
+  const auto selected = data::select_samples(samples, options.shard, options.limit);
+  summary.dataset_images = static_cast<std::int64_t>(samples.size());
+  summary.selected = static_cast<std::int64_t>(selected.size());
+  reporter.info(fmt::format("ranking {} templates over {} images{} ({} in the dataset)",
+                            templates.size(), selected.size(),
+                            options.shard.count > 1 ? fmt::format(" (shard {}/{})",
+                                                                  options.shard.index,
+                                                                  options.shard.count)
+                                                    : "",
+                            samples.size()));
+
+  const ImageFeatures features =
+      compute_image_features(impl_->model, selected, config.input, reporter, stop);
+  summary.failures = features.failures;
+  for (const auto& image : features.images) summary.images_used.push_back(image.id);
+  summary.decode_seconds = features.decode_seconds;
+  summary.preprocess_seconds = features.preprocess_seconds;
+  summary.tower_seconds = features.tower_seconds;
+  summary.interrupted = features.interrupted;
+  if (!features.interrupted) {
+    if (features.images.empty()) {
+      throw Error(fmt::format("no usable image among the {} selected ({} skipped): nothing to "
+                              "rank the templates on",
+                              selected.size(), features.failures.size()));
+    }
+    reporter.info(fmt::format("{} image features computed ({} skipped); scoring the templates",
+                              features.images.size(), features.failures.size()));
+    reporter.progress("templates", 0, summary.templates);
+    for (const auto& prompt : templates) {
+      if (stop != nullptr && stop->load()) {
+        summary.interrupted = true;
+        break;
+      }
+      const auto start = Clock::now();
+      TemplateRanking result{prompt, {}, 0};
+      result.score = sharpness(
+          template_scores(impl_->model, impl_->tokenizer, config, prompt.text, features));
+      result.text_seconds = seconds_since(start);
+      summary.text_seconds += result.text_seconds;
+      summary.ranking.push_back(result);
+      reporter.progress("templates", static_cast<std::int64_t>(summary.ranking.size()),
+                        summary.templates);
+    }
+  }
+  sort_by_sharpness(summary.ranking);
+  summary.wall_seconds = seconds_since(run_start);
+
+  nlohmann::json record;
+  record["tool"] = "clipes-generate --rank-prompts";
+  record["started"] = started;
+  record["finished"] = utc_now();
+  record["metric"] = "sharpness = sum_i var(s_i) / sum_i mean(s_i) over the images, s_i the "
+                     "softmax scores of image i's present classes over [present classes; "
+                     "background words], population variance; lower is better (spec 5, Eq. 5). "
+                     "mean_target_score = sum_i mean(s_i) / images";
+  record["templates_file"] = options.templates_source;
+  record["config_file"] = options.config_source;
+  record["overrides"] = options.overrides;
+  record["config"] = to_json(config);
+  record["model"] = {{"file", config.model},
+                     {"sha256", impl_->model_sha256},
+                     {"architecture", impl_->model.architecture().describe()},
+                     {"load_seconds", impl_->load_seconds}};
+  record["vocab"] = {{"file", config.vocab}, {"sha256", impl_->vocab_sha256}};
+  record["device"] = options.device;
+  record["threads"] = at::get_num_threads();
+  record["shard"] = fmt::format("{}/{}", options.shard.index, options.shard.count);
+  record["limit"] = options.limit;
+  record["ranking"] = nlohmann::json::array();
+  for (std::size_t i = 0; i < summary.ranking.size(); ++i) {
+    const auto& r = summary.ranking[i];
+    record["ranking"].push_back({{"rank", i + 1},
+                                 {"template", r.prompt.text},
+                                 {"line", r.prompt.line},
+                                 {"sharpness", r.score.sharpness},
+                                 {"mean_target_score", r.score.mean_target_score},
+                                 {"images", r.score.images},
+                                 {"variance_sum", r.score.variance_sum},
+                                 {"mean_sum", r.score.mean_sum},
+                                 {"seconds", r.text_seconds}});
+  }
+  record["images"] = {{"used", summary.images_used}, {"skipped", failures_json(summary.failures)}};
+  record["counts"] = {{"dataset", summary.dataset_images},
+                      {"selected", summary.selected},
+                      {"used", static_cast<std::int64_t>(summary.images_used.size())},
+                      {"skipped", static_cast<std::int64_t>(summary.failures.size())},
+                      {"templates", summary.templates},
+                      {"templates_scored", static_cast<std::int64_t>(summary.ranking.size())}};
+  record["interrupted"] = summary.interrupted;
+  record["seconds"] = {{"decode", summary.decode_seconds},
+                       {"preprocess", summary.preprocess_seconds},
+                       {"vision_tower", summary.tower_seconds},
+                       {"templates", summary.text_seconds}};
+  record["wall_seconds"] = summary.wall_seconds;
+  summary.ranking_file = options.out_dir / "prompt_ranking.json";
+  io::write_file_atomic(summary.ranking_file, record.dump(2) + "\n");
+  return summary;
+}
+
+std::string format_ranking_table(const RankingSummary& summary) {
+  std::string out = fmt::format("{:>4}  {:>12}  {:>10}  {:>6}  {}\n", "rank", "sharpness",
+                                "mean score", "images", "template");
+  for (std::size_t i = 0; i < summary.ranking.size(); ++i) {
+    const auto& r = summary.ranking[i];
+    out += fmt::format("{:>4}  {:>12.6g}  {:>10.6f}  {:>6}  {}\n", i + 1, r.score.sharpness,
+                       r.score.mean_target_score, r.score.images, r.prompt.text);
+  }
+  return out;
+}
+
+}  // namespace clipes::pipeline

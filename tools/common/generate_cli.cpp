@@ -1,0 +1,67 @@
+#include "generate_cli.h"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "console_reporter.h"
+
+namespace clipes::cli {
+
+std::string set_path(const std::string& key, const std::string& path, bool absolute) {
+  const auto value = absolute ? std::filesystem::absolute(path).lexically_normal().string() : path;
+  return key + "=" + nlohmann::json(value).dump();
+}
+
+int report_generate_summary(const pipeline::GenerateSummary& summary) {
+  const auto& s = summary.seconds;
+  const double n = std::max<double>(1.0, static_cast<double>(summary.written));
+  spdlog::info("{} written, {} already done, {} failed in {:.1f} s ({:.2f} images/s); per image: "
+               "decode {:.3f} s, preprocess {:.3f} s, blocks 1..L-1 {:.3f} s, block L + "
+               "gradients {:.3f} s, CAA {:.3f} s, CRF {:.3f} s, write {:.3f} s",
+               summary.written, summary.skipped, summary.failures.size(), summary.wall_seconds,
+               summary.written / std::max(summary.wall_seconds, 1e-9), s.decode / n,
+               s.preprocess / n, s.trunk / n, s.last_block / n, s.caa / n, s.crf / n, s.write / n);
+  for (const auto& failure : summary.failures) {
+    spdlog::error("failed: {}: {}", failure.id, failure.reason);
+  }
+  spdlog::info("run record: {}", summary.run_file.string());
+  if (summary.interrupted) {
+    spdlog::warn("interrupted: run the same command again to resume");
+    return 130;
+  }
+  return summary.failures.empty() ? 0 : 1;
+}
+
+int rank_prompts(const pipeline::GenerateConfig& config, const std::string& templates_file,
+                 const pipeline::RankingOptions& options, Reporter& reporter,
+                 const std::atomic<bool>* stop) {
+  const auto templates = pipeline::read_prompt_templates(templates_file);
+  const auto ranker = pipeline::PromptRanker::load(config, options.device, options.keep_fp16);
+  const auto summary = ranker.run(templates, options, reporter, stop);
+  std::cout << pipeline::format_ranking_table(summary) << std::flush;
+  spdlog::info("{} templates over {} images ({} skipped) in {:.1f} s: image features {:.1f} s "
+               "(decode {:.1f}, preprocess {:.1f}, vision tower {:.1f}), templates {:.1f} s "
+               "({:.2f} s each)",
+               summary.ranking.size(), summary.images_used.size(), summary.failures.size(),
+               summary.wall_seconds,
+               summary.decode_seconds + summary.preprocess_seconds + summary.tower_seconds,
+               summary.decode_seconds, summary.preprocess_seconds, summary.tower_seconds,
+               summary.text_seconds,
+               summary.text_seconds / std::max<double>(1.0, summary.ranking.size()));
+  for (const auto& failure : summary.failures) {
+    spdlog::error("skipped: {}: {}", failure.id, failure.reason);
+  }
+  spdlog::info("ranking record: {}", summary.ranking_file.string());
+  if (summary.interrupted) {
+    spdlog::warn("interrupted: {} of {} templates scored", summary.ranking.size(),
+                 summary.templates);
+    return 130;
+  }
+  return summary.failures.empty() ? 0 : 1;
+}
+
+}  // namespace clipes::cli
