@@ -9,6 +9,9 @@
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -196,8 +199,47 @@ at::Tensor ClipModel::logit_scale() const {
 
 // ---- text ------------------------------------------------------------------------------------
 
+bool ClipModel::has_text_tower() const { return impl_->w.token_embedding.defined(); }
+
+std::int64_t ClipModel::release_text_tower() {
+  if (!has_text_tower()) return 0;
+  // Copies of this model share its weights: this one gets a new Impl without the text side, and
+  // the text tensors are freed once no copy holds them.
+  const detail::ClipWeights& w = impl_->w;
+  std::int64_t bytes = 0;
+  const auto count = [&bytes](const at::Tensor& t) {
+    if (t.defined()) bytes += static_cast<std::int64_t>(t.nbytes());
+  };
+  for (const auto* t : {&w.token_embedding, &w.text_positional_embedding, &w.ln_final_weight,
+                        &w.ln_final_bias, &w.text_projection, &impl_->text_mask}) {
+    count(*t);
+  }
+  for (const auto& block : w.text_blocks) {
+    for (const auto* t : {&block.ln_1_weight, &block.ln_1_bias, &block.in_proj_weight,
+                          &block.in_proj_bias, &block.out_proj_weight, &block.out_proj_bias,
+                          &block.ln_2_weight, &block.ln_2_bias, &block.c_fc_weight,
+                          &block.c_fc_bias, &block.c_proj_weight, &block.c_proj_bias}) {
+      count(*t);
+    }
+  }
+  auto vision_only = std::make_shared<Impl>(*impl_);
+  auto& v = vision_only->w;
+  v.token_embedding = v.text_positional_embedding = v.ln_final_weight = v.ln_final_bias =
+      v.text_projection = vision_only->text_mask = at::Tensor();
+  v.text_blocks.clear();
+  impl_ = std::move(vision_only);
+#if defined(__GLIBC__)
+  malloc_trim(0);  // hand the freed pages back to the system rather than keep them in the heap
+#endif
+  return bytes;
+}
+
 at::Tensor ClipModel::encode_text(const at::Tensor& tokens, TextEncoding encoding) const {
   const auto& a = impl_->w.arch;
+  if (!has_text_tower()) {
+    throw Error("encode_text: this model's text tower was released (release_text_tower) after "
+                "its text bank was built; load the model again to encode text");
+  }
   if (!tokens.defined() || tokens.dim() != 2 || tokens.size(1) != a.context_length ||
       tokens.size(0) == 0 || at::isFloatingType(tokens.scalar_type())) {
     throw Error(fmt::format("encode_text: expected integer tokens [T >= 1, {}], got {} {}",

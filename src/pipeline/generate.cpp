@@ -189,6 +189,7 @@ Generator Generator::load(const GenerateConfig& config, const std::string& devic
   auto tokenizer = clip::Tokenizer::from_file(config.vocab);
   const PromptTexts prompts = build_prompt_texts(config);
   auto bank = clip::build_text_bank(model, tokenizer, prompts.foreground, prompts.background);
+  model.release_text_tower();  // the bank is all the run needs of the text side
   auto impl = std::unique_ptr<Impl>(new Impl{config, std::move(model), std::move(tokenizer),
                                              std::move(bank), io::sha256_file(config.model),
                                              io::sha256_file(config.vocab), device, 0});

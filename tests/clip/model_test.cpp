@@ -224,6 +224,34 @@ TEST_F(TinyClip, TextEncoderMatchesPython) {
   EXPECT_TRUE(all_close(unit * features.norm(2, {-1}, true), features, 1e-5));
 }
 
+TEST_F(TinyClip, ReleasingTheTextTowerKeepsTheVisionTower) {
+  CLIPES_REQUIRE_TINY_CLIP();
+  ClipModel copy = ClipModel::load(tiny_clip_path());
+  const at::Tensor pixels = read_npy_tensor(tiny_reference("pixels"));
+  const at::Tensor tokens = read_npy_tensor(tiny_reference("text_tokens"));
+  const ImageEncoding before = copy.encode_image(pixels, 4);
+  ASSERT_TRUE(copy.has_text_tower());
+  const auto& a = copy.architecture();
+  // token embedding, positional embedding, ln_final, projection, causal mask, and per block
+  // 4W² + 2W·M weights (in_proj, out_proj, c_fc, c_proj) and 4W + M + 2W + 2W biases/norms.
+  const std::int64_t w = a.text_width, m = a.text_mlp_width, ctx = a.context_length;
+  const std::int64_t floats = a.vocab_size * w + ctx * w + 2 * w + w * a.embed_dim + ctx * ctx +
+                              a.text_layers * (4 * w * w + 2 * w * m + 9 * w + m);
+  EXPECT_EQ(copy.release_text_tower(), floats * 4);
+  EXPECT_FALSE(copy.has_text_tower());
+  EXPECT_EQ(copy.release_text_tower(), 0);
+  try {
+    copy.encode_text(tokens);
+    FAIL() << "encode_text ran without its weights";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("text tower was released"), std::string::npos) << e.what();
+  }
+  const ImageEncoding after = copy.encode_image(pixels, 4);
+  EXPECT_TRUE(at::equal(after.image_features, before.image_features));
+  EXPECT_TRUE(at::equal(after.attention_mean, before.attention_mean));
+  EXPECT_TRUE(at::equal(copy.logit_scale(), model().logit_scale()));
+}
+
 TEST_F(TinyClip, CausalMaskHidesTokensAfterTheEndToken) {
   CLIPES_REQUIRE_TINY_CLIP();
   for (const TextEncoding encoding : {TextEncoding::kReference, TextEncoding::kFast}) {
