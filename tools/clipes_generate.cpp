@@ -81,6 +81,11 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile)
       ->excludes("--dry-run", "--no-crf", "--no-cams", "--cam-dtype", "--overlays", "--overwrite",
                  "--crf-workers");
+  bool exact_text = false;
+  app.add_flag("--exact-text", exact_text,
+               "--rank-prompts: encode each sentence alone as the reference does (its exact "
+               "scores; the text side 10x slower) rather than one batch per template")
+      ->needs("--rank-prompts");
   try {
     app.parse(argc, argv);
     if (!dry_run && rank.empty() && options.out_dir.empty()) {
@@ -116,7 +121,7 @@ int main(int argc, char** argv) {
                    cli::set_threads(threads), config.model);
       const pipeline::RankingOptions ranking{options.out_dir, options.device, options.keep_fp16,
                                              options.shard, options.limit, config_file,
-                                             overrides, rank};
+                                             overrides, rank, exact_text};
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
       return cli::rank_prompts(config, rank, ranking, reporter, &g_stop);

@@ -25,7 +25,7 @@ at::Tensor TextBank::text_matrix(const std::vector<int>& labels) const {
 }
 
 at::Tensor encode_sentences(const ClipModel& model, const Tokenizer& tokenizer,
-                            const std::vector<std::string>& sentences) {
+                            const std::vector<std::string>& sentences, TextEncoding encoding) {
   const auto context = model.architecture().context_length;
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> rows;
@@ -37,19 +37,24 @@ at::Tensor encode_sentences(const ClipModel& model, const Tokenizer& tokenizer,
     } catch (const Error& e) {
       throw Error(fmt::format("prompt \"{}\": {}", sentence, e.what()));
     }
-    // One sentence per call, as the reference's zeroshot_classifier encodes each class's
-    // sentences: the same matrix shapes give the same float rounding.
-    const auto tokens = at::from_blob(ids.data(), {1, context}, at::kLong).clone();
-    rows.push_back(l2_normalize(l2_normalize(model.encode_text(tokens).to(at::kFloat))));
+    rows.push_back(at::from_blob(ids.data(), {1, context}, at::kLong).clone());
   }
+  if (rows.empty()) return at::empty({0, model.architecture().embed_dim});
+  if (encoding == TextEncoding::kFast) {
+    return l2_normalize(l2_normalize(model.encode_text(at::cat(rows, 0), encoding).to(at::kFloat)));
+  }
+  // One sentence per call, as the reference's zeroshot_classifier encodes each class's
+  // sentences: the same matrix shapes give the same float rounding.
+  for (auto& row : rows) row = l2_normalize(l2_normalize(model.encode_text(row).to(at::kFloat)));
   return at::cat(rows, 0);
 }
 
 TextBank build_text_bank(const ClipModel& model, const Tokenizer& tokenizer,
                          const std::vector<std::string>& foreground_sentences,
-                         const std::vector<std::string>& background_sentences) {
-  return {encode_sentences(model, tokenizer, foreground_sentences),
-          encode_sentences(model, tokenizer, background_sentences)};
+                         const std::vector<std::string>& background_sentences,
+                         TextEncoding encoding) {
+  return {encode_sentences(model, tokenizer, foreground_sentences, encoding),
+          encode_sentences(model, tokenizer, background_sentences, encoding)};
 }
 
 }  // namespace clipes::clip

@@ -212,7 +212,7 @@ std::vector<std::vector<double>> template_scores(const clip::ClipModel& model,
                                                  const clip::Tokenizer& tokenizer,
                                                  const GenerateConfig& config,
                                                  const std::string& prompt_template,
-                                                 const ImageFeatures& features) {
+                                                 const ImageFeatures& features, bool exact_text) {
   GenerateConfig with_template = config;
   with_template.prompt_template = prompt_template;
   const PromptTexts texts = build_prompt_texts(with_template);
@@ -229,7 +229,9 @@ std::vector<std::vector<double>> template_scores(const clip::ClipModel& model,
     row[c] = static_cast<int>(foreground.size());
     foreground.push_back(texts.foreground[static_cast<std::size_t>(c)]);
   }
-  const clip::TextBank bank = clip::build_text_bank(model, tokenizer, foreground, texts.background);
+  const clip::TextBank bank = clip::build_text_bank(
+      model, tokenizer, foreground, texts.background,
+      exact_text ? clip::TextEncoding::kReference : clip::TextEncoding::kFast);
   const double scale = model.logit_scale().item<double>();
   at::NoGradGuard no_grad;
   std::vector<std::vector<double>> scores;
@@ -341,7 +343,8 @@ RankingSummary PromptRanker::run(const std::vector<PromptTemplate>& templates,
       const auto start = Clock::now();
       TemplateRanking result{prompt, {}, 0};
       result.score = sharpness(
-          template_scores(impl_->model, impl_->tokenizer, config, prompt.text, features));
+          template_scores(impl_->model, impl_->tokenizer, config, prompt.text, features,
+                          options.exact_text));
       result.text_seconds = seconds_since(start);
       summary.text_seconds += result.text_seconds;
       summary.ranking.push_back(result);
@@ -369,6 +372,8 @@ RankingSummary PromptRanker::run(const std::vector<PromptTemplate>& templates,
                      {"architecture", impl_->model.architecture().describe()},
                      {"load_seconds", impl_->load_seconds}};
   record["vocab"] = {{"file", config.vocab}, {"sha256", impl_->vocab_sha256}};
+  record["text_encoding"] = options.exact_text ? "reference (one sentence per call, exact)"
+                                               : "fast (one batch per template)";
   record["device"] = options.device;
   record["threads"] = at::get_num_threads();
   record["shard"] = fmt::format("{}/{}", options.shard.index, options.shard.count);

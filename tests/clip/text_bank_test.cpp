@@ -52,6 +52,16 @@ TEST_F(ReferenceTextBank, MatchesReferenceTextFeatures) {
   EXPECT_LT(max_abs_diff(bank.background, bg), 1e-5);
   EXPECT_LT(max_abs_diff(bank.foreground.norm(2, {1}), at::ones({20})), 1e-6);
 
+  // The fast encoding (one batch cut after the last end token) gives the same unit vectors up to
+  // float rounding, in the same order.
+  const TextBank fast =
+      build_text_bank(model, tokenizer, prompts.at("fg"), prompts.at("bg"), TextEncoding::kFast);
+  ASSERT_EQ(fast.foreground.sizes(), fg.sizes());
+  ASSERT_EQ(fast.background.sizes(), bg.sizes());
+  EXPECT_LT(max_abs_diff(fast.foreground, bank.foreground), 1e-5);
+  EXPECT_LT(max_abs_diff(fast.background, bank.background), 1e-5);
+  EXPECT_EQ(encode_sentences(model, tokenizer, {}, TextEncoding::kFast).size(0), 0);
+
   // Per image: the present classes in label order, then every background word.
   const auto matrix = bank.text_matrix({14, 0});
   ASSERT_EQ(matrix.sizes(), (at::IntArrayRef{27, 64}));

@@ -128,6 +128,27 @@ TEST_F(RankPromptsVocMini, OrigamiSharpnessEqualsTheReferenceSoftmax) {
   EXPECT_TRUE(found);
 }
 
+// --exact-text encodes each sentence alone, as the reference: its scores bit for bit, so the
+// sharpness agrees to double rounding.
+TEST(RankPromptsTool, ExactTextReproducesTheReferenceSharpness) {
+  CLIPES_REQUIRE_SHARED();
+  const auto out = testing::make_temp_dir("rank-prompts-exact");
+  const auto templates = out / "templates.txt";
+  io::write_file_atomic(templates, "a clean origami {}.\n");
+  std::string output;
+  const int rc = testing::run_command(
+      rank_command(templates, fmt::format("--exact-text --out {} --threads 2 2>&1", out.string())),
+      &output);
+  ASSERT_EQ(rc, 0) << output;
+  const auto ranking = read_json(out / "prompt_ranking.json");
+  EXPECT_EQ(ranking["text_encoding"].get<std::string>().rfind("reference", 0), 0u);
+  ASSERT_EQ(ranking["ranking"].size(), 1u);
+  const auto expected = reference_sharpness();
+  EXPECT_NEAR(ranking["ranking"][0]["sharpness"].get<double>(), expected.sharpness, 1e-12);
+  EXPECT_NEAR(ranking["ranking"][0]["mean_target_score"].get<double>(),
+              expected.mean_target_score, 1e-12);
+}
+
 TEST_F(RankPromptsVocMini, RecordsTheRankingImagesAndModel) {
   CLIPES_REQUIRE_SHARED();
   ASSERT_EQ(rc_, 0) << stdout_ << log_;
@@ -165,6 +186,7 @@ TEST_F(RankPromptsVocMini, RecordsTheRankingImagesAndModel) {
   EXPECT_EQ(ranking["config"]["classes"].size(), 20u);
   EXPECT_EQ(ranking["threads"], 2);
   EXPECT_FALSE(ranking["interrupted"].get<bool>());
+  EXPECT_EQ(ranking["text_encoding"].get<std::string>().rfind("fast", 0), 0u);
   // The table on stdout lists the templates in the same order, with the same numbers.
   std::istringstream table(stdout_);
   std::string line;
@@ -247,6 +269,14 @@ TEST(RankPromptsTool, BadTemplatesAndUsageExitWithTwo) {
   io::write_file_atomic(good, "a clean origami {}.\n");
   EXPECT_EQ(testing::run_command(rank_command(good, "--no-crf"), &output), 2) << output;
   EXPECT_NE(output.find("--no-crf"), std::string::npos) << output;
+  // --exact-text only means something for a ranking.
+  const std::string generate = rank_command(good, "");
+  EXPECT_EQ(testing::run_command(generate.substr(0, generate.find(" --rank-prompts")) +
+                                     " --exact-text --out " + (dir / "gen").string() + " 2>&1",
+                                 &output),
+            2)
+      << output;
+  EXPECT_NE(output.find("--exact-text requires --rank-prompts"), std::string::npos) << output;
 
   // No usable image: an error of the run as a whole.
   const auto labels = dir / "labels.txt";

@@ -7,6 +7,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "clipes/clip/model.h"
+
 namespace clipes::clip {
 
 class ClipModel;
@@ -22,15 +24,19 @@ struct TextBank {
 };
 
 /// Tokenizes `sentences` (an error names the sentence that is too long) and encodes them with
-/// the model's text tower one sentence at a time, as the reference's zeroshot_classifier does;
-/// returns [T, E] float32, L2-normalised twice as it does (once per template embedding, once
-/// after the mean over its single template).
+/// the model's text tower: with kReference one sentence at a time over the full context, as the
+/// reference's zeroshot_classifier does (its numbers bit for bit); with kFast all in one batch cut
+/// after the last end token (about 10x faster, equal up to float rounding). Returns [T, E]
+/// float32, L2-normalised twice as the reference does (once per template embedding, once after
+/// the mean over its single template).
 at::Tensor encode_sentences(const ClipModel& model, const Tokenizer& tokenizer,
-                            const std::vector<std::string>& sentences);
+                            const std::vector<std::string>& sentences,
+                            TextEncoding encoding = TextEncoding::kReference);
 
 /// encode_sentences for the class sentences and the background sentences.
 TextBank build_text_bank(const ClipModel& model, const Tokenizer& tokenizer,
                          const std::vector<std::string>& foreground_sentences,
-                         const std::vector<std::string>& background_sentences);
+                         const std::vector<std::string>& background_sentences,
+                         TextEncoding encoding = TextEncoding::kReference);
 
 }  // namespace clipes::clip

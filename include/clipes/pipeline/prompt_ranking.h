@@ -88,15 +88,17 @@ ImageFeatures compute_image_features(const clip::ClipModel& model,
                                      const std::atomic<bool>* stop = nullptr);
 
 /// The scores under `prompt_template` (replacing config.prompt_template): the text bank of the
-/// classes present in `features` and of every background word, encoded as clip::build_text_bank
-/// does (one sentence per call), then per image cam::class_probabilities(f_i, [present classes in
+/// classes present in `features` and of every background word, encoded by clip::build_text_bank
+/// (exact_text: one sentence per call, the reference's bits; otherwise one batch, ~10x faster and
+/// equal up to float rounding, ~1e-5 relative on the scores), then per image cam::class_probabilities(f_i, [present classes in
 /// label order; background], exp(logit_scale)) and its first K entries. Returns [n][K_i].
 /// Throws clipes::Error for a template without exactly one "{}" or a sentence too long.
 std::vector<std::vector<double>> template_scores(const clip::ClipModel& model,
                                                  const clip::Tokenizer& tokenizer,
                                                  const GenerateConfig& config,
                                                  const std::string& prompt_template,
-                                                 const ImageFeatures& features);
+                                                 const ImageFeatures& features,
+                                                 bool exact_text = true);
 
 /// One template's result.
 struct TemplateRanking {
@@ -118,6 +120,9 @@ struct RankingOptions {
   std::string config_source;       ///< the config file, for the record
   std::vector<std::string> overrides;  ///< the --set overrides, for the record
   std::string templates_source;    ///< the templates file, for the record
+  /// Encode each template's sentences one by one as the reference does (its bits) rather than
+  /// in one batch (10x faster text side; scores equal up to float rounding).
+  bool exact_text = false;
 };
 
 struct RankingSummary {
