@@ -24,7 +24,7 @@
 #include "clipes/crf/pseudo_mask.h"
 #include "clipes/data/image.h"
 #include "clipes/io/files.h"
-#include "clipes/io/sha256.h"
+#include "run_support.h"
 #include "clipes/pipeline/image_cams.h"
 #include "clipes/pipeline/outputs.h"
 
@@ -32,28 +32,10 @@ namespace clipes::pipeline {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// The message of any exception, without LibTorch's C++ backtrace.
-std::string reason_of(const std::exception& e) {
-  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&e)) {
-    return torch_error->what_without_backtrace();
-  }
-  return e.what();
-}
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
+using detail::Clock;
+using detail::reason_of;
+using detail::seconds_since;
+using detail::utc_now;
 
 // The CLIP stage's product for one image, handed to a CRF/writer thread.
 struct Job {
@@ -163,13 +145,8 @@ int default_crf_workers(const std::string& device, int cores) {
 
 struct Generator::Impl {
   GenerateConfig config;
-  clip::ClipModel model;
-  clip::Tokenizer tokenizer;
+  detail::LoadedClip clip;  // load_seconds includes the text bank
   clip::TextBank bank;
-  std::string model_sha256;
-  std::string vocab_sha256;
-  std::string device;
-  double load_seconds = 0;
 };
 
 Generator::Generator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -182,26 +159,20 @@ const GenerateConfig& Generator::config() const { return impl_->config; }
 Generator Generator::load(const GenerateConfig& config, const std::string& device,
                           bool keep_fp16) {
   const auto start = Clock::now();
-  clip::ClipLoadOptions options;
-  options.device = device;
-  options.keep_fp16 = keep_fp16;
-  auto model = clip::ClipModel::load(config.model, options);
-  auto tokenizer = clip::Tokenizer::from_file(config.vocab);
+  auto loaded = detail::load_clip(config, device, keep_fp16);
   const PromptTexts prompts = build_prompt_texts(config);
-  auto bank = clip::build_text_bank(model, tokenizer, prompts.foreground, prompts.background);
-  model.release_text_tower();  // the bank is all the run needs of the text side
-  auto impl = std::unique_ptr<Impl>(new Impl{config, std::move(model), std::move(tokenizer),
-                                             std::move(bank), io::sha256_file(config.model),
-                                             io::sha256_file(config.vocab), device, 0});
-  impl->load_seconds = seconds_since(start);
-  return Generator(std::move(impl));
+  auto bank = clip::build_text_bank(loaded.model, loaded.tokenizer, prompts.foreground,
+                                    prompts.background);
+  loaded.model.release_text_tower();  // the bank is all the run needs of the text side
+  loaded.load_seconds = seconds_since(start);
+  return Generator(std::unique_ptr<Impl>(new Impl{config, std::move(loaded), std::move(bank)}));
 }
 
 std::string Generator::describe() const {
   const auto& c = impl_->config;
-  const auto& tokenizer = impl_->tokenizer;
-  std::string out = fmt::format("model: {}\n  sha256: {}\n", c.model, impl_->model_sha256);
-  std::string architecture = impl_->model.architecture().describe();
+  const auto& tokenizer = impl_->clip.tokenizer;
+  std::string out = fmt::format("model: {}\n  sha256: {}\n", c.model, impl_->clip.model_sha256);
+  std::string architecture = impl_->clip.model.architecture().describe();
   for (std::size_t at = 0, next; at < architecture.size(); at = next + 1) {
     next = architecture.find('\n', at);
     if (next == std::string::npos) next = architecture.size();
@@ -210,7 +181,7 @@ std::string Generator::describe() const {
   out += fmt::format("vocabulary: {} ({} merges)\n", c.vocab, tokenizer.num_merges());
   out += fmt::format("template: \"{}\"\n", c.prompt_template);
   const PromptTexts prompts = build_prompt_texts(c);
-  const auto context = static_cast<std::size_t>(impl_->model.architecture().context_length);
+  const auto context = static_cast<std::size_t>(impl_->clip.model.architecture().context_length);
   out += fmt::format("classes ({}):\n", c.classes.size());
   for (std::size_t i = 0; i < c.classes.size(); ++i) {
     out += fmt::format("  {:>3} {:<24} \"{}\" ({} of {} tokens)\n", i, c.classes[i].name,
@@ -320,7 +291,7 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
     });
   }
 
-  const auto patch = static_cast<int>(impl_->model.architecture().vision_patch_size);
+  const auto patch = static_cast<int>(impl_->clip.model.architecture().vision_patch_size);
   for (const auto& sample : selected) {
     if (stop != nullptr && stop->load()) {
       summary.interrupted = true;
@@ -346,7 +317,7 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
       }
       state.add_seconds(&StageSeconds::preprocess, seconds_since(start));
       Job job{sample.id, sample.labels, image.rgb,
-              compute_image_cams(impl_->model, pixels, impl_->bank.text_matrix(sample.labels),
+              compute_image_cams(impl_->clip.model, pixels, impl_->bank.text_matrix(sample.labels),
                                  static_cast<std::int64_t>(sample.labels.size()), image.rgb.cols,
                                  image.rgb.rows, config.cam, config.caa)};
       state.add_seconds(&StageSeconds::trunk, job.cams.timings.trunk);
@@ -375,11 +346,7 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
   run["config_file"] = options.config_source;
   run["overrides"] = options.overrides;
   run["config"] = to_json(c);
-  run["model"] = {{"file", c.model},
-                  {"sha256", impl_->model_sha256},
-                  {"architecture", impl_->model.architecture().describe()},
-                  {"load_seconds", impl_->load_seconds}};
-  run["vocab"] = {{"file", c.vocab}, {"sha256", impl_->vocab_sha256}};
+  detail::record_model(c, impl_->clip, run);
   run["device"] = options.device;
   run["threads"] = at::get_num_threads();
   run["blas"] = openblas_core_name();

@@ -2,12 +2,10 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <c10/util/Exception.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <ctime>
 #include <fstream>
 #include <map>
 #include <set>
@@ -23,34 +21,16 @@
 #include "clipes/core/error.h"
 #include "clipes/data/image.h"
 #include "clipes/io/files.h"
-#include "clipes/io/sha256.h"
+#include "run_support.h"
 
 namespace clipes::pipeline {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// The message of any exception, without LibTorch's C++ backtrace.
-std::string reason_of(const std::exception& e) {
-  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&e)) {
-    return torch_error->what_without_backtrace();
-  }
-  return e.what();
-}
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
+using detail::Clock;
+using detail::reason_of;
+using detail::seconds_since;
+using detail::utc_now;
 
 std::string trim(const std::string& text) {
   const auto first = text.find_first_not_of(" \t\r\n\f\v");
@@ -260,12 +240,7 @@ void sort_by_sharpness(std::vector<TemplateRanking>& ranking) {
 
 struct PromptRanker::Impl {
   GenerateConfig config;
-  clip::ClipModel model;
-  clip::Tokenizer tokenizer;
-  std::string model_sha256;
-  std::string vocab_sha256;
-  std::string device;
-  double load_seconds = 0;
+  detail::LoadedClip clip;
 };
 
 PromptRanker::PromptRanker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -277,17 +252,8 @@ const GenerateConfig& PromptRanker::config() const { return impl_->config; }
 
 PromptRanker PromptRanker::load(const GenerateConfig& config, const std::string& device,
                                 bool keep_fp16) {
-  const auto start = Clock::now();
-  clip::ClipLoadOptions options;
-  options.device = device;
-  options.keep_fp16 = keep_fp16;
-  auto model = clip::ClipModel::load(config.model, options);
-  auto tokenizer = clip::Tokenizer::from_file(config.vocab);
-  auto impl = std::unique_ptr<Impl>(new Impl{config, std::move(model), std::move(tokenizer),
-                                             io::sha256_file(config.model),
-                                             io::sha256_file(config.vocab), device, 0});
-  impl->load_seconds = seconds_since(start);
-  return PromptRanker(std::move(impl));
+  return PromptRanker(
+      std::unique_ptr<Impl>(new Impl{config, detail::load_clip(config, device, keep_fp16)}));
 }
 
 RankingSummary PromptRanker::run(const std::vector<PromptTemplate>& templates,
@@ -297,9 +263,9 @@ RankingSummary PromptRanker::run(const std::vector<PromptTemplate>& templates,
   const std::string source =
       options.templates_source.empty() ? std::string("templates") : options.templates_source;
   if (templates.empty()) throw Error(fmt::format("{}: no template to rank", source));
-  const auto context = impl_->model.architecture().context_length;
+  const auto context = impl_->clip.model.architecture().context_length;
   for (const auto& prompt : templates) {
-    check_template_fits(impl_->tokenizer, config, prompt, context, source);
+    check_template_fits(impl_->clip.tokenizer, config, prompt, context, source);
   }
   const auto run_start = Clock::now();
   const std::string started = utc_now();
@@ -319,7 +285,7 @@ RankingSummary PromptRanker::run(const std::vector<PromptTemplate>& templates,
                             samples.size()));
 
   const ImageFeatures features =
-      compute_image_features(impl_->model, selected, config.input, reporter, stop);
+      compute_image_features(impl_->clip.model, selected, config.input, reporter, stop);
   summary.failures = features.failures;
   for (const auto& image : features.images) summary.images_used.push_back(image.id);
   summary.decode_seconds = features.decode_seconds;
@@ -343,7 +309,7 @@ RankingSummary PromptRanker::run(const std::vector<PromptTemplate>& templates,
       const auto start = Clock::now();
       TemplateRanking result{prompt, {}, 0};
       result.score = sharpness(
-          template_scores(impl_->model, impl_->tokenizer, config, prompt.text, features,
+          template_scores(impl_->clip.model, impl_->clip.tokenizer, config, prompt.text, features,
                           options.exact_text));
       result.text_seconds = seconds_since(start);
       summary.text_seconds += result.text_seconds;
@@ -367,11 +333,7 @@ RankingSummary PromptRanker::run(const std::vector<PromptTemplate>& templates,
   record["config_file"] = options.config_source;
   record["overrides"] = options.overrides;
   record["config"] = to_json(config);
-  record["model"] = {{"file", config.model},
-                     {"sha256", impl_->model_sha256},
-                     {"architecture", impl_->model.architecture().describe()},
-                     {"load_seconds", impl_->load_seconds}};
-  record["vocab"] = {{"file", config.vocab}, {"sha256", impl_->vocab_sha256}};
+  detail::record_model(config, impl_->clip, record);
   record["text_encoding"] = options.exact_text ? "reference (one sentence per call, exact)"
                                                : "fast (one batch per template)";
   record["device"] = options.device;

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "clipes/core/blas.h"
 #include "clipes/clip/model.h"
 #include "clipes/core/error.h"
@@ -30,29 +31,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// Median and minimum of `repeats` runs of `run` (after one warm-up run).
-std::pair<double, double> time_runs(int repeats, const std::function<void()>& run) {
-  run();
-  std::vector<double> times;
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = Clock::now();
-    run();
-    times.push_back(seconds_since(start));
-  }
-  std::sort(times.begin(), times.end());
-  return {times[times.size() / 2], times.front()};
-}
-
-// VmHWM of /proc/self/status in MiB (peak resident set), or -1 where unavailable.
-double peak_rss_mib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  }
-  return -1;
 }
 
 }  // namespace
@@ -116,7 +94,7 @@ int main(int argc, char** argv) {
 
     clipes::clip::VisionTrunkOutput trunk;
     const auto trunk_time =
-        time_runs(repeats, [&] { trunk = model.run_trunk(model.embed_image(pixels), 8); });
+        clipes::bench::time_runs(repeats, [&] { trunk = model.run_trunk(model.embed_image(pixels), 8); });
     // The GradCAM pass: last block on K copies of A, scores softmax(100 f·Tᵀ), one backward of
     // Σ_k s_k(copy k).
     const auto last_block = [&](std::int64_t k) {
@@ -130,27 +108,27 @@ int main(int argc, char** argv) {
       for (std::int64_t i = 1; i < k; ++i) loss = loss + s[i][i];
       loss.backward();
     };
-    const auto k1 = time_runs(repeats, [&] { last_block(1); });
-    const auto k3 = time_runs(repeats, [&] { last_block(3); });
-    const auto text_time = time_runs(repeats, [&] { model.encode_text(tokens); });
-    const auto text_fast_time = time_runs(repeats, [&] {
+    const auto k1 = clipes::bench::time_runs(repeats, [&] { last_block(1); });
+    const auto k3 = clipes::bench::time_runs(repeats, [&] { last_block(3); });
+    const auto text_time = clipes::bench::time_runs(repeats, [&] { model.encode_text(tokens); });
+    const auto text_fast_time = clipes::bench::time_runs(repeats, [&] {
       model.encode_text(tokens, clipes::clip::TextEncoding::kFast);
     });
 
-    const auto row = [](const std::string& name, std::pair<double, double> t) {
-      fmt::print("{:<44} {:>9.3f} {:>9.3f}\n", name, t.first, t.second);
+    const auto row = [](const std::string& name, clipes::bench::Timing t) {
+      fmt::print("{:<44} {:>9.3f} {:>9.3f}\n", name, t.median, t.min);
     };
     row("embed + blocks 1..L-1 (no grad, attention kept)", trunk_time);
     row("last block + backward, K=1", k1);
     row("last block + backward, K=3 (one pass)", k3);
     row("full forward + backward, K=1",
-        {trunk_time.first + k1.first, trunk_time.second + k1.second});
+        clipes::bench::Timing{trunk_time.median + k1.median, trunk_time.min + k1.min});
     row("full forward + backward, K=3",
-        {trunk_time.first + k3.first, trunk_time.second + k3.second});
+        clipes::bench::Timing{trunk_time.median + k3.median, trunk_time.min + k3.min});
     row("text encoder, 45 prompts (reference: one by one)", text_time);
     row("text encoder, 45 prompts (fast: batched, cut)", text_fast_time);
-    fmt::print("ratio K=3 / K=1 (last block + backward): {:.2f}\n", k3.first / k1.first);
-    fmt::print("peak RSS (VmHWM): {:.0f} MiB\n", peak_rss_mib());
+    fmt::print("ratio K=3 / K=1 (last block + backward): {:.2f}\n", k3.median / k1.median);
+    fmt::print("peak RSS: {:.0f} MiB\n", clipes::bench::peak_rss_mib());
   } catch (const std::exception& e) {
     fmt::print(stderr, "clipes-bench-clip: {}\n", e.what());
     return 1;

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "clipes/core/reporter.h"
+#include "bench_util.h"
 #include "clipes/eval/evaluate.h"
 #include "clipes/io/png.h"
 
@@ -53,12 +54,6 @@ double cpu_seconds() {
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
          1e-6 * static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
-}
-
-long peak_rss_kib() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_maxrss;
 }
 
 }  // namespace
@@ -137,7 +132,7 @@ int main(int argc, char** argv) {
         1000.0 * best[threads] / images);
   }
   std::printf("speed-up 2 vs 1 thread: %.2fx\n", best[1] / best[2]);
-  std::printf("peak RSS %.1f MiB\n", peak_rss_kib() / 1024.0);
+  std::printf("peak RSS %.1f MiB\n", clipes::bench::peak_rss_mib());
   if (!keep && dir_arg.empty()) fs::remove_all(dir);
   return 0;
 }

@@ -24,27 +24,10 @@
 #include "clipes/clip/text_bank.h"
 #include "clipes/clip/tokenizer.h"
 #include "clipes/core/blas.h"
+#include "bench_util.h"
 #include "clipes/pipeline/generate_config.h"
 #include "console_reporter.h"
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// Minimum and median of `repeats` runs of `run` (after one warm-up run).
-std::pair<double, double> time_runs(int repeats, const std::function<void()>& run) {
-  run();
-  std::vector<double> times;
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = Clock::now();
-    run();
-    times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-  }
-  std::sort(times.begin(), times.end());
-  return {times.front(), times[times.size() / 2]};
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using namespace clipes;
@@ -76,22 +59,24 @@ int main(int argc, char** argv) {
     }
     // A sentence of context_length - 2 BPE tokens ("a a a ..."): its end token sits at the last
     // position, so the transformer runs over the full context, as the reference does for all.
-    std::string full;
-    for (std::int64_t i = 0; i + 2 < arch.context_length; ++i) full += i == 0 ? "a" : " a";
-    const std::vector<std::string> full_sentences(sentences, full);
+    std::string long_sentence;
+    for (std::int64_t i = 0; i + 2 < arch.context_length; ++i) {
+      long_sentence += i == 0 ? "a" : " a";
+    }
+    const std::vector<std::string> full_sentences(sentences, long_sentence);
 
-    const auto [bank_min, bank_median] = time_runs(repeats, [&] {
+    const auto bank = bench::time_runs(repeats, [&] {
       clip::build_text_bank(model, tokenizer, texts.foreground, texts.background);
     });
-    const auto [fast_min, fast_median] = time_runs(repeats, [&] {
+    const auto fast = bench::time_runs(repeats, [&] {
       clip::build_text_bank(model, tokenizer, texts.foreground, texts.background,
                             clip::TextEncoding::kFast);
     });
-    const auto [full_min, full_median] = time_runs(repeats, [&] {
+    const auto full = bench::time_runs(repeats, [&] {
       clip::encode_sentences(model, tokenizer, full_sentences);
     });
     const auto pixels = at::randn({1, 3, (height + 15) / 16 * 16, (width + 15) / 16 * 16});
-    const auto [image_min, image_median] = time_runs(repeats, [&] {
+    const auto image = bench::time_runs(repeats, [&] {
       at::NoGradGuard no_grad;
       const auto trunk = model.run_trunk(model.embed_image(pixels), 1);
       model.last_block_forward(trunk.tokens, model.last_block_norm(trunk.tokens));
@@ -107,10 +92,10 @@ int main(int argc, char** argv) {
         "one image's vision tower at {}x{} (no gradients):          min {:.3f} s, median {:.3f} s\n"
         "one template costs {:.2f} images ({:.2f} with --exact-text)\n",
         model_file, arch.text_layers, arch.text_width, arch.vision_layers, arch.vision_width,
-        threads, sentences, longest, bank_min, bank_median, 1000.0 * bank_min / sentences,
-        fast_min, fast_median, bank_min / fast_min,
-        arch.context_length, full_min, full_median, full_min / bank_min, width, height, image_min,
-        image_median, fast_min / image_min, bank_min / image_min);
+        threads, sentences, longest, bank.min, bank.median, 1000.0 * bank.min / sentences,
+        fast.min, fast.median, bank.min / fast.min,
+        arch.context_length, full.min, full.median, full.min / bank.min, width, height, image.min,
+        image.median, fast.min / image.min, bank.min / image.min);
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "clipes-bench-prompt-ranking: " << e.what() << "\n";

@@ -20,6 +20,7 @@
 #endif
 
 #include "clipes/core/blas.h"
+#include "bench_util.h"
 #include "clipes/seg/deeplab.h"
 #include "clipes/seg/optimizer.h"
 #include "clipes/seg/trainer.h"
@@ -44,12 +45,6 @@ std::vector<Shape> parse_shapes(const std::string& text) {
     out.push_back(s);
   }
   return out;
-}
-
-double peak_rss_gib() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is KiB
 }
 
 }  // namespace
@@ -119,7 +114,7 @@ int main(int argc, char** argv) {
         }
         const double per_iter = seconds / iterations;
         const int images = shape.batch * shape.iter_size;
-        std::string memory = fmt::format("{:.2f} GiB RSS", peak_rss_gib());
+        std::string memory = fmt::format("{:.2f} GiB RSS", clipes::bench::peak_rss_mib() / 1024.0);
 #if defined(CLIPES_BENCH_CUDA_STATS)
         if (device != "cpu") {
           const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);

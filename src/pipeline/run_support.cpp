@@ -1,0 +1,29 @@
+#include "run_support.h"
+
+#include <nlohmann/json.hpp>
+
+#include "clipes/io/sha256.h"
+
+namespace clipes::pipeline::detail {
+
+LoadedClip load_clip(const GenerateConfig& config, const std::string& device, bool keep_fp16) {
+  const auto start = Clock::now();
+  clip::ClipLoadOptions options;
+  options.device = device;
+  options.keep_fp16 = keep_fp16;
+  LoadedClip out{clip::ClipModel::load(config.model, options),
+                 clip::Tokenizer::from_file(config.vocab), io::sha256_file(config.model),
+                 io::sha256_file(config.vocab), 0};
+  out.load_seconds = seconds_since(start);
+  return out;
+}
+
+void record_model(const GenerateConfig& config, const LoadedClip& clip, nlohmann::json& record) {
+  record["model"] = {{"file", config.model},
+                     {"sha256", clip.model_sha256},
+                     {"architecture", clip.model.architecture().describe()},
+                     {"load_seconds", clip.load_seconds}};
+  record["vocab"] = {{"file", config.vocab}, {"sha256", clip.vocab_sha256}};
+}
+
+}  // namespace clipes::pipeline::detail
