@@ -77,7 +77,17 @@ def main():
     lines = []
     for name, demo_id, labels in SAMPLES:
         ext = os.path.splitext(name)[1]
-        shutil.copyfile(os.path.join(source, name), os.path.join(images, demo_id + ext))
+        target = os.path.join(images, demo_id + ext)
+        if ext == ".png":
+            # Re-encoded without the sample's ICC profile, which libpng warns about on every read
+            # ("iCCP: known incorrect sRGB profile"); the pixels are unchanged.
+            from PIL import Image
+            with Image.open(os.path.join(source, name)) as picture:
+                picture.load()
+                picture.info.pop("icc_profile", None)
+                picture.save(target)
+        else:
+            shutil.copyfile(os.path.join(source, name), target)
         lines.append(" ".join([demo_id] + labels))
     with open(os.path.join(args.out, "labels.txt"), "w") as out:
         out.write("# <id> <class> ...: the demo's image-level labels (configs/custom-example.json)\n")
