@@ -307,14 +307,7 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
       const data::LoadedImage image = data::load_image(sample.image);
       state.add_seconds(&StageSeconds::decode, seconds_since(start));
       start = Clock::now();
-      const InputSize size = plan_input_size(image.rgb.cols, image.rgb.rows, config.input, patch);
-      at::Tensor pixels;
-      if (size.downscaled) {
-        pixels = clip::preprocess_for_clip(
-            data::resize_image(image.decoded, cv::Size(size.width, size.height)), patch);
-      } else {
-        pixels = clip::preprocess_for_clip(image.decoded, patch);
-      }
+      const at::Tensor pixels = detail::clip_input(image.decoded, config.input, patch);
       state.add_seconds(&StageSeconds::preprocess, seconds_since(start));
       Job job{sample.id, sample.labels, image.rgb,
               compute_image_cams(impl_->clip.model, pixels, impl_->bank.text_matrix(sample.labels),

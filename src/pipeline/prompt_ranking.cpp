@@ -39,14 +39,6 @@ std::string trim(const std::string& text) {
   return text.substr(first, last - first + 1);
 }
 
-// The CLIP input of one image as clipes-generate makes it (spec §2 and the input.* guard).
-at::Tensor clip_input(const data::DecodedImage& image, const InputConfig& input, int patch) {
-  const InputSize size = plan_input_size(image.width(), image.height(), input, patch);
-  if (!size.downscaled) return clip::preprocess_for_clip(image, patch);
-  return clip::preprocess_for_clip(data::resize_image(image, cv::Size(size.width, size.height)),
-                                   patch);
-}
-
 // Every sentence of `config` under `prompt_template` must fit the model's context.
 void check_template_fits(const clip::Tokenizer& tokenizer, const GenerateConfig& config,
                          const PromptTemplate& prompt, std::int64_t context,
@@ -167,7 +159,7 @@ ImageFeatures compute_image_features(const clip::ClipModel& model,
         const data::DecodedImage image = data::decode_image(sample.image);
         out.decode_seconds += seconds_since(start);
         start = Clock::now();
-        const at::Tensor pixels = clip_input(image, input, patch);
+        const at::Tensor pixels = detail::clip_input(image, input, patch);
         out.preprocess_seconds += seconds_since(start);
         start = Clock::now();
         at::NoGradGuard no_grad;

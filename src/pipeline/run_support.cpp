@@ -2,9 +2,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "clipes/clip/preprocess.h"
 #include "clipes/io/sha256.h"
 
 namespace clipes::pipeline::detail {
+
+at::Tensor clip_input(const data::DecodedImage& image, const InputConfig& input, int patch) {
+  const InputSize size = plan_input_size(image.width(), image.height(), input, patch);
+  if (!size.downscaled) return clip::preprocess_for_clip(image, patch);
+  return clip::preprocess_for_clip(data::resize_image(image, cv::Size(size.width, size.height)),
+                                   patch);
+}
 
 LoadedClip load_clip(const GenerateConfig& config, const std::string& device, bool keep_fp16) {
   const auto start = Clock::now();

@@ -14,6 +14,7 @@
 
 #include "clipes/clip/model.h"
 #include "clipes/clip/tokenizer.h"
+#include "clipes/data/image.h"
 #include "clipes/pipeline/generate_config.h"
 
 namespace clipes::pipeline::detail {
@@ -41,6 +42,11 @@ inline std::string utc_now() {
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return text;
 }
+
+/// The CLIP input of one image (spec §2): downscaled first when input.max_side / max_tokens ask
+/// for it (plan_input_size; clipes::Error when the image is too large and may not be), then
+/// clip::preprocess_for_clip.
+at::Tensor clip_input(const data::DecodedImage& image, const InputConfig& input, int patch);
 
 /// config.model and config.vocab, loaded, with what a run record says of them.
 struct LoadedClip {
