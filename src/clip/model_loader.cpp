@@ -66,6 +66,19 @@ bool pickles_ordered_dict(const std::filesystem::path& file) {
 }
 
 bool read_state_dict(const std::filesystem::path& file, NamedTensors* out, std::string* why) {
+  // torch::pickle_load reads its buffer through an adapter without bounds checks: a file that is
+  // not a well-formed zip archive makes LibTorch 1.13 read past the end of the buffer. Its file
+  // reader (bounded reads) checks the archive first.
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(file.string());
+    if (!reader.hasRecord("data.pkl")) {
+      *why = "the zip archive holds no data.pkl";
+      return false;
+    }
+  } catch (const std::exception& e) {
+    *why = first_line(e);
+    return false;
+  }
   std::ifstream in(file, std::ios::binary);
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   c10::IValue value;
