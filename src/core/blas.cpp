@@ -1,8 +1,10 @@
 #include "clipes/core/blas.h"
 
 #include <dlfcn.h>
-#include <malloc.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <array>
 #include <cstdlib>
@@ -81,11 +83,13 @@ void reexec_with_runtime_settings(char** argv, BlasKernels kernels) {
   // short-lived tensors (attention maps of 12 x 769 x 769 floats, 28 MiB at 512 x 384) from the
   // heap and keep up to 256 MiB of freed memory: by default each of them is a fresh mmap whose
   // pages fault in on first touch, which costs 20 % of the vision tower's time.
+#if defined(__GLIBC__)
   if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr &&
       std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr) {
     mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum on 64-bit
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
   }
+#endif
 #else
   (void)argv;
   (void)kernels;

@@ -11,7 +11,6 @@
 
 namespace clipes::clip {
 
-class ClipModel;
 class Tokenizer;
 
 struct TextBank {
