@@ -173,13 +173,7 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
     ensure_size(buffers[2 * k], rows * stride);
     ensure_size(buffers[2 * k + 1], rows * stride);
     detail::LatticeView& view = messages[k].lattice;
-    view.num_points = lattice.num_points();
-    view.dim = lattice.dim();
-    view.num_vertices = lattice.num_vertices();
-    view.alpha = lattice.alpha();
-    view.point_vertices = lattice.point_vertices();
-    view.barycentric = lattice.barycentric();
-    view.first_new = lattice.first_new_vertex();
+    view = detail::point_view(lattice);
     // Neighbouring vertices far apart in the vertex order (the bilateral kernel): the rows a
     // pixel touches are scattered over the buffers, worth prefetching.
     view.scattered =

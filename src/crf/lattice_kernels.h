@@ -33,6 +33,10 @@ struct LatticeView {
   bool scattered = false;  // vertex order far from point order: prefetch rows in point loops
 };
 
+/// The point-side tables of `lattice` (sizes, α, corners, weights, first_new): what the slice and
+/// the scatter splat read. The gather table, the blur neighbours and `scattered` stay unset.
+LatticeView point_view(const PermutohedralLattice& lattice);
+
 /// Scatter splat of points [begin, end) in point order: for each corner m of point i,
 /// out[v] = (v first met at i ? 0 : out[v]) + b_m(i) · (values[i] · scale[i]). Over all points
 /// this writes every vertex row (the first contribution replaces what the row held).

@@ -261,13 +261,10 @@ LatticeStats PermutohedralLattice::stats() const {
   return s;
 }
 
-namespace {
+namespace detail {
 
-detail::LatticeView make_view(const PermutohedralLattice& lattice,
-                              const std::vector<std::int32_t>& splat_begin,
-                              const std::vector<detail::SplatEntry>& splat_entries,
-                              const std::vector<detail::BlurNeighbours>& neighbours) {
-  detail::LatticeView view;
+LatticeView point_view(const PermutohedralLattice& lattice) {
+  LatticeView view;
   view.num_points = lattice.num_points();
   view.dim = lattice.dim();
   view.num_vertices = lattice.num_vertices();
@@ -275,6 +272,18 @@ detail::LatticeView make_view(const PermutohedralLattice& lattice,
   view.point_vertices = lattice.point_vertices();
   view.barycentric = lattice.barycentric();
   view.first_new = lattice.first_new_vertex();
+  return view;
+}
+
+}  // namespace detail
+
+namespace {
+
+detail::LatticeView make_view(const PermutohedralLattice& lattice,
+                              const std::vector<std::int32_t>& splat_begin,
+                              const std::vector<detail::SplatEntry>& splat_entries,
+                              const std::vector<detail::BlurNeighbours>& neighbours) {
+  detail::LatticeView view = detail::point_view(lattice);
   view.splat_begin = splat_begin.empty() ? nullptr : splat_begin.data();
   view.splat_entries = splat_entries.empty() ? nullptr : splat_entries.data();
   view.neighbours = neighbours.data();

@@ -28,7 +28,8 @@ std::string read_file(const std::filesystem::path& file) {
   return buffer.str();
 }
 
-void write_file_atomic(const std::filesystem::path& file, std::string_view bytes) {
+void write_file_atomic(const std::filesystem::path& file,
+                       const std::function<void(const ByteSink&)>& produce) {
   const auto parent = file.parent_path();
   std::error_code ec;
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
@@ -39,7 +40,16 @@ void write_file_atomic(const std::filesystem::path& file, std::string_view bytes
   if (out == nullptr) {
     throw Error(fmt::format("cannot write {}: {}", temporary.string(), std::strerror(errno)));
   }
-  const bool written = std::fwrite(bytes.data(), 1, bytes.size(), out) == bytes.size();
+  bool written = true;
+  try {
+    produce([&](const void* data, std::size_t size) {
+      written = written && std::fwrite(data, 1, size, out) == size;
+    });
+  } catch (...) {
+    std::fclose(out);
+    std::filesystem::remove(temporary, ec);
+    throw;
+  }
   const bool flushed = std::fflush(out) == 0;
   const int saved_errno = errno;
   const bool closed = std::fclose(out) == 0;
@@ -54,6 +64,10 @@ void write_file_atomic(const std::filesystem::path& file, std::string_view bytes
     throw Error(fmt::format("cannot rename {} to {}: {}", temporary.string(), file.string(),
                             ec.message()));
   }
+}
+
+void write_file_atomic(const std::filesystem::path& file, std::string_view bytes) {
+  write_file_atomic(file, [bytes](const ByteSink& sink) { sink(bytes.data(), bytes.size()); });
 }
 
 bool is_atomic_temporary(const std::filesystem::path& file) {

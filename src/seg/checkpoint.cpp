@@ -5,15 +5,9 @@
 #include <torch/optim/sgd.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <functional>
-#include <thread>
 
 #include "clipes/core/error.h"
+#include "clipes/io/files.h"
 #include "clipes/seg/deeplab.h"
 
 namespace clipes::seg {
@@ -22,45 +16,16 @@ namespace {
 
 constexpr const char* kFormat = "clipes-seg-checkpoint-1";
 
-/// Streams the archive to a temporary file next to `file` (named as io::write_file_atomic names
-/// its temporaries, so io::is_atomic_temporary recognises a leftover), then renames it: a
-/// ResNet-101 checkpoint is ~0.35 GB, not worth holding twice in memory.
+/// Streams the archive through io::write_file_atomic: a ResNet-101 checkpoint is ~0.35 GB, not
+/// worth holding twice in memory.
 void save_archive_atomic(torch::serialize::OutputArchive& archive,
                          const std::filesystem::path& file) {
-  std::error_code ec;
-  if (!file.parent_path().empty()) std::filesystem::create_directories(file.parent_path(), ec);
-  const auto tid = std::hash<std::thread::id>{}(std::this_thread::get_id()) % 1000000007u;
-  const auto temporary =
-      file.parent_path() / fmt::format(".{}.{}.{}.tmp", file.filename().string(), ::getpid(), tid);
-  std::FILE* out = std::fopen(temporary.c_str(), "wb");
-  if (out == nullptr) {
-    throw Error(fmt::format("cannot write {}: {}", temporary.string(), std::strerror(errno)));
-  }
-  bool written = true;
-  try {
-    archive.save_to([&](const void* data, std::size_t size) -> std::size_t {
-      written = written && std::fwrite(data, 1, size, out) == size;
+  io::write_file_atomic(file, [&archive](const io::ByteSink& sink) {
+    archive.save_to([&sink](const void* data, std::size_t size) -> std::size_t {
+      sink(data, size);
       return size;
     });
-  } catch (...) {
-    std::fclose(out);
-    std::filesystem::remove(temporary, ec);
-    throw;
-  }
-  const bool flushed = std::fflush(out) == 0;
-  const int saved_errno = errno;
-  const bool closed = std::fclose(out) == 0;
-  if (!written || !flushed || !closed) {
-    std::filesystem::remove(temporary, ec);
-    throw Error(fmt::format("cannot write {}: {}", file.string(), std::strerror(saved_errno)));
-  }
-  std::filesystem::rename(temporary, file, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(temporary, ignored);
-    throw Error(
-        fmt::format("cannot rename {} to {}: {}", temporary.string(), file.string(), ec.message()));
-  }
+  });
 }
 
 }  // namespace

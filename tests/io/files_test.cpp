@@ -32,6 +32,30 @@ TEST(WriteFileAtomic, FailureLeavesNothingBehind) {
   EXPECT_EQ(files, 1);
 }
 
+TEST(WriteFileAtomic, StreamsPiecesAndAnExceptionLeavesNothing) {
+  const auto dir = testing::make_temp_dir("atomic_stream");
+  write_file_atomic(dir / "s.bin", [](const ByteSink& sink) {
+    sink("ab", 2);
+    sink("", 0);
+    sink("cde", 3);
+  });
+  EXPECT_EQ(read_file(dir / "s.bin"), "abcde");
+  // The producer fails halfway: the old file stays as it was and no temporary is left.
+  EXPECT_THROW(write_file_atomic(dir / "s.bin",
+                                 [](const ByteSink& sink) {
+                                   sink("xy", 2);
+                                   throw Error("producer failed");
+                                 }),
+               Error);
+  EXPECT_EQ(read_file(dir / "s.bin"), "abcde");
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    ++files;
+    EXPECT_FALSE(is_atomic_temporary(entry.path())) << entry.path();
+  }
+  EXPECT_EQ(files, 1);
+}
+
 TEST(ReadFile, MissingFileIsNamed) {
   try {
     read_file("/nonexistent/clipes.bin");
