@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 
 #include "clipes/core/error.h"
 #include "lattice_kernels.h"
@@ -33,7 +34,76 @@ std::vector<float> symmetric_norm(const PermutohedralLattice& lattice, int threa
 
 }  // namespace
 
-DenseCrf::DenseCrf(const cv::Mat& image, const CrfConfig& config) : config_(config) {
+namespace detail {
+
+struct CrfKernel {
+  PermutohedralLattice lattice;
+  std::vector<float> norm;  // [H·W]: 1/√(K·1 + 1e−20)
+  // A position-only kernel is fully determined by these (the workspace's cache key).
+  int height = 0;
+  int width = 0;
+  float pos_std = 0;
+  bool splat_table = false;
+
+  CrfKernel(const std::vector<float>& features, int dim, int threads)
+      : lattice(features.data(), static_cast<int>(features.size() / static_cast<std::size_t>(dim)),
+                dim, threads),
+        norm(symmetric_norm(lattice, threads)) {}
+
+  std::size_t bytes() const { return lattice.memory_bytes() + norm.capacity() * sizeof(float); }
+};
+
+}  // namespace detail
+
+namespace {
+
+// The Gaussian kernel's features as densecrf's DenseCRF2D computes them: float(column) / σ,
+// float(row) / σ.
+std::shared_ptr<const detail::CrfKernel> position_kernel(int height, int width, float pos_std,
+                                                         int threads) {
+  std::vector<float> features(static_cast<std::size_t>(height) * width * 2);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      float* f = features.data() + (static_cast<std::int64_t>(y) * width + x) * 2;
+      f[0] = static_cast<float>(x) / pos_std;
+      f[1] = static_cast<float>(y) / pos_std;
+    }
+  }
+  auto kernel = std::make_shared<detail::CrfKernel>(features, 2, threads);
+  kernel->height = height;
+  kernel->width = width;
+  kernel->pos_std = pos_std;
+  kernel->splat_table = kernel->lattice.has_splat_table();
+  return kernel;
+}
+
+}  // namespace
+
+std::shared_ptr<const detail::CrfKernel> CrfWorkspace::position_kernel(int height, int width,
+                                                                       float pos_std, int threads) {
+  // A lattice built for several threads carries the splat table the parallel splat needs.
+  const bool splat_table = detail::resolve_threads(threads) > 1;
+  auto& cache = position_kernels_;
+  auto hit = std::find_if(cache.begin(), cache.end(), [&](const auto& k) {
+    return k->height == height && k->width == width && k->pos_std == pos_std &&
+           k->splat_table == splat_table;
+  });
+  if (hit == cache.end()) {
+    if (cache.size() == kCachedPositionKernels) cache.pop_back();
+    cache.insert(cache.begin(), crf::position_kernel(height, width, pos_std, threads));
+  } else {
+    std::rotate(cache.begin(), hit, hit + 1);  // most recently used first
+  }
+  return cache.front();
+}
+
+CrfWorkspace::CrfWorkspace() = default;
+CrfWorkspace::~CrfWorkspace() = default;
+CrfWorkspace::CrfWorkspace(CrfWorkspace&&) noexcept = default;
+CrfWorkspace& CrfWorkspace::operator=(CrfWorkspace&&) noexcept = default;
+
+DenseCrf::DenseCrf(const cv::Mat& image, const CrfConfig& config, CrfWorkspace* workspace)
+    : config_(config) {
   validate(config, "dense CRF", "crf");
   if (image.empty() || image.type() != CV_8UC3) {
     throw Error(fmt::format(
@@ -45,25 +115,16 @@ DenseCrf::DenseCrf(const cv::Mat& image, const CrfConfig& config) : config_(conf
   const std::int64_t n = static_cast<std::int64_t>(height_) * width_;
   const int threads = config.threads;
 
-  // Features as densecrf's DenseCRF2D computes them: float(column) / σ, float(row) / σ, then the
-  // three channel values / σ_rgb in stored order.
   if (config.pos_weight > 0) {
-    std::vector<float> features(static_cast<std::size_t>(n) * 2);
-    for (int y = 0; y < height_; ++y) {
-      for (int x = 0; x < width_; ++x) {
-        float* f = features.data() + (static_cast<std::int64_t>(y) * width_ + x) * 2;
-        f[0] = static_cast<float>(x) / config.pos_std;
-        f[1] = static_cast<float>(y) / config.pos_std;
-      }
-    }
-    Kernel kernel;
-    kernel.lattice = PermutohedralLattice(features.data(), static_cast<int>(n), 2, threads);
-    kernel.norm = symmetric_norm(kernel.lattice, threads);
-    kernel.weight = config.pos_weight;
+    std::shared_ptr<const detail::CrfKernel> kernel =
+        workspace != nullptr ? workspace->position_kernel(height_, width_, config.pos_std, threads)
+                             : position_kernel(height_, width_, config.pos_std, threads);
     kernels_.push_back(std::move(kernel));
+    weights_.push_back(config.pos_weight);
     has_gaussian_ = true;
   }
   if (config.bilateral_weight > 0) {
+    // Position, then the three channel values / σ_rgb in stored order.
     std::vector<float> features(static_cast<std::size_t>(n) * 5);
     for (int y = 0; y < height_; ++y) {
       const std::uint8_t* row = image.ptr<std::uint8_t>(y);
@@ -76,11 +137,8 @@ DenseCrf::DenseCrf(const cv::Mat& image, const CrfConfig& config) : config_(conf
         }
       }
     }
-    Kernel kernel;
-    kernel.lattice = PermutohedralLattice(features.data(), static_cast<int>(n), 5, threads);
-    kernel.norm = symmetric_norm(kernel.lattice, threads);
-    kernel.weight = config.bilateral_weight;
-    kernels_.push_back(std::move(kernel));
+    kernels_.push_back(std::make_shared<const detail::CrfKernel>(features, 5, threads));
+    weights_.push_back(config.bilateral_weight);
     has_bilateral_ = true;
   }
 }
@@ -88,14 +146,15 @@ DenseCrf::DenseCrf(const cv::Mat& image, const CrfConfig& config) : config_(conf
 DenseCrfStats DenseCrf::stats() const {
   DenseCrfStats s;
   std::size_t k = 0;
-  if (has_gaussian_) s.gaussian = kernels_[k++].lattice.stats();
-  if (has_bilateral_) s.bilateral = kernels_[k++].lattice.stats();
+  if (has_gaussian_) s.gaussian = kernels_[k++]->lattice.stats();
+  if (has_bilateral_) s.bilateral = kernels_[k++]->lattice.stats();
   return s;
 }
 
 std::size_t CrfWorkspace::bytes() const {
   std::size_t total = (neg_unary_.capacity() + q_.capacity()) * sizeof(float);
   for (const detail::AlignedFloats& b : vertex_buffers_) total += b.capacity() * sizeof(float);
+  for (const auto& kernel : position_kernels_) total += kernel->bytes();
   return total;
 }
 
@@ -125,7 +184,7 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
   const std::int64_t n = static_cast<std::int64_t>(height_) * width_;
   const int threads = config_.threads;
   const detail::SimdLevel simd =
-      kernels_.empty() ? detail::detect_simd_level() : kernels_.front().lattice.simd_level();
+      kernels_.empty() ? detail::detect_simd_level() : kernels_.front()->lattice.simd_level();
 
   CrfWorkspace local;
   CrfWorkspace& ws = workspace != nullptr ? *workspace : local;
@@ -166,7 +225,7 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
   if (buffers.size() < 2 * num_kernels) buffers.resize(2 * num_kernels);
   bool fused = detail::resolve_threads(threads) == 1;
   for (std::size_t k = 0; k < num_kernels; ++k) {
-    const PermutohedralLattice& lattice = kernels_[k].lattice;
+    const PermutohedralLattice& lattice = kernels_[k]->lattice;
     const std::size_t rows = static_cast<std::size_t>(lattice.num_vertices()) + 1;
     // The splat reads (then masks away) what a row held before its first write to it: rows
     // must hold finite values, which ensure_size and every later write guarantee.
@@ -180,8 +239,8 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
         (lattice.max_neighbour_distance() + 1) * stride * static_cast<std::int64_t>(sizeof(float)) >
         (std::int64_t{1} << 18);
     messages[k].splat_target = buffers[2 * k].data();
-    messages[k].norm = kernels_[k].norm.data();
-    messages[k].weight = kernels_[k].weight;
+    messages[k].norm = kernels_[k]->norm.data();
+    messages[k].weight = weights_[k];
     fused = fused || !lattice.has_splat_table();
   }
 
@@ -207,12 +266,12 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
     }
     if (last) break;
     for (std::size_t k = 0; k < num_kernels; ++k) {
-      const PermutohedralLattice& lattice = kernels_[k].lattice;
+      const PermutohedralLattice& lattice = kernels_[k]->lattice;
       float* target = messages[k].splat_target;
       float* other =
           target == buffers[2 * k].data() ? buffers[2 * k + 1].data() : buffers[2 * k].data();
       if (!fused) {
-        lattice.splat(q.data(), kernels_[k].norm.data(), stride, target, threads);
+        lattice.splat(q.data(), kernels_[k]->norm.data(), stride, target, threads);
       }
       float* result = lattice.blur(target, other, stride, threads);
       messages[k].blurred = result;

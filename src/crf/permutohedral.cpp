@@ -261,6 +261,14 @@ LatticeStats PermutohedralLattice::stats() const {
   return s;
 }
 
+std::size_t PermutohedralLattice::memory_bytes() const {
+  return point_vertices_.capacity() * sizeof(std::int32_t) +
+         barycentric_.capacity() * sizeof(float) + first_new_.capacity() * sizeof(std::int32_t) +
+         splat_begin_.capacity() * sizeof(std::int32_t) +
+         splat_entries_.capacity() * sizeof(detail::SplatEntry) +
+         blur_neighbours_.capacity() * sizeof(detail::BlurNeighbours);
+}
+
 namespace detail {
 
 LatticeView point_view(const PermutohedralLattice& lattice) {

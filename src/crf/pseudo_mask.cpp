@@ -141,7 +141,8 @@ PseudoMask pseudo_mask_from_marginals(const PlanarView& q, const std::vector<int
 }
 
 PseudoMask make_pseudo_mask(const PlanarView& cams, const std::vector<int>& keys,
-                            const cv::Mat& rgb, const PseudoMaskConfig& config) {
+                            const cv::Mat& rgb, const PseudoMaskConfig& config,
+                            CrfWorkspace* workspace) {
   validate(config, "pseudo mask");
   check_planar(cams, "pseudo mask: cams");
   if (static_cast<std::size_t>(cams.channels) != keys.size()) {
@@ -160,7 +161,7 @@ PseudoMask make_pseudo_mask(const PlanarView& cams, const std::vector<int>& keys
   const PlanarView prob_view{prob.data(), cams.channels + 1, cams.height, cams.width};
   const std::vector<float> unary = crf_unary(prob_view, mode);
   const PlanarView unary_view{unary.data(), cams.channels + 1, cams.height, cams.width};
-  const std::vector<float> q = dense_crf(unary_view, image, config.crf);
+  const std::vector<float> q = DenseCrf(image, config.crf, workspace).infer(unary_view, workspace);
   const PlanarView q_view{q.data(), cams.channels + 1, cams.height, cams.width};
   return pseudo_mask_from_marginals(q_view, keys, config.confidence_threshold);
 }

@@ -3,17 +3,16 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
+#include <fmt/format.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
 #include <deque>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "clipes/clip/model.h"
 #include "clipes/clip/preprocess.h"
@@ -24,9 +23,9 @@
 #include "clipes/crf/pseudo_mask.h"
 #include "clipes/data/image.h"
 #include "clipes/io/files.h"
-#include "run_support.h"
 #include "clipes/pipeline/image_cams.h"
 #include "clipes/pipeline/outputs.h"
+#include "run_support.h"
 
 namespace clipes::pipeline {
 
@@ -131,8 +130,9 @@ class RunState {
 };
 
 nlohmann::json seconds_json(const StageSeconds& s) {
-  return {{"decode", s.decode},         {"preprocess", s.preprocess}, {"trunk", s.trunk},
-          {"last_block", s.last_block}, {"caa", s.caa},               {"crf", s.crf},
+  return {{"decode", s.decode}, {"preprocess", s.preprocess},
+          {"trunk", s.trunk},   {"last_block", s.last_block},
+          {"caa", s.caa},       {"crf", s.crf},
           {"write", s.write}};
 }
 
@@ -156,13 +156,12 @@ Generator::~Generator() = default;
 
 const GenerateConfig& Generator::config() const { return impl_->config; }
 
-Generator Generator::load(const GenerateConfig& config, const std::string& device,
-                          bool keep_fp16) {
+Generator Generator::load(const GenerateConfig& config, const std::string& device, bool keep_fp16) {
   const auto start = Clock::now();
   auto loaded = detail::load_clip(config, device, keep_fp16);
   const PromptTexts prompts = build_prompt_texts(config);
-  auto bank = clip::build_text_bank(loaded.model, loaded.tokenizer, prompts.foreground,
-                                    prompts.background);
+  auto bank =
+      clip::build_text_bank(loaded.model, loaded.tokenizer, prompts.foreground, prompts.background);
   loaded.model.release_text_tower();  // the bank is all the run needs of the text side
   loaded.load_seconds = seconds_since(start);
   return Generator(std::unique_ptr<Impl>(new Impl{config, std::move(loaded), std::move(bank)}));
@@ -184,25 +183,25 @@ std::string Generator::describe() const {
   const auto context = static_cast<std::size_t>(impl_->clip.model.architecture().context_length);
   out += fmt::format("classes ({}):\n", c.classes.size());
   for (std::size_t i = 0; i < c.classes.size(); ++i) {
-    out += fmt::format("  {:>3} {:<24} \"{}\" ({} of {} tokens)\n", i, c.classes[i].name,
-                       prompts.foreground[i], tokenizer.token_count(prompts.foreground[i]),
-                       context);
+    out +=
+        fmt::format("  {:>3} {:<24} \"{}\" ({} of {} tokens)\n", i, c.classes[i].name,
+                    prompts.foreground[i], tokenizer.token_count(prompts.foreground[i]), context);
   }
   out += fmt::format("background ({}):\n", c.background.size());
   for (const auto& sentence : prompts.background) {
     out += fmt::format("      \"{}\" ({} tokens)\n", sentence, tokenizer.token_count(sentence));
   }
-  out += fmt::format("CAM: mean attention of the last {} blocks; CAA: box threshold {}, {} "
-                     "Sinkhorn rounds, power {}\n",
-                     c.cam.attention_blocks, c.caa.box_threshold, c.caa.sinkhorn_rounds,
-                     c.caa.power);
+  out += fmt::format(
+      "CAM: mean attention of the last {} blocks; CAA: box threshold {}, {} "
+      "Sinkhorn rounds, power {}\n",
+      c.cam.attention_blocks, c.caa.box_threshold, c.caa.sinkhorn_rounds, c.caa.power);
   if (c.outputs.masks) {
     const auto& crf = c.mask.crf;
-    out += fmt::format("CRF: {} iterations, Gaussian σ {} w {}, bilateral σ {} σ_rgb {} w {}, "
-                       "image {}; confidence threshold μ {}\n",
-                       crf.iterations, crf.pos_std, crf.pos_weight, crf.bilateral_std,
-                       crf.bilateral_rgb_std, crf.bilateral_weight, crf::to_string(crf.image),
-                       c.mask.confidence_threshold);
+    out += fmt::format(
+        "CRF: {} iterations, Gaussian σ {} w {}, bilateral σ {} σ_rgb {} w {}, "
+        "image {}; confidence threshold μ {}\n",
+        crf.iterations, crf.pos_std, crf.pos_weight, crf.bilateral_std, crf.bilateral_rgb_std,
+        crf.bilateral_weight, crf::to_string(crf.image), c.mask.confidence_threshold);
   } else {
     out += "CRF: off (CAM stage only)\n";
   }
@@ -237,27 +236,27 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
   std::vector<std::string> ids;
   ids.reserve(selected.size());
   for (const auto& sample : selected) ids.push_back(sample.id);
-  const auto complete = options.overwrite
-                            ? std::unordered_set<std::string>{}
-                            : find_complete_ids(options.out_dir, ids, config.outputs);
+  const auto complete = options.overwrite ? std::unordered_set<std::string>{}
+                                          : find_complete_ids(options.out_dir, ids, config.outputs);
   GenerateSummary summary;
   summary.dataset_images = static_cast<std::int64_t>(samples.size());
   summary.selected = static_cast<std::int64_t>(selected.size());
   summary.skipped = static_cast<std::int64_t>(complete.size());
-  reporter.info(fmt::format("{} images in the dataset, {} selected{}, {} already done, {} to do",
-                            samples.size(), selected.size(),
-                            options.shard.count > 1
-                                ? fmt::format(" (shard {}/{})", options.shard.index,
-                                              options.shard.count)
-                                : "",
-                            complete.size(), selected.size() - complete.size()));
+  reporter.info(
+      fmt::format("{} images in the dataset, {} selected{}, {} already done, {} to do",
+                  samples.size(), selected.size(),
+                  options.shard.count > 1
+                      ? fmt::format(" (shard {}/{})", options.shard.index, options.shard.count)
+                      : "",
+                  complete.size(), selected.size() - complete.size()));
 
   RunState state(reporter, summary.selected, summary.skipped);
   // The CRF runs inside one image with as many threads as LibTorch has when it runs on this
   // thread (crf_workers 0), single-threaded on each worker thread otherwise.
   crf::PseudoMaskConfig mask_config = config.mask;
   mask_config.crf.threads = options.crf_workers == 0 ? at::get_num_threads() : 1;
-  const auto finish = [&](Job& job) {
+  // workspace: the calling thread's (CRF buffers and position kernels reused image to image).
+  const auto finish = [&](Job& job, crf::CrfWorkspace& workspace) {
     try {
       ImageOutputs outputs;
       outputs.keys.assign(job.labels.begin(), job.labels.end());
@@ -270,7 +269,7 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
         const crf::PlanarView cams{refined.data_ptr<float>(), static_cast<int>(refined.size(0)),
                                    static_cast<int>(refined.size(1)),
                                    static_cast<int>(refined.size(2))};
-        auto mask = crf::make_pseudo_mask(cams, job.labels, job.rgb, mask_config);
+        auto mask = crf::make_pseudo_mask(cams, job.labels, job.rgb, mask_config, &workspace);
         outputs.mask = mask.labels;
         outputs.confidence = mask.confidence;
         state.add_seconds(&StageSeconds::crf, seconds_since(start));
@@ -287,11 +286,13 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
   std::vector<std::thread> workers;
   for (int i = 0; i < options.crf_workers; ++i) {
     workers.emplace_back([&] {
-      while (auto job = queue.pop()) finish(*job);
+      crf::CrfWorkspace workspace;
+      while (auto job = queue.pop()) finish(*job, workspace);
     });
   }
 
   const auto patch = static_cast<int>(impl_->clip.model.architecture().vision_patch_size);
+  crf::CrfWorkspace workspace;  // this thread's, for crf_workers 0
   for (const auto& sample : selected) {
     if (stop != nullptr && stop->load()) {
       summary.interrupted = true;
@@ -317,7 +318,7 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
       state.add_seconds(&StageSeconds::last_block, job.cams.timings.last_block);
       state.add_seconds(&StageSeconds::caa, job.cams.timings.caa);
       if (options.crf_workers == 0) {
-        finish(job);
+        finish(job, workspace);
       } else {
         queue.push(std::move(job));
       }
@@ -352,8 +353,9 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
         {"folder", "masks"},
         {"format", "8-bit palette PNG, PASCAL VOC colour map"},
         {"values", "0 background, c+1 for class c (0-based index in config.classes), 255 ignored"},
-        {"stage", "dense CRF on P = [1 - max_k cam_k, cam_1..cam_K] (background power 1, spec "
-                  "§7), unary -log(clip(P, 1e-5, 1)); label = argmax Q"},
+        {"stage",
+         "dense CRF on P = [1 - max_k cam_k, cam_1..cam_K] (background power 1, spec "
+         "§7), unary -log(clip(P, 1e-5, 1)); label = argmax Q"},
         {"ignored", fmt::format("max Q < mu = {}", c.mask.confidence_threshold)},
         {"crf_image", crf::to_string(c.mask.crf.image)}};
     outputs["confidence"] = {{"folder", "confidence"},
@@ -367,8 +369,9 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
         {"cams", fmt::format("refined CAMs after CAA, min-max normalised, resized to the image "
                              "(the reference's attn_highres), {}",
                              to_string(c.outputs.cam_dtype))},
-        {"initial", "softmax-GradCAM before CAA on the patch grid (the reference's "
-                    "grayscale_cam)"},
+        {"initial",
+         "softmax-GradCAM before CAA on the patch grid (the reference's "
+         "grayscale_cam)"},
         {"keys", "0-based class indices in label order (the channel order)"}};
   }
   if (c.outputs.overlays) {
@@ -389,17 +392,15 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
   if (summary.written > 0) {
     const double n = static_cast<double>(summary.written);
     const auto& s = summary.seconds;
-    run["seconds_per_image"] = seconds_json(
-        {s.decode / n, s.preprocess / n, s.trunk / n, s.last_block / n, s.caa / n, s.crf / n,
-         s.write / n});
+    run["seconds_per_image"] = seconds_json({s.decode / n, s.preprocess / n, s.trunk / n,
+                                             s.last_block / n, s.caa / n, s.crf / n, s.write / n});
     run["images_per_second"] = n / summary.wall_seconds;
   }
   run["wall_seconds"] = summary.wall_seconds;
-  summary.run_file =
-      options.out_dir / (options.shard.count > 1
-                             ? fmt::format("run-{}of{}.json", options.shard.index,
-                                           options.shard.count)
-                             : std::string("run.json"));
+  summary.run_file = options.out_dir /
+                     (options.shard.count > 1
+                          ? fmt::format("run-{}of{}.json", options.shard.index, options.shard.count)
+                          : std::string("run.json"));
   io::write_file_atomic(summary.run_file, run.dump(2) + "\n");
   return summary;
 }

@@ -91,7 +91,7 @@ at::Tensor refine_with_crf(const at::Tensor& probabilities, const cv::Mat& bgr,
   view.data = unary.data();
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  const crf::DenseCrf crf(crf::crf_input_image(rgb, config.image), config);
+  const crf::DenseCrf crf(crf::crf_input_image(rgb, config.image), config, workspace);
   std::vector<float> q = crf.infer(view, workspace);
   return at::from_blob(q.data(), p.sizes(), at::kFloat).clone();
 }

@@ -354,6 +354,44 @@ TEST(DenseCrf, ReusedWorkspaceGivesIdenticalMarginals) {
   EXPECT_EQ(workspace.bytes(), bytes);  // nothing grew: the big image's buffers were reused
 }
 
+TEST(DenseCrf, WorkspaceKeepsPositionKernelsPerImageSize) {
+  // The position-only kernel depends on the image size, σ_xy and the splat table alone: a
+  // workspace hands it to the next image of the same size, with identical marginals.
+  CrfWorkspace workspace;
+  const std::vector<float> u1 = synthetic_unary(3, 30, 40, 7);
+  const std::vector<float> u2 = synthetic_unary(3, 30, 40, 8);
+  const cv::Mat first = synthetic_image(30, 40, 15);
+  const cv::Mat second = synthetic_image(30, 40, 16);  // same size, other colours
+  const auto run = [&](const cv::Mat& image, const std::vector<float>& unary,
+                       const CrfConfig& config) {
+    return DenseCrf(image, config, &workspace).infer(view_of(unary, 3, 30, 40), &workspace);
+  };
+  EXPECT_EQ(run(first, u1, CrfConfig{}), dense_crf(view_of(u1, 3, 30, 40), first, CrfConfig{}));
+  const std::size_t bytes = workspace.bytes();
+  EXPECT_EQ(run(second, u2, CrfConfig{}), dense_crf(view_of(u2, 3, 30, 40), second, CrfConfig{}));
+  EXPECT_EQ(workspace.bytes(), bytes);  // the kernel was reused, nothing was built or grown
+
+  CrfConfig wider;  // another σ_xy: another kernel
+  wider.pos_std = 2.0f;
+  EXPECT_EQ(run(second, u2, wider), dense_crf(view_of(u2, 3, 30, 40), second, wider));
+  EXPECT_GT(workspace.bytes(), bytes);
+  CrfConfig threaded;  // a kernel for several threads carries the parallel splat table
+  threaded.threads = 2;
+  EXPECT_EQ(run(first, u1, threaded), dense_crf(view_of(u1, 3, 30, 40), first, CrfConfig{}));
+
+  EXPECT_EQ(workspace.position_kernels(), 3u);
+
+  // Only the last few sizes are kept.
+  for (int size = 0; size < static_cast<int>(CrfWorkspace::kCachedPositionKernels) + 2; ++size) {
+    const int height = 12 + size;
+    const cv::Mat image = synthetic_image(height, 16, 40 + size);
+    const std::vector<float> u = synthetic_unary(2, height, 16, 50 + size);
+    EXPECT_EQ(DenseCrf(image, CrfConfig{}, &workspace).infer(view_of(u, 2, height, 16)),
+              dense_crf(view_of(u, 2, height, 16), image, CrfConfig{}));
+  }
+  EXPECT_EQ(workspace.position_kernels(), CrfWorkspace::kCachedPositionKernels);
+}
+
 // ---- Errors -----------------------------------------------------------------------------------
 
 template <class F>

@@ -3,15 +3,14 @@
 // against the one computed from the authors' per-image softmax rows (probs.npy).
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "clipes/io/files.h"
 #include "clipes/io/npy.h"
@@ -29,14 +28,15 @@ fs::path voc_mini() { return shared_path("data/voc-mini"); }
 bool shared_ready() {
   return fs::exists(shared_path("reference/small12_random_fp16.pt")) &&
          fs::exists(shared_path("vocab/bpe_simple_vocab_16e6.txt.gz")) &&
-         fs::exists(voc_mini() / "labels.txt") && fs::exists(shared_path("reference/small12-voc-mini"));
+         fs::exists(voc_mini() / "labels.txt") &&
+         fs::exists(shared_path("reference/small12-voc-mini"));
 }
 
-#define CLIPES_REQUIRE_SHARED()                                                     \
-  do {                                                                              \
-    if (!shared_ready()) {                                                          \
+#define CLIPES_REQUIRE_SHARED()                                                           \
+  do {                                                                                    \
+    if (!shared_ready()) {                                                                \
       GTEST_SKIP() << "SKIPPED: ../shared (model, vocab, voc-mini, reference) is absent"; \
-    }                                                                               \
+    }                                                                                     \
   } while (0)
 
 // clipes-generate on voc-mini with the reference model; `labels` is the labels and split file.
@@ -51,7 +51,9 @@ std::string rank_command(const fs::path& templates, const std::string& extra,
       shared_path("vocab/bpe_simple_vocab_16e6.txt.gz").string(), templates.string(), extra);
 }
 
-nlohmann::json read_json(const fs::path& file) { return nlohmann::json::parse(io::read_file(file)); }
+nlohmann::json read_json(const fs::path& file) {
+  return nlohmann::json::parse(io::read_file(file));
+}
 
 std::vector<std::string> voc_ids() {
   std::vector<std::string> ids;
@@ -88,7 +90,10 @@ class RankPromptsVocMini : public ::testing::Test {
   static void SetUpTestSuite() {
     if (!shared_ready()) return;
     out_ = testing::make_temp_dir("rank-prompts");
-    templates_ = out_.parent_path() / "rank-prompts-templates.txt";
+    // Inputs and the log in a folder of this process's own: ctest runs the tests of this suite
+    // in parallel processes, each with its own ranking.
+    const fs::path io_dir = testing::make_temp_dir("rank-prompts-io");
+    templates_ = io_dir / "templates.txt";
     io::write_file_atomic(templates_,
                           "# three candidates\n"
                           "a photo of a {}.\n"
@@ -97,9 +102,9 @@ class RankPromptsVocMini : public ::testing::Test {
                           "a rendering of a weird {}.\n");
     rc_ = testing::run_command(
         rank_command(templates_, fmt::format("--out {} --threads 2 2>{}", out_.string(),
-                                             (out_.parent_path() / "rank-prompts.log").string())),
+                                             (io_dir / "rank-prompts.log").string())),
         &stdout_);
-    log_ = io::read_file(out_.parent_path() / "rank-prompts.log");
+    log_ = io::read_file(io_dir / "rank-prompts.log");
   }
   static fs::path out_, templates_;
   static int rc_;
@@ -145,8 +150,8 @@ TEST(RankPromptsTool, ExactTextReproducesTheReferenceSharpness) {
   ASSERT_EQ(ranking["ranking"].size(), 1u);
   const auto expected = reference_sharpness();
   EXPECT_NEAR(ranking["ranking"][0]["sharpness"].get<double>(), expected.sharpness, 1e-12);
-  EXPECT_NEAR(ranking["ranking"][0]["mean_target_score"].get<double>(),
-              expected.mean_target_score, 1e-12);
+  EXPECT_NEAR(ranking["ranking"][0]["mean_target_score"].get<double>(), expected.mean_target_score,
+              1e-12);
 }
 
 TEST_F(RankPromptsVocMini, RecordsTheRankingImagesAndModel) {
@@ -162,8 +167,8 @@ TEST_F(RankPromptsVocMini, RecordsTheRankingImagesAndModel) {
     const double sharpness = entry["sharpness"].get<double>();
     EXPECT_GE(sharpness, previous);  // lowest first
     previous = sharpness;
-    EXPECT_NEAR(sharpness,
-                entry["variance_sum"].get<double>() / entry["mean_sum"].get<double>(), 1e-12);
+    EXPECT_NEAR(sharpness, entry["variance_sum"].get<double>() / entry["mean_sum"].get<double>(),
+                1e-12);
     EXPECT_GT(entry["mean_target_score"].get<double>(), 0.0);
     EXPECT_LT(entry["mean_target_score"].get<double>(), 1.0);
     templates.insert(entry["template"].get<std::string>());
@@ -195,8 +200,7 @@ TEST_F(RankPromptsVocMini, RecordsTheRankingImagesAndModel) {
   for (const auto& entry : ranking["ranking"]) {
     ASSERT_TRUE(std::getline(table, line));
     EXPECT_NE(line.find(entry["template"].get<std::string>()), std::string::npos) << line;
-    EXPECT_NE(line.find(fmt::format("{:.6g}", entry["sharpness"].get<double>())),
-              std::string::npos)
+    EXPECT_NE(line.find(fmt::format("{:.6g}", entry["sharpness"].get<double>())), std::string::npos)
         << line;
   }
   // Progress and the timing summary went to stderr; nothing half-written is left.
@@ -219,8 +223,7 @@ TEST(RankPromptsTool, ShippedListRanksIntoTheCurrentFolderByDefault) {
   ASSERT_EQ(rc, 0) << output;
   const auto ranking = read_json(dir / "prompt_ranking.json");
   EXPECT_EQ(ranking["ranking"].size(), 20u);
-  EXPECT_EQ(ranking["images"]["used"],
-            (std::vector<std::string>{"2007_000032", "2007_000033"}));
+  EXPECT_EQ(ranking["images"]["used"], (std::vector<std::string>{"2007_000032", "2007_000033"}));
   EXPECT_EQ(ranking["counts"]["selected"], 2);
   EXPECT_EQ(ranking["limit"], 2);
   for (const auto& entry : ranking["ranking"]) EXPECT_EQ(entry["images"], 2);
@@ -281,10 +284,10 @@ TEST(RankPromptsTool, BadTemplatesAndUsageExitWithTwo) {
   // No usable image: an error of the run as a whole.
   const auto labels = dir / "labels.txt";
   io::write_file_atomic(labels, "2099_000001 3\n");
-  EXPECT_EQ(testing::run_command(
-                rank_command(good, fmt::format("--out {}", (dir / "out").string()), labels),
-                &output),
-            2)
+  EXPECT_EQ(
+      testing::run_command(
+          rank_command(good, fmt::format("--out {}", (dir / "out").string()), labels), &output),
+      2)
       << output;
   EXPECT_NE(output.find("no usable image"), std::string::npos) << output;
   EXPECT_FALSE(fs::exists(dir / "out" / "prompt_ranking.json"));

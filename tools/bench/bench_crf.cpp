@@ -122,24 +122,33 @@ struct Timing {
   double build_cpu = 1e30;
   double infer_cpu = 1e30;
   double total_cpu = 1e30;
+  std::size_t workspace_bytes = 0;
 };
 
-// workspace: reused across the runs (a worker's steady state), or null (fresh buffers per run).
+// What a run reuses from the previous ones.
+enum class Reuse {
+  kNothing,   // fresh buffers, every lattice built (a worker's first image)
+  kBuffers,   // work buffers reused, every lattice built (a worker meeting a new image size)
+  kPosition,  // buffers and the position lattice of this size reused (an image size seen lately)
+};
+
 Timing time_crf(const cv::Mat& image, const std::vector<float>& unary, int labels,
-                const clipes::crf::CrfConfig& config, int repeats,
-                clipes::crf::CrfWorkspace* workspace) {
+                const clipes::crf::CrfConfig& config, int repeats, Reuse reuse) {
+  clipes::crf::CrfWorkspace workspace;
+  clipes::crf::CrfWorkspace* buffers = reuse == Reuse::kNothing ? nullptr : &workspace;
+  clipes::crf::CrfWorkspace* kernels = reuse == Reuse::kPosition ? &workspace : nullptr;
   Timing best;
   const clipes::crf::PlanarView view{unary.data(), labels, image.rows, image.cols};
-  if (workspace != nullptr) clipes::crf::DenseCrf(image, config).infer(view, workspace);  // warm
+  if (buffers != nullptr) clipes::crf::DenseCrf(image, config, kernels).infer(view, buffers);
   for (int r = 0; r < repeats; ++r) {
     const auto t0 = Clock::now();
     const double c0 = thread_cpu_seconds();
-    const clipes::crf::DenseCrf crf(image, config);
+    const clipes::crf::DenseCrf crf(image, config, kernels);
     const double build_wall = seconds_since(t0);
     const double build_cpu = thread_cpu_seconds() - c0;
     const auto t1 = Clock::now();
     const double c1 = thread_cpu_seconds();
-    const std::vector<float> q = crf.infer(view, workspace);
+    const std::vector<float> q = crf.infer(view, buffers);
     const double infer_wall = seconds_since(t1);
     const double infer_cpu = thread_cpu_seconds() - c1;
     best.build_wall = std::min(best.build_wall, build_wall);
@@ -150,6 +159,7 @@ Timing time_crf(const cv::Mat& image, const std::vector<float>& unary, int label
     best.total_cpu = std::min(best.total_cpu, build_cpu + infer_cpu);
     if (q.empty()) std::abort();
   }
+  best.workspace_bytes = workspace.bytes();
   return best;
 }
 
@@ -169,12 +179,22 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--threads", all_threads, "threads of the multi-threaded runs")
       ->check(CLI::PositiveNumber);
+  std::vector<int> only_labels;
+  app.add_option("--labels", only_labels,
+                 "which of the label counts 3 and 21 to run (default: both)")
+      ->check(CLI::IsMember({3, 21}));
+  std::string kernels = "both";
+  app.add_option("--kernels", kernels,
+                 "pairwise kernels: both, gaussian or bilateral (a stage's cost)")
+      ->check(CLI::IsMember({"both", "gaussian", "bilateral"}));
   CLI11_PARSE(app, argc, argv);
 
   try {
     const cv::Mat image = load_image(image_path, 500, 375);
     clipes::crf::CrfConfig config;
     config.iterations = iterations;
+    if (kernels == "gaussian") config.bilateral_weight = 0.0f;
+    if (kernels == "bilateral") config.pos_weight = 0.0f;
     {
       config.threads = 1;
       const clipes::crf::DenseCrf crf(image, config);
@@ -192,15 +212,20 @@ int main(int argc, char** argv) {
                iterations, repeats, load[0], std::thread::hardware_concurrency());
     fmt::print(
         "seconds per image = lattice build (features, lattices, normalisation) + "
-        "mean-field iterations, with the work buffers reused across images as a worker "
-        "does\n");
+        "mean-field iterations; first line: a worker's new image size (work buffers reused, "
+        "every lattice built)\n");
     for (const PyDenseCrf& ref : kPyDenseCrf) {
+      if (!only_labels.empty() &&
+          std::find(only_labels.begin(), only_labels.end(), ref.labels) == only_labels.end()) {
+        continue;
+      }
+      if (kernels != "both") fmt::print("only the {} kernel (the other's weight is 0)\n", kernels);
       const std::vector<float> unary = synthetic_unary(ref.labels, image.rows, image.cols, 11);
       for (const int threads : {1, all_threads}) {
         config.threads = threads;
-        clipes::crf::CrfWorkspace workspace;
-        const Timing t = time_crf(image, unary, ref.labels, config, repeats, &workspace);
-        const Timing fresh = time_crf(image, unary, ref.labels, config, repeats, nullptr);
+        const Timing t = time_crf(image, unary, ref.labels, config, repeats, Reuse::kBuffers);
+        const Timing same = time_crf(image, unary, ref.labels, config, repeats, Reuse::kPosition);
+        const Timing fresh = time_crf(image, unary, ref.labels, config, repeats, Reuse::kNothing);
         fmt::print("labels {:2d}, {} thread{}: wall {:.4f} s = build {:.4f} + iterations {:.4f}",
                    ref.labels, threads, threads == 1 ? " " : "s", t.total_wall, t.build_wall,
                    t.infer_wall);
@@ -213,12 +238,18 @@ int main(int argc, char** argv) {
               ref.low, ref.high, t.total_wall / ref.high, t.total_wall / ref.low,
               t.total_cpu / ref.high, t.total_cpu / ref.low);
           fmt::print(
-              "    without a reused workspace (fresh buffers): wall {:.4f} s, CPU {:.4f} s "
-              "(ratio {:.2f}-{:.2f}); workspace {:.1f} MB\n",
+              "    image size seen lately (position lattice from the workspace): wall {:.4f} s "
+              "= build {:.4f} + iterations {:.4f} (ratio {:.2f}-{:.2f}); workspace {:.1f} MB\n",
+              same.total_wall, same.build_wall, same.infer_wall, same.total_wall / ref.high,
+              same.total_wall / ref.low, static_cast<double>(same.workspace_bytes) / 1e6);
+          fmt::print(
+              "    nothing reused (fresh buffers): wall {:.4f} s, CPU {:.4f} s (ratio "
+              "{:.2f}-{:.2f})\n",
               fresh.total_wall, fresh.total_cpu, fresh.total_cpu / ref.high,
-              fresh.total_cpu / ref.low, static_cast<double>(workspace.bytes()) / 1e6);
+              fresh.total_cpu / ref.low);
         } else {
-          fmt::print(" (fresh buffers: wall {:.4f} s)\n", fresh.total_wall);
+          fmt::print(" (position lattice reused: {:.4f} s; nothing reused: {:.4f} s)\n",
+                     same.total_wall, fresh.total_wall);
         }
         if (all_threads == 1) break;
       }

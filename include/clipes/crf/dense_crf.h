@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <opencv2/core/mat.hpp>
 #include <vector>
 
@@ -21,6 +22,10 @@
 #include "clipes/crf/permutohedral.h"
 
 namespace clipes::crf {
+
+namespace detail {
+struct CrfKernel;  // one pairwise kernel's lattice and normalisation (dense_crf.cpp)
+}  // namespace detail
 
 /// A read-only view of planar float32 data [channels, height, width] in C order.
 struct PlanarView {
@@ -36,19 +41,36 @@ struct DenseCrfStats {
   LatticeStats bilateral;  ///< idem
 };
 
-/// Work buffers of DenseCrf::infer (about (pixels + 2 × lattice vertices) × labels floats). Keep
-/// one per worker thread and pass it to every inference: after the first image nothing is
-/// allocated, zeroed or page-faulted again. Not for concurrent use.
+/// What a worker reuses from image to image: the work buffers of DenseCrf::infer (about (pixels
+/// + 2 × lattice vertices) × labels floats) and the position-only kernels of the last few image
+/// sizes (that kernel depends on nothing but the size and σ_xy). Keep one per worker thread and
+/// pass it to every DenseCrf and inference: after the first image nothing is allocated, zeroed or
+/// page-faulted again, and an image of a size seen recently skips a third of the lattice build.
+/// Not for concurrent use.
 class CrfWorkspace {
  public:
-  /// Bytes currently held.
+  CrfWorkspace();
+  ~CrfWorkspace();
+  CrfWorkspace(CrfWorkspace&&) noexcept;
+  CrfWorkspace& operator=(CrfWorkspace&&) noexcept;
+
+  /// Bytes currently held (buffers and cached kernels).
   std::size_t bytes() const;
+
+  /// Position-only kernels kept (the most recently used).
+  static constexpr std::size_t kCachedPositionKernels = 4;
+  /// Position-only kernels held now.
+  std::size_t position_kernels() const { return position_kernels_.size(); }
 
  private:
   friend class DenseCrf;
+  // The position-only kernel of this size, from the cache or built (and cached).
+  std::shared_ptr<const detail::CrfKernel> position_kernel(int height, int width, float pos_std,
+                                                           int threads);
   detail::AlignedFloats neg_unary_;
   detail::AlignedFloats q_;
   std::vector<detail::AlignedFloats> vertex_buffers_;
+  std::vector<std::shared_ptr<const detail::CrfKernel>> position_kernels_;
 };
 
 /// The two lattices of one image, built once, then used for any number of inferences (e.g. the
@@ -59,7 +81,9 @@ class DenseCrf {
   /// image: CV_8UC3, H×W, the three channels exactly as the bilateral kernel should see them
   ///   (see crf_input_image() in pseudo_mask.h for config.image); config.image is not used here.
   /// Throws clipes::Error for an empty or non-8-bit-3-channel image or an invalid config.
-  DenseCrf(const cv::Mat& image, const CrfConfig& config);
+  /// workspace: where to find (and keep) the position-only kernel of this image size (null:
+  ///   build it).
+  DenseCrf(const cv::Mat& image, const CrfConfig& config, CrfWorkspace* workspace = nullptr);
 
   int height() const { return height_; }
   int width() const { return width_; }
@@ -71,16 +95,12 @@ class DenseCrf {
   std::vector<float> infer(const PlanarView& unary, CrfWorkspace* workspace = nullptr) const;
 
  private:
-  struct Kernel {
-    PermutohedralLattice lattice;
-    std::vector<float> norm;  // [H·W]: 1/√(K·1 + 1e−20)
-    float weight = 0;
-  };
-
   CrfConfig config_;
   int height_ = 0;
   int width_ = 0;
-  std::vector<Kernel> kernels_;  // Gaussian first, then bilateral (densecrf's order)
+  // Gaussian first, then bilateral (densecrf's order); shared with workspaces' caches.
+  std::vector<std::shared_ptr<const detail::CrfKernel>> kernels_;
+  std::vector<float> weights_;  // per kernel
   bool has_gaussian_ = false;
   bool has_bilateral_ = false;
 };

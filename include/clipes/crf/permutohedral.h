@@ -106,6 +106,8 @@ class PermutohedralLattice {
   int dim() const { return dim_; }
   int num_vertices() const { return num_vertices_; }
   LatticeStats stats() const;
+  /// Bytes held by the lattice's tables.
+  std::size_t memory_bytes() const;
 
   /// Gaussian filtering: out[i, c] ≈ Σ_j k(p_i, p_j) · values[j, c] for c < channels.
   /// values, out: [num_points, channels] float32 (contiguous; must not overlap).

@@ -42,7 +42,9 @@ PseudoMask pseudo_mask_from_marginals(const PlanarView& q, const std::vector<int
 
 /// The whole step. cams: [K, H, W] float32 in [0, 1] (one per key, in the order of `keys`);
 /// keys: K 0-based class indices; rgb: CV_8UC3 H×W in RGB order.
+/// workspace: the calling worker's CRF buffers and cached position kernels (null: none).
 PseudoMask make_pseudo_mask(const PlanarView& cams, const std::vector<int>& keys,
-                            const cv::Mat& rgb, const PseudoMaskConfig& config);
+                            const cv::Mat& rgb, const PseudoMaskConfig& config,
+                            CrfWorkspace* workspace = nullptr);
 
 }  // namespace clipes::crf
