@@ -45,7 +45,7 @@ struct DenseCrfStats {
 /// + 2 × lattice vertices) × labels floats) and the position-only kernels of the last few image
 /// sizes (that kernel depends on nothing but the size and σ_xy). Keep one per worker thread and
 /// pass it to every DenseCrf and inference: after the first image nothing is allocated, zeroed or
-/// page-faulted again, and an image of a size seen recently skips a third of the lattice build.
+/// page-faulted again, and an image of a size seen recently skips a quarter of the CRF set-up.
 /// Not for concurrent use.
 class CrfWorkspace {
  public:
