@@ -1,13 +1,10 @@
 #include "clipes/clip/preprocess.h"
 
 #include <ATen/ATen.h>
-
-#include <functional>
-#include <string>
+#include <gtest/gtest.h>
 
 #include <opencv2/core.hpp>
-
-#include <gtest/gtest.h>
+#include <string>
 
 #include "clipes/core/error.h"
 #include "clipes/data/image.h"
@@ -18,14 +15,7 @@
 namespace clipes::clip {
 namespace {
 
-std::string throw_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(nothing thrown)";
-}
+using clipes::testing::error_of;
 
 TEST(ClipInputSize, RoundsEachSideUpToThePatch) {
   EXPECT_EQ(clip_input_size({500, 375}, 16), cv::Size(512, 384));
@@ -35,9 +25,13 @@ TEST(ClipInputSize, RoundsEachSideUpToThePatch) {
   EXPECT_EQ(clip_input_size({1, 1}, 16), cv::Size(16, 16));
   EXPECT_EQ(clip_input_size({225, 14}, 14), cv::Size(238, 14));
   EXPECT_EQ(clip_input_size({7, 3}, 1), cv::Size(7, 3));
-  EXPECT_NE(throw_message([] { clip_input_size({5, 5}, 0); }).find("patch size must be >= 1, got 0"),
+  EXPECT_NE(error_of([] {
+              clip_input_size({5, 5}, 0);
+            }).find("patch size must be >= 1, got 0"),
             std::string::npos);
-  EXPECT_NE(throw_message([] { clip_input_size({0, 5}, 16); }).find("non-empty image, got 0x5"),
+  EXPECT_NE(error_of([] {
+              clip_input_size({0, 5}, 16);
+            }).find("non-empty image, got 0x5"),
             std::string::npos);
 }
 
@@ -50,7 +44,8 @@ TEST(NormalizeForClip, ChannelPlanesAndFloat32Arithmetic) {
   ASSERT_EQ(t.scalar_type(), at::kFloat);
   const auto expect = [](int v, int c) {
     const float scaled = static_cast<float>(v) / 255.0F;
-    return (scaled - kClipMean[static_cast<std::size_t>(c)]) / kClipStd[static_cast<std::size_t>(c)];
+    return (scaled - kClipMean[static_cast<std::size_t>(c)]) /
+           kClipStd[static_cast<std::size_t>(c)];
   };
   const int values[2][3] = {{0, 128, 255}, {255, 1, 77}};
   for (int x = 0; x < 2; ++x) {
@@ -61,8 +56,9 @@ TEST(NormalizeForClip, ChannelPlanesAndFloat32Arithmetic) {
   // Sanity on the constants: black is -mean/std, white (1 - mean)/std.
   EXPECT_NEAR(t[0][0][0][0].item<float>(), -0.48145466 / 0.26862954, 1e-6);
   EXPECT_NEAR(t[0][2][0][0].item<float>(), (1 - 0.40821073) / 0.27577711, 1e-6);
-  EXPECT_NE(throw_message([] { normalize_for_clip(cv::Mat(2, 2, CV_8UC4)); })
-                .find("expects a non-empty 8-bit RGB image (CV_8UC3), got 2x2 of OpenCV type 24"),
+  EXPECT_NE(error_of([] {
+              normalize_for_clip(cv::Mat(2, 2, CV_8UC4));
+            }).find("expects a non-empty 8-bit RGB image (CV_8UC3), got 2x2 of OpenCV type 24"),
             std::string::npos);
 }
 
@@ -90,7 +86,8 @@ TEST(PreprocessForClip, MatchesReferenceInputTensors) {
   const auto images = testing::shared_path("data/voc-mini/JPEGImages");
   CLIPES_REQUIRE_FILE(ref / "2007_000032/input.npy");
   int checked = 0;
-  for (const char* id : {"2007_000032", "2008_003333", "2009_000177", "2010_005830", "2011_002770"}) {
+  for (const char* id :
+       {"2007_000032", "2008_003333", "2009_000177", "2010_005830", "2011_002770"}) {
     SCOPED_TRACE(id);
     const at::Tensor want = io::read_npy_tensor(ref / id / "input.npy");
     const data::LoadedImage image = data::load_image(images / (std::string(id) + ".jpg"));

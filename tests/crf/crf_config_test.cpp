@@ -5,19 +5,12 @@
 #include <string>
 
 #include "clipes/core/error.h"
+#include "support/test_support.h"
 
 namespace clipes::crf {
 namespace {
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no clipes::Error thrown)";
-}
+using clipes::testing::error_of;
 
 TEST(CrfConfig, DefaultsAreValidAndThoseOfTheSpec) {
   const PseudoMaskConfig config;

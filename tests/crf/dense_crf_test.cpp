@@ -394,15 +394,7 @@ TEST(DenseCrf, WorkspaceKeepsPositionKernelsPerImageSize) {
 
 // ---- Errors -----------------------------------------------------------------------------------
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no clipes::Error thrown)";
-}
+using clipes::testing::error_of;
 
 TEST(DenseCrf, RejectsBadInputs) {
   const cv::Mat image = synthetic_image(10, 12, 1);

@@ -11,6 +11,7 @@
 
 #include "clipes/core/error.h"
 #include "crf/crf_oracle.h"
+#include "support/test_support.h"
 
 namespace clipes::crf {
 namespace {
@@ -238,15 +239,7 @@ TEST(Permutohedral, StatsDescribeTheLattice) {
 
 // ---- Errors -----------------------------------------------------------------------------------
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no clipes::Error thrown)";
-}
+using clipes::testing::error_of;
 
 TEST(Permutohedral, RejectsBadInputs) {
   const std::vector<float> features(18, 0.5f);

@@ -36,15 +36,7 @@ cv::Mat read_rgb(const fs::path& file) {
   return rgb;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no clipes::Error thrown)";
-}
+using clipes::testing::error_of;
 
 // ---- The reference's CRF image (spec §7 quirk) --------------------------------------------------
 

@@ -51,15 +51,7 @@ std::map<std::string, std::vector<int>> parse_labels_txt(const fs::path& file) {
   return labels;
 }
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using clipes::testing::error_of;
 
 // ---- class tokens and ids -------------------------------------------------------------------
 

@@ -1,15 +1,13 @@
 #include "clipes/data/image.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <functional>
 #include <map>
-#include <string>
-
 #include <opencv2/core.hpp>
-
-#include <gtest/gtest.h>
+#include <string>
 
 #include "clipes/core/error.h"
 #include "clipes/io/files.h"
@@ -38,23 +36,16 @@ int differing_bytes(const cv::Mat& a, const cv::Mat& b) {
   return cv::countNonZero(a.reshape(1) != b.reshape(1));
 }
 
-std::string throw_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(nothing thrown)";
-}
+using clipes::testing::error_of;
 
 // Each fixture file, the mode Pillow opens it in (scripts/make_resize_fixtures.py prints them).
 const std::map<std::string, std::string>& fixture_modes() {
   static const std::map<std::string, std::string> modes{
-      {"bilevel.png", "1"},    {"colour.jpg", "RGB"},       {"grey.jpg", "L"},
-      {"grey.png", "L"},       {"grey2.png", "L"},          {"grey_alpha.png", "LA"},
-      {"palette.png", "P"},    {"palette4.png", "P"},       {"palette_short.png", "P"},
-      {"progressive.jpg", "RGB"}, {"rgb.png", "RGB"},       {"rgb_trns.png", "RGB"},
-      {"rgb16.png", "RGB"},    {"rgba.png", "RGBA"}};
+      {"bilevel.png", "1"},       {"colour.jpg", "RGB"}, {"grey.jpg", "L"},
+      {"grey.png", "L"},          {"grey2.png", "L"},    {"grey_alpha.png", "LA"},
+      {"palette.png", "P"},       {"palette4.png", "P"}, {"palette_short.png", "P"},
+      {"progressive.jpg", "RGB"}, {"rgb.png", "RGB"},    {"rgb_trns.png", "RGB"},
+      {"rgb16.png", "RGB"},       {"rgba.png", "RGBA"}};
   return modes;
 }
 
@@ -169,41 +160,46 @@ class ImageErrors : public ::testing::Test {
 };
 
 TEST_F(ImageErrors, MissingEmptyAndForeignFiles) {
-  EXPECT_NE(throw_message([&] { decode_image(dir_ / "absent.jpg"); }).find("absent.jpg"),
+  EXPECT_NE(error_of([&] { decode_image(dir_ / "absent.jpg"); }).find("absent.jpg"),
             std::string::npos);
   const auto empty = write("empty.png", "");
-  EXPECT_NE(throw_message([&] { decode_image(empty); })
-                .find("empty.png: empty file, expected a JPEG or PNG image"),
+  EXPECT_NE(error_of([&] {
+              decode_image(empty);
+            }).find("empty.png: empty file, expected a JPEG or PNG image"),
             std::string::npos);
   const auto text = write("notes.jpg", "GIF89a....");
-  EXPECT_NE(throw_message([&] { decode_image(text); })
-                .find("notes.jpg: not a JPEG or PNG image (the file starts with bytes 47 49 46 38"),
+  EXPECT_NE(error_of([&] {
+              decode_image(text);
+            }).find("notes.jpg: not a JPEG or PNG image (the file starts with bytes 47 49 46 38"),
             std::string::npos);
 }
 
 TEST_F(ImageErrors, TruncatedAndCorruptFiles) {
   const std::string jpg = io::read_file(fixture("grey.jpg"));
   const auto cut_jpg = write("cut.jpg", jpg.substr(0, jpg.size() * 2 / 3));
-  EXPECT_NE(throw_message([&] { decode_image(cut_jpg); })
-                .find("cut.jpg: truncated JPEG (the end-of-image marker is missing)"),
+  EXPECT_NE(error_of([&] {
+              decode_image(cut_jpg);
+            }).find("cut.jpg: truncated JPEG (the end-of-image marker is missing)"),
             std::string::npos);
   const auto head_jpg = write("head.jpg", jpg.substr(0, 40));
-  EXPECT_NE(throw_message([&] { decode_image(head_jpg); }).find("head.jpg: truncated"),
+  EXPECT_NE(error_of([&] { decode_image(head_jpg); }).find("head.jpg: truncated"),
             std::string::npos);
 
   const std::string png = io::read_file(fixture("rgb.png"));
   const auto cut_png = write("cut.png", png.substr(0, png.size() - 40));
-  EXPECT_NE(throw_message([&] { decode_image(cut_png); })
-                .find("cut.png: corrupt or truncated PNG (8-bit RGB)"),
+  EXPECT_NE(error_of([&] {
+              decode_image(cut_png);
+            }).find("cut.png: corrupt or truncated PNG (8-bit RGB)"),
             std::string::npos);
   std::string garbled = png;
   for (std::size_t i = 60; i < 120; ++i) garbled[i] = static_cast<char>(garbled[i] ^ 0x5A);
   const auto bad_png = write("garbled.png", garbled);
-  EXPECT_NE(throw_message([&] { decode_image(bad_png); }).find("garbled.png: corrupt"),
+  EXPECT_NE(error_of([&] { decode_image(bad_png); }).find("garbled.png: corrupt"),
             std::string::npos);
   const auto no_header = write("noihdr.png", png.substr(0, 12));
-  EXPECT_NE(throw_message([&] { decode_image(no_header); })
-                .find("noihdr.png: corrupt PNG (no valid IHDR header"),
+  EXPECT_NE(error_of([&] {
+              decode_image(no_header);
+            }).find("noihdr.png: corrupt PNG (no valid IHDR header"),
             std::string::npos);
 }
 
@@ -211,13 +207,15 @@ TEST_F(ImageErrors, ZeroSizeAndUnsupportedModes) {
   std::string png = io::read_file(fixture("grey.png"));
   for (int i = 16; i < 20; ++i) png[static_cast<std::size_t>(i)] = '\0';  // IHDR width = 0
   const auto zero = write("zero.png", png);
-  EXPECT_NE(throw_message([&] { decode_image(zero); }).find("zero.png: PNG of zero size (0x23"),
+  EXPECT_NE(error_of([&] { decode_image(zero); }).find("zero.png: PNG of zero size (0x23"),
             std::string::npos);
-  EXPECT_NE(throw_message([&] { decode_image(fixture("grey16.png")); })
-                .find("grey16.png: unsupported PNG: 16-bit grey (Pillow reads it as 32-bit integers"),
+  EXPECT_NE(error_of([&] {
+              decode_image(fixture("grey16.png"));
+            }).find("grey16.png: unsupported PNG: 16-bit grey (Pillow reads it as 32-bit integers"),
             std::string::npos);
-  EXPECT_NE(throw_message([&] { decode_image(fixture("cmyk.jpg")); })
-                .find("cmyk.jpg: unsupported JPEG with 4 colour components (CMYK)"),
+  EXPECT_NE(error_of([&] {
+              decode_image(fixture("cmyk.jpg"));
+            }).find("cmyk.jpg: unsupported JPEG with 4 colour components (CMYK)"),
             std::string::npos);
 }
 
@@ -246,10 +244,13 @@ TEST(Image, InconsistentDecodedImagesAreRejected) {
   DecodedImage image;
   image.mode = ImageMode::kRgb;
   image.pixels = cv::Mat(2, 2, CV_8UC1, cv::Scalar(0));
-  EXPECT_NE(throw_message([&] { to_rgb(image); })
-                .find("to_rgb: a mode RGB image must hold non-empty pixels of OpenCV type 16"),
+  EXPECT_NE(error_of([&] {
+              to_rgb(image);
+            }).find("to_rgb: a mode RGB image must hold non-empty pixels of OpenCV type 16"),
             std::string::npos);
-  EXPECT_NE(throw_message([&] { resize_image(DecodedImage{}, {2, 2}); }).find("resize_image"),
+  EXPECT_NE(error_of([&] {
+              resize_image(DecodedImage{}, {2, 2});
+            }).find("resize_image"),
             std::string::npos);
 }
 

@@ -1,15 +1,12 @@
 #include "clipes/data/resize.h"
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include <cstdint>
 #include <cstring>
-#include <functional>
-#include <string>
-
 #include <opencv2/core.hpp>
-
-#include <gtest/gtest.h>
+#include <string>
 
 #include "clipes/core/error.h"
 #include "clipes/io/npy.h"
@@ -37,14 +34,7 @@ int differing_bytes(const cv::Mat& a, const cv::Mat& b) {
   return cv::countNonZero(flat_a != flat_b);
 }
 
-std::string throw_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(nothing thrown)";
-}
+using clipes::testing::error_of;
 
 // Every case Pillow computed in scripts/make_resize_fixtures.py: up/down-scaling, odd sizes, 1xN,
 // ratios up to 1000:3, 1 to 4 channels, nearest neighbour where the accumulated position matters.
@@ -64,7 +54,8 @@ TEST(PillowResize, BitExactOnAllPillowFixtureCases) {
     ASSERT_EQ(in.rows, row[1]);
     ASSERT_EQ(in.channels(), row[2]);
     const auto filter = row[5] == 0 ? PillowFilter::kNearest : PillowFilter::kBicubic;
-    const cv::Mat out = pillow_resize(in, cv::Size(static_cast<int>(row[3]), static_cast<int>(row[4])), filter);
+    const cv::Mat out =
+        pillow_resize(in, cv::Size(static_cast<int>(row[3]), static_cast<int>(row[4])), filter);
     EXPECT_EQ(differing_bytes(out, expected), 0)
         << "case " << i << ": " << row[0] << "x" << row[1] << "x" << row[2] << " -> " << row[3]
         << "x" << row[4] << (row[5] == 0 ? " nearest" : " bicubic");
@@ -78,7 +69,8 @@ TEST(PillowResize, ConstantImageStaysConstant) {
   // The coefficients of each output pixel sum to 1 (normalised in double, then rounded): a flat
   // image must stay flat at every ratio, including extreme ones.
   for (const cv::Size from : {cv::Size(1, 1), cv::Size(7, 3), cv::Size(500, 2), cv::Size(3, 333)}) {
-    for (const cv::Size to : {cv::Size(1, 1), cv::Size(16, 5), cv::Size(2, 700), cv::Size(999, 1)}) {
+    for (const cv::Size to :
+         {cv::Size(1, 1), cv::Size(16, 5), cv::Size(2, 700), cv::Size(999, 1)}) {
       for (const int value : {0, 1, 128, 254, 255}) {
         const cv::Mat in(from, CV_8UC3, cv::Scalar::all(value));
         const cv::Mat out = pillow_resize(in, to, PillowFilter::kBicubic);
@@ -123,19 +115,22 @@ TEST(PillowResize, SameSizeIsAnIndependentCopy) {
 
 TEST(PillowResize, BadInputsAreRejectedWithReason) {
   const cv::Mat rgb(4, 4, CV_8UC3, cv::Scalar::all(0));
-  EXPECT_NE(throw_message([&] { pillow_resize(cv::Mat(), {2, 2}, PillowFilter::kBicubic); })
-                .find("expected a non-empty 8-bit image"),
+  EXPECT_NE(error_of([&] {
+              pillow_resize(cv::Mat(), {2, 2}, PillowFilter::kBicubic);
+            }).find("expected a non-empty 8-bit image"),
             std::string::npos);
-  EXPECT_NE(throw_message([&] {
+  EXPECT_NE(error_of([&] {
               pillow_resize(cv::Mat(4, 4, CV_16UC1, cv::Scalar(0)), {2, 2}, PillowFilter::kBicubic);
             }).find("OpenCV depth 2"),
             std::string::npos);
-  EXPECT_NE(throw_message([&] {
-              pillow_resize(cv::Mat(4, 4, CV_8UC(5), cv::Scalar(0)), {2, 2}, PillowFilter::kBicubic);
-            }).find("with 5 channel(s)"),
-            std::string::npos);
-  EXPECT_NE(throw_message([&] { pillow_resize(rgb, {0, 3}, PillowFilter::kBicubic); })
-                .find("at least 1x1, got 0x3"),
+  EXPECT_NE(
+      error_of([&] {
+        pillow_resize(cv::Mat(4, 4, CV_8UC(5), cv::Scalar(0)), {2, 2}, PillowFilter::kBicubic);
+      }).find("with 5 channel(s)"),
+      std::string::npos);
+  EXPECT_NE(error_of([&] {
+              pillow_resize(rgb, {0, 3}, PillowFilter::kBicubic);
+            }).find("at least 1x1, got 0x3"),
             std::string::npos);
 }
 
@@ -173,14 +168,17 @@ TEST(ResizeMapsBilinear, PlanesAreIndependentAndInputUntouched) {
 }
 
 TEST(ResizeMapsBilinear, BadInputsAreRejectedWithReason) {
-  EXPECT_NE(throw_message([] { resize_maps_bilinear(at::zeros({4, 4}), 8, 8); })
-                .find("expected a [K, h, w] float32 tensor, got [4, 4] Float"),
+  EXPECT_NE(error_of([] {
+              resize_maps_bilinear(at::zeros({4, 4}), 8, 8);
+            }).find("expected a [K, h, w] float32 tensor, got [4, 4] Float"),
             std::string::npos);
-  EXPECT_NE(throw_message([] { resize_maps_bilinear(at::zeros({1, 4, 4}, at::kDouble), 8, 8); })
-                .find("Double"),
+  EXPECT_NE(error_of([] {
+              resize_maps_bilinear(at::zeros({1, 4, 4}, at::kDouble), 8, 8);
+            }).find("Double"),
             std::string::npos);
-  EXPECT_NE(throw_message([] { resize_maps_bilinear(at::zeros({1, 4, 4}), 0, 8); })
-                .find("at least 1x1"),
+  EXPECT_NE(error_of([] {
+              resize_maps_bilinear(at::zeros({1, 4, 4}), 0, 8);
+            }).find("at least 1x1"),
             std::string::npos);
 }
 
@@ -190,7 +188,8 @@ TEST(ResizeMapsBilinear, MatchesReferenceHighResCams) {
   const auto dir = testing::shared_path("reference/small12-voc-mini");
   CLIPES_REQUIRE_FILE(dir / "2007_000032/cam_refined.npy");
   int images = 0;
-  for (const char* id : {"2007_000032", "2008_003333", "2009_000177", "2010_005830", "2011_002770"}) {
+  for (const char* id :
+       {"2007_000032", "2008_003333", "2009_000177", "2010_005830", "2011_002770"}) {
     const at::Tensor refined = io::read_npy_tensor(dir / id / "cam_refined.npy");
     const at::Tensor expected = io::read_npy_tensor(dir / id / "attn_highres.npy");
     at::Tensor normalised = refined.clone();

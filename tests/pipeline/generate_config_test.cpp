@@ -16,15 +16,7 @@ namespace fs = std::filesystem;
 
 fs::path config_file(const std::string& name) { return testing::source_dir() / "configs" / name; }
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using clipes::testing::error_of;
 
 // A minimal valid document.
 nlohmann::json minimal() {
@@ -241,11 +233,12 @@ TEST(GenerateConfigJson, OverridesApplyBeforeReadingAndAreNamedInErrors) {
   EXPECT_FALSE(c.outputs.cams);
   EXPECT_TRUE(c.outputs.masks);
   // Nothing to write, or an overlay without a mask, is a config error.
-  EXPECT_NE(error_of([&] {
-              load_generate_config(config_file("voc.json"),
-                                   {"outputs.cams=false", "outputs.masks=false"});
-            }).find("outputs must ask for something: outputs.masks and outputs.cams are both false"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] {
+        load_generate_config(config_file("voc.json"),
+                             {"outputs.cams=false", "outputs.masks=false"});
+      }).find("outputs must ask for something: outputs.masks and outputs.cams are both false"),
+      std::string::npos);
   EXPECT_NE(error_of([&] {
               load_generate_config(config_file("voc.json"),
                                    {"outputs.overlays=true", "outputs.masks=false"});
@@ -278,7 +271,7 @@ TEST(GenerateConfigJson, SyntaxErrorsNameFileLineAndColumn) {
 // ---- validate() ---------------------------------------------------------------------------------
 
 TEST(GenerateConfigValidate, MinimalConfigIsValid) {
-  EXPECT_EQ(validate_error("name=\"ok\""), "no error");
+  EXPECT_EQ(validate_error("name=\"ok\""), clipes::testing::kNoError);
 }
 
 TEST(GenerateConfigValidate, EveryRangeRuleNamesPathRuleAndValue) {
@@ -350,14 +343,15 @@ TEST(GenerateConfigValidate, EveryRangeRuleNamesPathRuleAndValue) {
 
 TEST(GenerateConfigValidate, LayoutRulesAcceptTheirLabelSources) {
   EXPECT_EQ(validate_error("dataset={\"layout\": \"coco\", \"instances\": \"i.json\"}"),
-            "no error");
+            clipes::testing::kNoError);
   EXPECT_EQ(validate_error("dataset={\"layout\": \"coco\", \"labels\": \"train.txt\"}"),
-            "no error");
-  EXPECT_EQ(validate_error("dataset={\"layout\": \"custom\", \"labels\": \"l.txt\"}"), "no error");
+            clipes::testing::kNoError);
+  EXPECT_EQ(validate_error("dataset={\"layout\": \"custom\", \"labels\": \"l.txt\"}"),
+            clipes::testing::kNoError);
   EXPECT_EQ(validate_error("dataset={\"layout\": \"voc\", \"split\": \"\", \"labels\": \"l.txt\"}"),
-            "no error");
-  EXPECT_EQ(validate_error("dataset.image_ext=.jpg|.png|.JPEG"), "no error");
-  EXPECT_EQ(validate_error("dataset.image_ext=\"\""), "no error");
+            clipes::testing::kNoError);
+  EXPECT_EQ(validate_error("dataset.image_ext=.jpg|.png|.JPEG"), clipes::testing::kNoError);
+  EXPECT_EQ(validate_error("dataset.image_ext=\"\""), clipes::testing::kNoError);
 }
 
 TEST(GenerateConfigValidate, AtMost254Classes) {
@@ -368,7 +362,8 @@ TEST(GenerateConfigValidate, AtMost254Classes) {
             "t.json: classes must list at most 254 classes (mask values 1..254; 255 marks "
             "ignored pixels), got 255");
   j["classes"].erase(j["classes"].size() - 1);
-  EXPECT_EQ(error_of([&] { read_generate_config(j, "t.json").validate("t.json"); }), "no error");
+  EXPECT_EQ(error_of([&] { read_generate_config(j, "t.json").validate("t.json"); }),
+            clipes::testing::kNoError);
 }
 
 // ---- the image-size guard -----------------------------------------------------------------------

@@ -20,15 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using clipes::testing::error_of;
 
 // Every regular file under `dir`, relative, sorted.
 std::vector<std::string> files_under(const fs::path& dir) {

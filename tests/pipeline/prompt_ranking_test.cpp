@@ -5,11 +5,10 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
-
-#include <gtest/gtest.h>
 
 #include "clipes/clip/model.h"
 #include "clipes/clip/preprocess.h"
@@ -30,15 +29,7 @@ namespace fs = std::filesystem;
 using testing::shared_path;
 
 // The message of the clipes::Error `statement` throws ("" when it throws nothing).
-template <class F>
-std::string error_of(F&& statement) {
-  try {
-    statement();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using clipes::testing::error_of;
 
 // Two templates over three images (labels 2, 1 and 3):
 //
@@ -94,22 +85,26 @@ TEST(Sharpness, SingleLabelImagesContributeNoVariance) {
 
 TEST(Sharpness, BadInputIsAClearError) {
   EXPECT_NE(error_of([] { sharpness({}); }).find("no image to score"), std::string::npos);
-  EXPECT_NE(error_of([] { sharpness({{0.5}, {}}); }).find("image 1 has no present-class score"),
+  EXPECT_NE(error_of([] {
+              sharpness({{0.5}, {}});
+            }).find("image 1 has no present-class score"),
             std::string::npos);
   EXPECT_NE(error_of([] { sharpness({{0.5, -0.1}}); }).find("score -0.1"), std::string::npos);
-  EXPECT_NE(error_of([] { sharpness({{std::numeric_limits<double>::quiet_NaN()}}); })
-                .find("expected a softmax probability"),
+  EXPECT_NE(error_of([] {
+              sharpness({{std::numeric_limits<double>::quiet_NaN()}});
+            }).find("expected a softmax probability"),
             std::string::npos);
-  EXPECT_NE(error_of([] { sharpness({{0.0, 0.0}, {0.0}}); }).find("undefined"),
-            std::string::npos);
+  EXPECT_NE(error_of([] { sharpness({{0.0, 0.0}, {0.0}}); }).find("undefined"), std::string::npos);
 }
 
 TEST(SortBySharpness, EqualValuesKeepFileOrder) {
   Sharpness low, high;
   low.sharpness = 0.1;
   high.sharpness = 0.2;
-  std::vector<TemplateRanking> ranking{{{"t1 {}", 1}, high, 0}, {{"t2 {}", 2}, low, 0},
-                                       {{"t3 {}", 3}, high, 0}, {{"t4 {}", 4}, low, 0}};
+  std::vector<TemplateRanking> ranking{{{"t1 {}", 1}, high, 0},
+                                       {{"t2 {}", 2}, low, 0},
+                                       {{"t3 {}", 3}, high, 0},
+                                       {{"t4 {}", 4}, low, 0}};
   sort_by_sharpness(ranking);
   std::vector<int> lines;
   for (const auto& r : ranking) lines.push_back(r.prompt.line);
@@ -123,9 +118,10 @@ fs::path write_templates(const std::string& name, const std::string& text) {
 }
 
 TEST(ReadPromptTemplates, SkipsBlankLinesAndCommentsAndTrims) {
-  const auto file = write_templates(
-      "ok.txt", "# candidates\n\na photo of a {}.\n   a clean origami {}.  \r\n  # indented\n"
-                "{}\n");
+  const auto file =
+      write_templates("ok.txt",
+                      "# candidates\n\na photo of a {}.\n   a clean origami {}.  \r\n  # indented\n"
+                      "{}\n");
   const auto templates = read_prompt_templates(file);
   ASSERT_EQ(templates.size(), 3u);
   EXPECT_EQ(templates[0].text, "a photo of a {}.");
@@ -151,19 +147,22 @@ TEST(ReadPromptTemplates, BadTemplatesNameFileAndLine) {
   EXPECT_NE(error_of([&] { read_prompt_templates(stray); }).find("no other brace"),
             std::string::npos);
   const auto repeated = write_templates("repeated.txt", "a {}.\nb {}.\n a {}.\n");
-  EXPECT_NE(error_of([&] { read_prompt_templates(repeated); })
-                .find(repeated.string() + ":3: template \"a {}.\" repeats line 1"),
+  EXPECT_NE(error_of([&] {
+              read_prompt_templates(repeated);
+            }).find(repeated.string() + ":3: template \"a {}.\" repeats line 1"),
             std::string::npos);
   const auto empty = write_templates("empty.txt", "# only a comment\n\n");
   EXPECT_NE(error_of([&] { read_prompt_templates(empty); }).find("no template found"),
             std::string::npos);
-  EXPECT_NE(error_of([] { read_prompt_templates("/nonexistent/templates.txt"); })
-                .find("/nonexistent/templates.txt: cannot read"),
+  EXPECT_NE(error_of([] {
+              read_prompt_templates("/nonexistent/templates.txt");
+            }).find("/nonexistent/templates.txt: cannot read"),
             std::string::npos);
 }
 
 TEST(ReadPromptTemplates, TheShippedImageNetListIsValid) {
-  const auto templates = read_prompt_templates(testing::source_dir() / "configs/prompts-imagenet.txt");
+  const auto templates =
+      read_prompt_templates(testing::source_dir() / "configs/prompts-imagenet.txt");
   EXPECT_GE(templates.size(), 18u);
   EXPECT_LE(templates.size(), 24u);
   bool origami = false, weird = false;
@@ -210,9 +209,9 @@ data::Sample voc_sample(const std::string& id, std::vector<int> labels) {
   return {id, shared_path("data/voc-mini/JPEGImages/" + id + ".jpg"), std::move(labels), ""};
 }
 
-#define REQUIRE_SHARED_MODEL()                                                   \
-  CLIPES_REQUIRE_FILE(shared_path("reference/small12_random_fp16.pt"));          \
-  CLIPES_REQUIRE_FILE(shared_path("vocab/bpe_simple_vocab_16e6.txt.gz"));        \
+#define REQUIRE_SHARED_MODEL()                                            \
+  CLIPES_REQUIRE_FILE(shared_path("reference/small12_random_fp16.pt"));   \
+  CLIPES_REQUIRE_FILE(shared_path("vocab/bpe_simple_vocab_16e6.txt.gz")); \
   CLIPES_REQUIRE_FILE(shared_path("data/voc-mini/JPEGImages/2008_003333.jpg"))
 
 // Features once + a softmax per template must give what the whole GradCAM stage gives (its
@@ -243,8 +242,8 @@ TEST(TemplateScores, EqualTheGradCamSoftmaxAndTheReference) {
     const auto cams = compute_image_cams(
         shared.model, clip::preprocess_for_clip(image.decoded), bank.text_matrix(sample.labels),
         static_cast<std::int64_t>(sample.labels.size()), image.rgb.cols, image.rgb.rows, {}, {});
-    const auto reference = io::read_npy_tensor(
-        shared_path("reference/small12-voc-mini/" + sample.id + "/probs.npy"));
+    const auto reference =
+        io::read_npy_tensor(shared_path("reference/small12-voc-mini/" + sample.id + "/probs.npy"));
     for (std::size_t k = 0; k < sample.labels.size(); ++k) {
       const auto kk = static_cast<std::int64_t>(k);
       EXPECT_EQ(static_cast<float>(scores[i][k]), cams.probs[kk].item<float>()) << sample.id;

@@ -32,14 +32,7 @@ DeepLabConfig small(int classes = 5, ResNetLayout layout = ResNetLayout::kCaffe)
   return c;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using clipes::testing::error_of;
 
 class InitWeights : public ::testing::Test {
  protected:

@@ -27,14 +27,7 @@ SegDataPaths paths_of(const fs::path& dir, bool confidence = false) {
   return p;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using clipes::testing::error_of;
 
 TEST(SegData, ListsMaskIdsAndFindsTheirImages) {
   const fs::path dir = clipes::testing::make_temp_dir("seg_data_list");

@@ -46,14 +46,7 @@ std::map<std::string, at::Tensor> weights_of(const fs::path& file) {
   return out;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using clipes::testing::error_of;
 
 TEST(Trainer, SmallModelOverfitsFourSyntheticImages) {
   // 96 px images: at output stride 8, smaller ones cap the full-resolution accuracy near 95 %

@@ -2,11 +2,13 @@
 /// Helpers shared by the test suites: where ../shared and the build's fixtures are, fresh
 /// temporary folders, running the real tools.
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <string>
 #include <string_view>
 
-#include <gtest/gtest.h>
+#include "clipes/core/error.h"
 
 namespace clipes::testing {
 
@@ -31,17 +33,31 @@ bool on_reference_blas();
 /// "OpenBLAS kernels X" or "a BLAS other than OpenBLAS", for test messages.
 std::string blas_description();
 
+/// What error_of returns when nothing is thrown.
+inline constexpr const char* kNoError = "(no clipes::Error thrown)";
+
+/// The message of the clipes::Error that `statement()` throws, or kNoError.
+template <class F>
+std::string error_of(F&& statement) {
+  try {
+    statement();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return kNoError;
+}
+
 /// Runs a shell command, capturing stdout and stderr together; returns the exit code.
 int run_command(const std::string& command, std::string* output = nullptr);
 
 }  // namespace clipes::testing
 
 /// Skips the current test (saying so loudly) when a required file is absent.
-#define CLIPES_REQUIRE_FILE(file_path)                                                       \
-  do {                                                                                  \
-    const std::filesystem::path clipes_required_path_ = (file_path);                       \
-    if (!std::filesystem::exists(clipes_required_path_)) {                              \
-      GTEST_SKIP() << "SKIPPED: " << clipes_required_path_.string()                     \
-                   << " is missing (the shared reference data or fixture is absent)";   \
-    }                                                                                   \
+#define CLIPES_REQUIRE_FILE(file_path)                                                \
+  do {                                                                                \
+    const std::filesystem::path clipes_required_path_ = (file_path);                  \
+    if (!std::filesystem::exists(clipes_required_path_)) {                            \
+      GTEST_SKIP() << "SKIPPED: " << clipes_required_path_.string()                   \
+                   << " is missing (the shared reference data or fixture is absent)"; \
+    }                                                                                 \
   } while (0)
