@@ -39,11 +39,11 @@ namespace detail {
 struct CrfKernel {
   PermutohedralLattice lattice;
   std::vector<float> norm;  // [H·W]: 1/√(K·1 + 1e−20)
-  // A position-only kernel is fully determined by these (the workspace's cache key).
+  // A position-only kernel is fully determined by these and whether its lattice has the splat
+  // table (the workspace's cache key).
   int height = 0;
   int width = 0;
   float pos_std = 0;
-  bool splat_table = false;
 
   CrfKernel(const std::vector<float>& features, int dim, int threads)
       : lattice(features.data(), static_cast<int>(features.size() / static_cast<std::size_t>(dim)),
@@ -73,7 +73,6 @@ std::shared_ptr<const detail::CrfKernel> position_kernel(int height, int width, 
   kernel->height = height;
   kernel->width = width;
   kernel->pos_std = pos_std;
-  kernel->splat_table = kernel->lattice.has_splat_table();
   return kernel;
 }
 
@@ -86,7 +85,7 @@ std::shared_ptr<const detail::CrfKernel> CrfWorkspace::position_kernel(int heigh
   auto& cache = position_kernels_;
   auto hit = std::find_if(cache.begin(), cache.end(), [&](const auto& k) {
     return k->height == height && k->width == width && k->pos_std == pos_std &&
-           k->splat_table == splat_table;
+           k->lattice.has_splat_table() == splat_table;
   });
   if (hit == cache.end()) {
     if (cache.size() == kCachedPositionKernels) cache.pop_back();
