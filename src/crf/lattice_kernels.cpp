@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
 #include "simd_rows.h"
 
@@ -139,6 +140,73 @@ CLIPES_CRF_INLINE void blur_impl(const LatticeView& lattice, int axis,
   }
 }
 
+// ---- Step 4 on lines: each line of an axis blurred in place, the old values of the previous,
+// current and next vertex carried in registers.
+template <int kS>
+CLIPES_CRF_INLINE void blur_lines_impl(const LatticeView& lattice,
+                                       float* CLIPES_CRF_RESTRICT values, int stride,
+                                       std::int64_t begin, std::int64_t end, float* scratch) {
+  const std::int32_t* vert = lattice.line_vertices;
+  const std::int64_t* starts = lattice.line_begin;
+  const std::int64_t last = starts[end];
+  if constexpr (kS > 0) {
+    using Shape = RowShape<kS>;
+    using Vec = typename Shape::Vec;
+    const auto row = [&](std::int64_t p) {
+      return values + static_cast<std::int64_t>(vert[p]) * kS;
+    };
+    for (std::int64_t c = begin; c < end; ++c) {
+      const std::int64_t from = starts[c];
+      const std::int64_t to = starts[c + 1];
+      Vec prev[Shape::kCount];
+      Vec cur[Shape::kCount];
+      for (int t = 0; t < Shape::kCount; ++t) {
+        prev[t] = splat_value<Vec>(0.0f);
+        cur[t] = vload<Vec>(row(from) + t * Shape::kWidth);
+      }
+      for (std::int64_t p = from; p < to; ++p) {
+        if (kS >= kPrefetchMinStride && p + kPrefetchVertices < last) {
+          prefetch_row<kS>(row(p + kPrefetchVertices), 1);
+        }
+        Vec next[Shape::kCount];
+        for (int t = 0; t < Shape::kCount; ++t) {
+          next[t] =
+              p + 1 < to ? vload<Vec>(row(p + 1) + t * Shape::kWidth) : splat_value<Vec>(0.0f);
+        }
+        float* d = row(p);
+        for (int t = 0; t < Shape::kCount; ++t) {
+          vstore(d + t * Shape::kWidth, cur[t] + 0.5f * (prev[t] + next[t]));
+          prev[t] = cur[t];
+          cur[t] = next[t];
+        }
+      }
+    }
+  } else {
+    const int S = stride;
+    float* prev = scratch;
+    float* cur = scratch + S;
+    float* next = scratch + 2 * S;
+    for (std::int64_t c = begin; c < end; ++c) {
+      const std::int64_t from = starts[c];
+      const std::int64_t to = starts[c + 1];
+      std::fill_n(prev, S, 0.0f);
+      std::copy_n(values + static_cast<std::int64_t>(vert[from]) * S, S, cur);
+      for (std::int64_t p = from; p < to; ++p) {
+        if (p + 1 < to) {
+          std::copy_n(values + static_cast<std::int64_t>(vert[p + 1]) * S, S, next);
+        } else {
+          std::fill_n(next, S, 0.0f);
+        }
+        float* d = values + static_cast<std::int64_t>(vert[p]) * S;
+        for (int k = 0; k < S; ++k) d[k] = cur[k] + 0.5f * (prev[k] + next[k]);
+        std::swap(prev, cur);  // prev = old cur
+        std::swap(cur, next);  // cur = old next; next is free
+      }
+    }
+  }
+  (void)last;
+}
+
 template <int kS>
 CLIPES_CRF_INLINE void slice_impl(const LatticeView& lattice, const float* CLIPES_CRF_RESTRICT vv,
                                   int stride, float* CLIPES_CRF_RESTRICT out, int begin, int end) {
@@ -171,6 +239,7 @@ CLIPES_CRF_INLINE void slice_impl(const LatticeView& lattice, const float* CLIPE
     gather_splat_impl<S, false>(lattice, values, scale, stride, out, begin, end);    \
   }
 #define CLIPES_CRF_BLUR(S) blur_impl<S>(lattice, axis, in, out, stride, begin, end)
+#define CLIPES_CRF_BLUR_LINES(S) blur_lines_impl<S>(lattice, values, stride, begin, end, scratch)
 #define CLIPES_CRF_SLICE(S) slice_impl<S>(lattice, vv, stride, out, begin, end)
 
 // The bodies are identical for both variants; the macro keeps them so.
@@ -186,6 +255,10 @@ CLIPES_CRF_INLINE void slice_impl(const LatticeView& lattice, const float* CLIPE
   ATTR void blur_##SUFFIX(const LatticeView& lattice, int axis, const float* in, float* out,     \
                           int stride, int begin, int end) {                                     \
     CLIPES_CRF_STRIDE_SWITCH(stride, CLIPES_CRF_BLUR)                                           \
+  }                                                                                             \
+  ATTR void blur_lines_##SUFFIX(const LatticeView& lattice, float* values, int stride,           \
+                                 std::int64_t begin, std::int64_t end, float* scratch) {        \
+    CLIPES_CRF_STRIDE_SWITCH(stride, CLIPES_CRF_BLUR_LINES)                                    \
   }                                                                                             \
   ATTR void slice_##SUFFIX(const LatticeView& lattice, const float* vv, int stride, float* out, \
                            int begin, int end) {                                                \
@@ -215,6 +288,12 @@ void gather_splat_range(SimdLevel simd, const LatticeView& lattice, const float*
 void blur_range(SimdLevel simd, const LatticeView& lattice, int axis, const float* in, float* out,
                 int stride, int begin, int end) {
   CLIPES_CRF_CALL(simd, blur, lattice, axis, in, out, stride, begin, end);
+}
+
+void blur_lines_range(SimdLevel simd, const LatticeView& lattice, float* values, int stride,
+                      std::int64_t begin, std::int64_t end) {
+  std::vector<float> scratch(3 * static_cast<std::size_t>(stride));  // the generic loop's rows
+  CLIPES_CRF_CALL(simd, blur_lines, lattice, values, stride, begin, end, scratch.data());
 }
 
 void slice_range(SimdLevel simd, const LatticeView& lattice, const float* vertex_values, int stride,

@@ -30,6 +30,9 @@ struct LatticeView {
   const std::int32_t* splat_begin = nullptr;     // [M + 1] (null: no gather table)
   const SplatEntry* splat_entries = nullptr;     // [N·(d+1)]
   const BlurNeighbours* neighbours = nullptr;    // [d+1, M]
+  const std::int32_t* line_vertices =
+      nullptr;                               // the blur lines, concatenated (see blur_lines_range)
+  const std::int64_t* line_begin = nullptr;  // [lines + 1]: where each line starts
   bool scattered = false;  // vertex order far from point order: prefetch rows in point loops
 };
 
@@ -53,6 +56,14 @@ void gather_splat_range(SimdLevel simd, const LatticeView& lattice, const float*
 /// out[v] = in[v] + ½ (in[n1(v)] + in[n2(v)]) along `axis` for v in [begin, end).
 void blur_range(SimdLevel simd, const LatticeView& lattice, int axis, const float* in, float* out,
                 int stride, int begin, int end);
+
+/// The blur along one axis in place, for the lines [begin, end) of that axis: a line
+/// v_0, …, v_L is a maximal run of vertices with v_(k+1) = n2(v_k); each v_k becomes
+/// v_k + ½ (v_(k−1) + v_(k+1)) from the old values (a missing end neighbour is 0), exactly what
+/// blur_range computes. Vertices on no line of the axis have no neighbours along it and keep
+/// their value (v + ½ (0 + 0) = v).
+void blur_lines_range(SimdLevel simd, const LatticeView& lattice, float* values, int stride,
+                      std::int64_t begin, std::int64_t end);
 
 /// out[i] = Σ_m (α·b_m(i)) · vertex_values[vertex(i, m)] for points i in [begin, end).
 void slice_range(SimdLevel simd, const LatticeView& lattice, const float* vertex_values, int stride,

@@ -34,6 +34,10 @@ inline float round_even(float x) {
 // The wavefront blur keeps its window of vertex rows (both buffers) within this many bytes.
 constexpr std::int64_t kWavefrontBytes = std::int64_t{1} << 20;
 constexpr std::int64_t kWavefrontStep = 256;
+// Lines per chunk when the blur runs over several threads.
+constexpr std::int64_t kMinLineChunk = 512;
+// The blur runs on lines when at most this share of the vertex-axis pairs lie on one.
+constexpr double kMaxLineShare = 0.85;
 
 }  // namespace
 
@@ -231,6 +235,8 @@ void PermutohedralLattice::build(const float* features, int threads) {
   }
   max_neighbour_distance_ = max_distance;
 
+  build_lines();
+
   // Phase D: the vertex-major splat table, for the parallel splat only.
   if (detail::resolve_threads(threads) > 1) {
     splat_begin_.assign(static_cast<std::size_t>(m) + 1, 0);
@@ -248,6 +254,51 @@ void PermutohedralLattice::build(const float* features, int threads) {
   }
 }
 
+void PermutohedralLattice::build_lines() {
+  const int corners = dim_ + 1;
+  const std::int32_t m = num_vertices_;
+  axis_lines_.clear();
+  line_begin_.clear();
+  line_vertices_.clear();
+  // Vertices with a neighbour along an axis, over all axes: the lines' total length.
+  std::int64_t on_lines = 0;
+  std::int64_t lines = 0;
+  for (const detail::BlurNeighbours& nb : blur_neighbours_) {
+    on_lines += (nb.n1 != m) | (nb.n2 != m);
+    lines += (nb.n1 == m) & (nb.n2 != m);
+  }
+  if (static_cast<double>(on_lines) >
+      kMaxLineShare * static_cast<double>(blur_neighbours_.size())) {
+    return;  // a dense lattice: whole passes cost about the same and need no tables
+  }
+  line_vertices_.resize(static_cast<std::size_t>(on_lines));
+  line_begin_.resize(static_cast<std::size_t>(lines) + 1);
+  axis_lines_.resize(static_cast<std::size_t>(corners) + 1);
+  std::int32_t* out = line_vertices_.data();
+  std::int64_t* begin = line_begin_.data();
+  std::int64_t line = 0;
+  for (int a = 0; a < corners; ++a) {
+    axis_lines_[static_cast<std::size_t>(a)] = line;
+    const detail::BlurNeighbours* nb = &blur_neighbours_[static_cast<std::size_t>(a) * m];
+    // The heads (an n2, no n1) first, branch-free, into `begin`; then each line walked from its
+    // head, the heads a few lines ahead requested early.
+    const std::int64_t first = line;
+    for (std::int32_t v = 0; v < m; ++v) {
+      begin[line] = v;
+      line += static_cast<std::int64_t>((nb[v].n1 == m) & (nb[v].n2 != m));
+    }
+    constexpr std::int64_t kAhead = 8;
+    for (std::int64_t c = first; c < line; ++c) {
+      if (c + kAhead < line) CLIPES_CRF_PREFETCH(&nb[begin[c + kAhead]]);
+      const auto head = static_cast<std::int32_t>(begin[c]);
+      begin[c] = out - line_vertices_.data();
+      for (std::int32_t u = head; u != m; u = nb[u].n2) *out++ = u;
+    }
+  }
+  axis_lines_[static_cast<std::size_t>(corners)] = line;
+  begin[line] = out - line_vertices_.data();
+}
+
 LatticeStats PermutohedralLattice::stats() const {
   LatticeStats s;
   s.num_points = num_points_;
@@ -258,6 +309,7 @@ LatticeStats PermutohedralLattice::stats() const {
     s.num_neighbour_links += (nb.n1 != num_vertices_) + (nb.n2 != num_vertices_);
   }
   s.max_neighbour_distance = max_neighbour_distance_;
+  s.line_vertices = static_cast<std::int64_t>(line_vertices_.size());
   return s;
 }
 
@@ -266,7 +318,9 @@ std::size_t PermutohedralLattice::memory_bytes() const {
          barycentric_.capacity() * sizeof(float) + first_new_.capacity() * sizeof(std::int32_t) +
          splat_begin_.capacity() * sizeof(std::int32_t) +
          splat_entries_.capacity() * sizeof(detail::SplatEntry) +
-         blur_neighbours_.capacity() * sizeof(detail::BlurNeighbours);
+         blur_neighbours_.capacity() * sizeof(detail::BlurNeighbours) +
+         line_vertices_.capacity() * sizeof(std::int32_t) +
+         (line_begin_.capacity() + axis_lines_.capacity()) * sizeof(std::int64_t);
 }
 
 namespace detail {
@@ -290,11 +344,15 @@ namespace {
 detail::LatticeView make_view(const PermutohedralLattice& lattice,
                               const std::vector<std::int32_t>& splat_begin,
                               const std::vector<detail::SplatEntry>& splat_entries,
-                              const std::vector<detail::BlurNeighbours>& neighbours) {
+                              const std::vector<detail::BlurNeighbours>& neighbours,
+                              const std::vector<std::int32_t>& line_vertices,
+                              const std::vector<std::int64_t>& line_begin) {
   detail::LatticeView view = detail::point_view(lattice);
   view.splat_begin = splat_begin.empty() ? nullptr : splat_begin.data();
   view.splat_entries = splat_entries.empty() ? nullptr : splat_entries.data();
   view.neighbours = neighbours.data();
+  view.line_vertices = line_vertices.data();
+  view.line_begin = line_begin.data();
   return view;
 }
 
@@ -302,7 +360,8 @@ detail::LatticeView make_view(const PermutohedralLattice& lattice,
 
 void PermutohedralLattice::splat(const float* values, const float* point_scale, int stride,
                                  float* vertex_values, int threads) const {
-  const detail::LatticeView view = make_view(*this, splat_begin_, splat_entries_, blur_neighbours_);
+  const detail::LatticeView view =
+      make_view(*this, splat_begin_, splat_entries_, blur_neighbours_, line_vertices_, line_begin_);
   if (detail::resolve_threads(threads) > 1 && has_splat_table()) {
     detail::parallel_for(
         threads, num_vertices_, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
@@ -317,7 +376,8 @@ void PermutohedralLattice::splat(const float* values, const float* point_scale, 
 }
 
 float* PermutohedralLattice::blur(float* a, float* b, int stride, int threads) const {
-  const detail::LatticeView view = make_view(*this, splat_begin_, splat_entries_, blur_neighbours_);
+  const detail::LatticeView view =
+      make_view(*this, splat_begin_, splat_entries_, blur_neighbours_, line_vertices_, line_begin_);
   const std::int64_t m = num_vertices_;
   std::fill_n(a + m * stride, stride, 0.0f);
   std::fill_n(b + m * stride, stride, 0.0f);
@@ -351,20 +411,33 @@ float* PermutohedralLattice::blur(float* a, float* b, int stride, int threads) c
         }
       }
     }
-  } else {
+    return buffers[passes % 2];
+  }
+  if (axis_lines_.empty()) {
     for (int p = 0; p < passes; ++p) {
       detail::parallel_for(threads, m, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
         detail::blur_range(simd_, view, p, buffers[p % 2], buffers[(p + 1) % 2], stride,
                            static_cast<int>(begin), static_cast<int>(end));
       });
     }
+    return buffers[passes % 2];
   }
-  return buffers[passes % 2];
+  // Each axis's lines blurred in place: only vertices with a neighbour along the axis are read
+  // and written (a quarter to a half of the vertex-axis pairs in the CRF's lattices).
+  for (int p = 0; p < passes; ++p) {
+    const std::int64_t first = axis_lines_[static_cast<std::size_t>(p)];
+    const std::int64_t count = axis_lines_[static_cast<std::size_t>(p) + 1] - first;
+    detail::parallel_for(threads, count, kMinLineChunk, [&](std::int64_t begin, std::int64_t end) {
+      detail::blur_lines_range(simd_, view, a, stride, first + begin, first + end);
+    });
+  }
+  return a;
 }
 
 void PermutohedralLattice::slice(const float* vertex_values, int stride, float* out,
                                  int threads) const {
-  const detail::LatticeView view = make_view(*this, splat_begin_, splat_entries_, blur_neighbours_);
+  const detail::LatticeView view =
+      make_view(*this, splat_begin_, splat_entries_, blur_neighbours_, line_vertices_, line_begin_);
   detail::parallel_for(threads, num_points_, kMinPointChunk,
                        [&](std::int64_t begin, std::int64_t end) {
                          detail::slice_range(simd_, view, vertex_values, stride, out,

@@ -220,6 +220,69 @@ TEST(Permutohedral, ThreadsAndInstructionSetsGiveIdenticalResults) {
   std::printf("[ simd   ] dispatched loops: %s\n", one.stats().simd);
 }
 
+// Whole Jacobi passes as dense-crf.md Step 4 states them, from the lattice's neighbour table:
+// out[v] = in[v] + ½ (in[n1] + in[n2]) along axes 0..d, a missing neighbour reading the zero row.
+std::vector<float> blur_by_passes(const PermutohedralLattice& lattice, std::vector<float> values,
+                                  int stride) {
+  const int m = lattice.num_vertices();
+  std::vector<float> out(values.size());
+  for (int axis = 0; axis <= lattice.dim(); ++axis) {
+    std::fill_n(values.begin() + static_cast<std::ptrdiff_t>(m) * stride, stride, 0.0f);
+    for (int v = 0; v < m; ++v) {
+      const detail::BlurNeighbours nb =
+          lattice.blur_neighbours()[static_cast<std::size_t>(axis) * m + v];
+      for (int c = 0; c < stride; ++c) {
+        out[static_cast<std::size_t>(v) * stride + c] =
+            values[static_cast<std::size_t>(v) * stride + c] +
+            0.5f * (values[static_cast<std::size_t>(nb.n1) * stride + c] +
+                    values[static_cast<std::size_t>(nb.n2) * stride + c]);
+      }
+    }
+    std::copy_n(out.begin(), static_cast<std::ptrdiff_t>(m) * stride, values.begin());
+  }
+  values.resize(static_cast<std::size_t>(m) * stride);
+  return values;
+}
+
+TEST(Permutohedral, BlurOnLinesEqualsWholePassesBitForBit) {
+  // A bilateral lattice of a textured image is sparse along its axes: the blur visits only the
+  // vertices on lines, in place, and must round exactly as whole passes do, for the vectorised
+  // strides (1, 8, 24), a generic one (40), in one thread and in three, in both loop variants.
+  const cv::Mat image = synthetic_image(48, 64, 11);
+  const std::vector<float> features = bilateral_features(image, 20.0f, 6.0f);
+  const int n = image.rows * image.cols;
+  for (const char* simd : {"dispatched", "baseline"}) {
+    if (std::string(simd) == "baseline") ::setenv("CLIPES_CRF_SIMD", "baseline", 1);
+    const PermutohedralLattice lattice(features.data(), n, 5, 1);
+    ::unsetenv("CLIPES_CRF_SIMD");
+    const LatticeStats stats = lattice.stats();
+    const std::int64_t pairs = static_cast<std::int64_t>(6) * stats.num_vertices;
+    std::printf("[ lines  ] %s: %lld of %lld vertex-axis pairs on lines\n", simd,
+                static_cast<long long>(stats.line_vertices), static_cast<long long>(pairs));
+    ASSERT_GT(stats.line_vertices, 0);
+    ASSERT_LT(stats.line_vertices, pairs);
+    for (const int stride : {1, 8, 24, 40}) {
+      const std::size_t size = static_cast<std::size_t>(stats.num_vertices + 1) * stride;
+      const std::vector<float> values = random_values(size, static_cast<unsigned>(stride), -1, 1);
+      const std::vector<float> expected = blur_by_passes(lattice, values, stride);
+      for (const int threads : {1, 3}) {
+        std::vector<float> a = values;
+        std::vector<float> b(size, std::numeric_limits<float>::quiet_NaN());
+        const float* result = lattice.blur(a.data(), b.data(), stride, threads);
+        const std::vector<float> got(result, result + expected.size());
+        EXPECT_EQ(got, expected) << simd << " stride " << stride << " threads " << threads;
+      }
+    }
+  }
+}
+
+TEST(Permutohedral, PositionLatticeBlursWholePasses) {
+  // Every vertex of a position grid's lattice has neighbours along every axis: no lines.
+  const std::vector<float> features = position_features(30, 40, 1.0f);
+  const PermutohedralLattice lattice(features.data(), 1200, 2);
+  EXPECT_EQ(lattice.stats().line_vertices, 0);
+}
+
 TEST(Permutohedral, StatsDescribeTheLattice) {
   const std::vector<float> features = position_features(10, 12, 1.0f);
   const PermutohedralLattice lattice(features.data(), 120, 2);

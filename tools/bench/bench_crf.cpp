@@ -202,9 +202,17 @@ int main(int argc, char** argv) {
       fmt::print("pixels: {}; lattice vertices: Gaussian (d=2) {}, bilateral (d=5) {}\n",
                  static_cast<long long>(image.rows) * image.cols, stats.gaussian.num_vertices,
                  stats.bilateral.num_vertices);
+      const auto blur_form = [](const clipes::crf::LatticeStats& s) {
+        const std::int64_t pairs = static_cast<std::int64_t>(s.dim + 1) * s.num_vertices;
+        return s.line_vertices > 0
+                   ? fmt::format("lines ({} of {} vertex-axis pairs)", s.line_vertices, pairs)
+                   : std::string("whole passes");
+      };
       fmt::print("blur links: Gaussian {}, bilateral {}; loop variant: {}\n",
                  stats.gaussian.num_neighbour_links / 2, stats.bilateral.num_neighbour_links / 2,
                  stats.gaussian.simd);
+      fmt::print("blur: Gaussian {}, bilateral {}\n", blur_form(stats.gaussian),
+                 blur_form(stats.bilateral));
     }
     double load[3] = {0, 0, 0};
     if (getloadavg(load, 3) < 0) load[0] = -1;

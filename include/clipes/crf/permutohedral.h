@@ -9,7 +9,8 @@
 /// the first `channels` floats of each row are used. Vertex buffers are [num_vertices + 1, stride]
 /// (the last row is a zero "dummy" that stands for missing blur neighbours). Memory of a lattice:
 /// 8·(d+1) + 4 bytes per point (16·(d+1) + 4 with the parallel splat table) plus 8·(d+1) bytes
-/// per vertex; filtering adds two vertex buffers, 2·(vertices + 1)·stride floats.
+/// per vertex, and for a sparse lattice up to 4·(d+1) more per vertex for the blur's lines;
+/// filtering adds two vertex buffers, 2·(vertices + 1)·stride floats.
 ///
 /// No LibTorch; plain float arrays. Thread-safe for concurrent const use with separate
 /// workspaces.
@@ -85,6 +86,10 @@ struct LatticeStats {
   std::int64_t num_neighbour_links = 0;
   /// Largest |vertex id − neighbour id| over the links (the blur's reach in the vertex order).
   std::int64_t max_neighbour_distance = 0;
+  /// Vertex-axis pairs on a blur line (a vertex with a neighbour along the axis): what the blur
+  /// reads and writes when it runs on lines; 0 when the lattice is dense and the blur runs whole
+  /// passes over all vertices.
+  std::int64_t line_vertices = 0;
   /// The compiled loop variant in use: "avx2" (AVX2+FMA) or "baseline".
   const char* simd = "baseline";
 };
@@ -126,10 +131,13 @@ class PermutohedralLattice {
   /// stride].
   void splat(const float* values, const float* point_scale, int stride, float* vertex_values,
              int threads) const;
-  /// Step 4: blurs along axes 0..d, ping-ponging between `a` (holding the splatted values) and
-  /// `b`; returns whichever holds the result. Both: [(num_vertices + 1) · stride]. In one
-  /// thread, when the vertex order keeps neighbours close (the position-only kernel), the d+1
-  /// passes run as a wavefront over cache-sized windows (same arithmetic, less memory traffic).
+  /// Step 4: blurs along axes 0..d; returns whichever of `a` (holding the splatted values) and
+  /// `b` holds the result. Both: [(num_vertices + 1) · stride]. How, with the same arithmetic
+  /// either way: a sparse lattice (most vertices without a neighbour along an axis, as in the
+  /// bilateral kernel) blurs each axis's lines in place in `a`, visiting only the vertices that
+  /// have neighbours; a dense one ping-pongs whole passes between `a` and `b`, in one thread as a
+  /// wavefront over cache-sized windows when the vertex order keeps neighbours close (the
+  /// position-only kernel).
   float* blur(float* a, float* b, int stride, int threads) const;
   /// Step 5: out[i] = Σ_m (α·b_m(i)) · vertex_values[vertex(i, m)]. out: [num_points · stride].
   void slice(const float* vertex_values, int stride, float* out, int threads) const;
@@ -143,6 +151,8 @@ class PermutohedralLattice {
   /// [num_points]: the number of vertices created before point i (vertex ids are dense, in order
   /// of first appearance); a corner of point i with an id >= this value appears first at i.
   const std::int32_t* first_new_vertex() const { return first_new_.data(); }
+  /// [d+1, M]: each vertex's two neighbours along each axis (M, the dummy row, where missing).
+  const detail::BlurNeighbours* blur_neighbours() const { return blur_neighbours_.data(); }
   /// Largest |vertex id − neighbour id| over the blur links (small: the vertex order keeps
   /// lattice neighbours close, as for position-only features in raster order).
   std::int64_t max_neighbour_distance() const { return max_neighbour_distance_; }
@@ -156,6 +166,8 @@ class PermutohedralLattice {
  private:
   template <int D>
   void build(const float* features, int threads);
+  // The blur's lines (sparse lattices only; see blur()).
+  void build_lines();
 
   int num_points_ = 0;
   int dim_ = 0;
@@ -169,6 +181,12 @@ class PermutohedralLattice {
   std::vector<std::int32_t> splat_begin_;                // [M + 1] (threads != 1 only)
   std::vector<detail::SplatEntry> splat_entries_;        // [N·(d+1)], by vertex then point
   std::vector<detail::BlurNeighbours> blur_neighbours_;  // [d+1, M]
+  // The blur's lines, axis after axis (see detail::blur_lines_range): line c holds
+  // line_vertices_[line_begin_[c] .. line_begin_[c + 1]); axis a owns lines
+  // axis_lines_[a] .. axis_lines_[a + 1].
+  std::vector<std::int32_t> line_vertices_;
+  std::vector<std::int64_t> line_begin_;
+  std::vector<std::int64_t> axis_lines_;
 };
 
 }  // namespace clipes::crf
