@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -301,7 +303,9 @@ TEST(DenseCrf, ThreadsGiveIdenticalMarginals) {
   }
 }
 
-TEST(DenseCrf, BaselineLoopsGiveIdenticalMarginals) {
+TEST(DenseCrf, BaselineLoopsAgreeWithDispatchedLoops) {
+  // The AVX2+FMA loops round a·b + c once, the baseline loops twice: the marginals differ in
+  // their last bits only (identical where the CPU has no AVX2+FMA and both runs are baseline).
   const int height = 60;
   const int width = 80;
   const cv::Mat image = synthetic_image(height, width, 22);
@@ -312,8 +316,25 @@ TEST(DenseCrf, BaselineLoopsGiveIdenticalMarginals) {
   const std::vector<float> baseline =
       dense_crf(view_of(unary, 21, height, width), image, CrfConfig{});
   ::unsetenv("CLIPES_CRF_SIMD");
-  // No fused multiply-adds in either variant: the same roundings, the same bits.
-  EXPECT_EQ(dispatched, baseline);
+  ASSERT_EQ(dispatched.size(), baseline.size());
+  double max_diff = 0;
+  for (std::size_t i = 0; i < dispatched.size(); ++i) {
+    max_diff = std::max(max_diff, std::abs(static_cast<double>(dispatched[i]) - baseline[i]));
+  }
+  std::printf("[ simd   ] dispatched vs baseline loops: max |dQ| = %.2e\n", max_diff);
+  EXPECT_LE(max_diff, 1e-5);
+  const std::size_t n = static_cast<std::size_t>(height) * width;
+  std::size_t same = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    int a = 0;
+    int b = 0;
+    for (int l = 1; l < 21; ++l) {
+      if (dispatched[l * n + i] > dispatched[a * n + i]) a = l;
+      if (baseline[l * n + i] > baseline[b * n + i]) b = l;
+    }
+    same += a == b;
+  }
+  EXPECT_EQ(same, n);
 }
 
 TEST(DenseCrf, LatticeIsReusedAcrossInferences) {

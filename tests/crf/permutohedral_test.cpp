@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <random>
@@ -192,10 +194,11 @@ TEST(Permutohedral, FilterIsLinear) {
   for (int i = 0; i < 256; ++i) EXPECT_NEAR(kw[i], 2.0f * ku[i] - 3.0f * kv[i], 2e-5f) << i;
 }
 
-TEST(Permutohedral, ThreadsAndInstructionSetsGiveIdenticalResults) {
+TEST(Permutohedral, ThreadsGiveIdenticalResultsAndInstructionSetsAgree) {
   // 200×150 position grid: in one thread the blur runs as a cache-window wavefront, in several
-  // threads as whole passes and the splat gathers per vertex. The arithmetic is the same, and
-  // without fused multiply-adds the baseline and AVX2 loops round identically.
+  // threads as whole passes and the splat gathers per vertex. The arithmetic is the same: the
+  // same bits. The baseline loops round a·b + c twice where the AVX2+FMA loops round it once:
+  // results agree to a few units in the last place.
   const std::vector<float> features = position_features(150, 200, 1.0f);
   const int n = 30000;
   const std::vector<float> values = random_values(static_cast<std::size_t>(n) * 8, 5);
@@ -216,7 +219,9 @@ TEST(Permutohedral, ThreadsAndInstructionSetsGiveIdenticalResults) {
   EXPECT_EQ(baseline.simd_level(), detail::SimdLevel::kBaseline);
   std::vector<float> c(values.size());
   baseline.filter(values.data(), c.data(), 8, workspace, 1);
-  EXPECT_EQ(a, c);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    ASSERT_NEAR(c[i], a[i], 1e-5f * std::max(1.0f, std::abs(a[i]))) << i;
+  }
   std::printf("[ simd   ] dispatched loops: %s\n", one.stats().simd);
 }
 
