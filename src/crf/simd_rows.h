@@ -31,8 +31,10 @@
 #define CLIPES_CRF_PREFETCH(address, write) ((void)(address))
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__)
 // 32-byte vectors in the baseline variant only live inside always-inline functions.
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#elif defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
