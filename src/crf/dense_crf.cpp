@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 
 #include "clipes/core/error.h"
@@ -194,27 +193,7 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
   if (neg_unary.size() < static_cast<std::size_t>(n) * stride) {
     neg_unary.resize(static_cast<std::size_t>(n) * stride);  // every lane is set below
   }
-  // Transposed 8 pixels at a time: 8 consecutive values of each label into a tile of 8 rows, then
-  // the rows copied whole. Non-finite values (all exponent bits set) are noted on the way.
-  constexpr std::int64_t kTile = 8;
-  std::vector<float> tile_buffer(static_cast<std::size_t>(kTile * stride));
-  float* tile = tile_buffer.data();
-  std::uint32_t non_finite = 0;
-  for (std::int64_t i0 = 0; i0 < n; i0 += kTile) {
-    const std::int64_t m = std::min(kTile, n - i0);
-    std::fill_n(tile, kTile * stride, 0.0f);
-    for (int l = 0; l < labels; ++l) {
-      const float* u = unary.data + static_cast<std::int64_t>(l) * n + i0;
-      for (std::int64_t j = 0; j < m; ++j) {
-        std::uint32_t bits = 0;
-        std::memcpy(&bits, u + j, sizeof bits);
-        non_finite |= static_cast<std::uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
-        tile[j * stride + l] = -u[j];
-      }
-    }
-    std::copy_n(tile, m * stride, neg_unary.data() + i0 * stride);
-  }
-  if (non_finite != 0) {
+  if (!detail::negated_rows_from_planes(simd, unary.data, labels, n, stride, neg_unary.data())) {
     const std::int64_t t = std::find_if(unary.data, unary.data + labels * n,
                                         [](float v) { return !std::isfinite(v); }) -
                            unary.data;
@@ -286,14 +265,7 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
   }
 
   std::vector<float> out(static_cast<std::size_t>(labels) * n);
-  for (std::int64_t i0 = 0; i0 < n; i0 += kTile) {  // 8 rows at a time, as above
-    const std::int64_t m = std::min(kTile, n - i0);
-    const float* rows = q.data() + i0 * stride;
-    for (int l = 0; l < labels; ++l) {
-      float* o = out.data() + static_cast<std::int64_t>(l) * n + i0;
-      for (std::int64_t j = 0; j < m; ++j) o[j] = rows[j * stride + l];
-    }
-  }
+  detail::planes_from_rows(simd, q.data(), labels, n, stride, out.data());
   return out;
 }
 

@@ -88,4 +88,13 @@ void mean_field_range(SimdLevel simd, const MessageKernel* kernels, int num_kern
                       const float* neg_unary, int labels, int stride, bool scatter, float* q,
                       int begin, int end);
 
+/// −U as rows: rows[i·stride + l] = −planes[l·n + i] for l < labels, 0 for the other lanes.
+/// Returns false if any plane value is not finite (rows are then incomplete).
+bool negated_rows_from_planes(SimdLevel simd, const float* planes, int labels, std::int64_t n,
+                              int stride, float* rows);
+
+/// planes[l·n + i] = rows[i·stride + l] for l < labels.
+void planes_from_rows(SimdLevel simd, const float* rows, int labels, std::int64_t n, int stride,
+                      float* planes);
+
 }  // namespace clipes::crf::detail

@@ -24,4 +24,14 @@ void mean_field_range(SimdLevel simd, const MessageKernel* kernels, int num_kern
                   begin, end, scratch.data());
 }
 
+bool negated_rows_from_planes(SimdLevel simd, const float* planes, int labels, std::int64_t n,
+                              int stride, float* rows) {
+  return CLIPES_CRF_CALL(simd, negated_rows, planes, labels, n, stride, rows);
+}
+
+void planes_from_rows(SimdLevel simd, const float* rows, int labels, std::int64_t n, int stride,
+                      float* planes) {
+  CLIPES_CRF_CALL(simd, planes_of_rows, rows, labels, n, stride, planes);
+}
+
 }  // namespace clipes::crf::detail

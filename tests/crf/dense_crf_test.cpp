@@ -1,5 +1,6 @@
 #include "clipes/crf/dense_crf.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -230,22 +231,25 @@ TEST(DenseCrf, StrongUnaryIsLeftUnchanged) {
 }
 
 TEST(DenseCrf, ZeroWeightsGiveSoftmaxOfMinusUnary) {
-  const int labels = 5;
-  const int height = 20;
-  const int width = 25;
-  const std::size_t n = static_cast<std::size_t>(height) * width;
-  const std::vector<float> unary = synthetic_unary(labels, height, width, 4);
-  CrfConfig config;
-  config.pos_weight = 0.0f;
-  config.bilateral_weight = 0.0f;
-  const std::vector<float> q =
-      dense_crf(view_of(unary, labels, height, width), synthetic_image(height, width, 1), config);
-  for (std::size_t i = 0; i < n; ++i) {
-    double sum = 0.0;
-    for (int l = 0; l < labels; ++l) sum += std::exp(-static_cast<double>(unary[l * n + i]));
-    for (int l = 0; l < labels; ++l) {
-      ASSERT_NEAR(q[l * n + i], std::exp(-static_cast<double>(unary[l * n + i])) / sum, 2e-7)
-          << "pixel " << i << " label " << l;
+  // Label counts whose rows are 8, 16 and 24 floats, pixel counts that are not multiples of the
+  // 8-pixel blocks in which the unary and the marginals change layout.
+  const struct { int labels, height, width; } cases[] = {{5, 20, 25}, {11, 7, 9}, {21, 5, 13}};
+  for (const auto& c : cases) {
+    const std::size_t n = static_cast<std::size_t>(c.height) * c.width;
+    const std::vector<float> unary = synthetic_unary(c.labels, c.height, c.width, 4);
+    CrfConfig config;
+    config.pos_weight = 0.0f;
+    config.bilateral_weight = 0.0f;
+    const std::vector<float> q = dense_crf(view_of(unary, c.labels, c.height, c.width),
+                                           synthetic_image(c.height, c.width, 1), config);
+    ASSERT_EQ(q.size(), n * c.labels);
+    for (std::size_t i = 0; i < n; ++i) {
+      double sum = 0.0;
+      for (int l = 0; l < c.labels; ++l) sum += std::exp(-static_cast<double>(unary[l * n + i]));
+      for (int l = 0; l < c.labels; ++l) {
+        ASSERT_NEAR(q[l * n + i], std::exp(-static_cast<double>(unary[l * n + i])) / sum, 2e-7)
+            << c.labels << " labels, pixel " << i << " label " << l;
+      }
     }
   }
 }
@@ -435,6 +439,27 @@ TEST(DenseCrf, RejectsBadInputs) {
               crf.infer(view_of(bad, 3, 10, 12));
             }).find("unary of label 2 at pixel (row 1, column 1) is inf"),
             std::string::npos);
+  // 11 labels (rows of 16) on 9×13 pixels: a bad value inside an 8-pixel block and one among the
+  // last 5 pixels.
+  const std::vector<float> wide = synthetic_unary(11, 9, 13, 3);
+  const DenseCrf crf11(synthetic_image(9, 13, 1), CrfConfig{});
+  for (int j = 0; j < 8; ++j) {  // every lane of the block of pixels 64..71
+    bad = wide;
+    bad[9 * 117 + 64 + j] = std::numeric_limits<float>::quiet_NaN();
+    const std::string where = fmt::format("(row {}, column {})", (64 + j) / 13, (64 + j) % 13);
+    EXPECT_NE(error_of([&] {
+                crf11.infer(view_of(bad, 11, 9, 13));
+              }).find("unary of label 9 at pixel " + where + " is nan"),
+              std::string::npos)
+        << where;
+  }
+  bad = wide;
+  bad[4 * 117 + 116] = -std::numeric_limits<float>::infinity();
+  EXPECT_NE(error_of([&] {
+              crf11.infer(view_of(bad, 11, 9, 13));
+            }).find("unary of label 4 at pixel (row 8, column 12) is -inf"),
+            std::string::npos);
+  EXPECT_NO_THROW(crf11.infer(view_of(wide, 11, 9, 13)));
   CrfConfig config;
   config.pos_std = -3.0f;
   EXPECT_EQ(error_of([&] { DenseCrf(image, config); }),
