@@ -5,6 +5,7 @@
 /// run specialised vector loops (see row_stride()), any other stride generic ones.
 
 #include <cstdint>
+#include <limits>
 
 #include "clipes/crf/permutohedral.h"
 
@@ -18,6 +19,9 @@ inline int row_stride(int channels) {
 /// The level this CPU supports, unless CLIPES_CRF_SIMD=baseline asks for the baseline.
 SimdLevel detect_simd_level();
 
+/// In the blur lines' vertex list, the bit that marks a line's last vertex (ids are >= 0).
+constexpr std::int32_t kLineEnd = std::numeric_limits<std::int32_t>::min();
+
 /// Views of one lattice's tables.
 struct LatticeView {
   int num_points = 0;
@@ -30,8 +34,8 @@ struct LatticeView {
   const std::int32_t* splat_begin = nullptr;     // [M + 1] (null: no gather table)
   const SplatEntry* splat_entries = nullptr;     // [N·(d+1)]
   const BlurNeighbours* neighbours = nullptr;    // [d+1, M]
-  const std::int32_t* line_vertices =
-      nullptr;                               // the blur lines, concatenated (see blur_lines_range)
+  // The blur lines, concatenated, kLineEnd marking each line's last vertex (blur_lines_range).
+  const std::int32_t* line_vertices = nullptr;
   const std::int64_t* line_begin = nullptr;  // [lines + 1]: where each line starts
   bool scattered = false;  // vertex order far from point order: prefetch rows in point loops
 };

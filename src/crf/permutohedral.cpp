@@ -292,7 +292,9 @@ void PermutohedralLattice::build_lines() {
       if (c + kAhead < line) CLIPES_CRF_PREFETCH(&nb[begin[c + kAhead]]);
       const auto head = static_cast<std::int32_t>(begin[c]);
       begin[c] = out - line_vertices_.data();
-      for (std::int32_t u = head; u != m; u = nb[u].n2) *out++ = u;
+      for (std::int32_t u = head; u != m; u = nb[u].n2) {
+        *out++ = nb[u].n2 == m ? (u | detail::kLineEnd) : u;
+      }
     }
   }
   axis_lines_[static_cast<std::size_t>(corners)] = line;
