@@ -1,3 +1,6 @@
+// Entry points of the permutohedral filter's loops and the choice of SIMD variant; the loops
+// themselves are in lattice_kernels.inc, compiled once per variant.
+
 #include "lattice_kernels.h"
 
 #include <cstdlib>

@@ -1,5 +1,5 @@
-// The mean-field update of the dense CRF (dense-crf.md, "The mean-field update"), fused with
-// the slice of the previous step's messages and the splat of the new marginals.
+// Entry points of the mean-field update and of the layout changes at the ends of inference; the
+// loops themselves are in mean_field_kernels.inc, compiled once per SIMD variant.
 
 #include <algorithm>
 #include <cassert>
