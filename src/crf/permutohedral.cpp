@@ -341,29 +341,19 @@ LatticeView point_view(const PermutohedralLattice& lattice) {
 
 }  // namespace detail
 
-namespace {
-
-detail::LatticeView make_view(const PermutohedralLattice& lattice,
-                              const std::vector<std::int32_t>& splat_begin,
-                              const std::vector<detail::SplatEntry>& splat_entries,
-                              const std::vector<detail::BlurNeighbours>& neighbours,
-                              const std::vector<std::int32_t>& line_vertices,
-                              const std::vector<std::int64_t>& line_begin) {
-  detail::LatticeView view = detail::point_view(lattice);
-  view.splat_begin = splat_begin.empty() ? nullptr : splat_begin.data();
-  view.splat_entries = splat_entries.empty() ? nullptr : splat_entries.data();
-  view.neighbours = neighbours.data();
-  view.line_vertices = line_vertices.data();
-  view.line_begin = line_begin.data();
+detail::LatticeView PermutohedralLattice::tables() const {
+  detail::LatticeView view = detail::point_view(*this);
+  view.splat_begin = splat_begin_.empty() ? nullptr : splat_begin_.data();
+  view.splat_entries = splat_entries_.empty() ? nullptr : splat_entries_.data();
+  view.neighbours = blur_neighbours_.data();
+  view.line_vertices = line_vertices_.data();
+  view.line_begin = line_begin_.data();
   return view;
 }
 
-}  // namespace
-
 void PermutohedralLattice::splat(const float* values, const float* point_scale, int stride,
                                  float* vertex_values, int threads) const {
-  const detail::LatticeView view =
-      make_view(*this, splat_begin_, splat_entries_, blur_neighbours_, line_vertices_, line_begin_);
+  const detail::LatticeView view = tables();
   if (detail::resolve_threads(threads) > 1 && has_splat_table()) {
     detail::parallel_for(
         threads, num_vertices_, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
@@ -378,8 +368,7 @@ void PermutohedralLattice::splat(const float* values, const float* point_scale, 
 }
 
 float* PermutohedralLattice::blur(float* a, float* b, int stride, int threads) const {
-  const detail::LatticeView view =
-      make_view(*this, splat_begin_, splat_entries_, blur_neighbours_, line_vertices_, line_begin_);
+  const detail::LatticeView view = tables();
   const std::int64_t m = num_vertices_;
   std::fill_n(a + m * stride, stride, 0.0f);
   std::fill_n(b + m * stride, stride, 0.0f);
@@ -438,8 +427,7 @@ float* PermutohedralLattice::blur(float* a, float* b, int stride, int threads) c
 
 void PermutohedralLattice::slice(const float* vertex_values, int stride, float* out,
                                  int threads) const {
-  const detail::LatticeView view =
-      make_view(*this, splat_begin_, splat_entries_, blur_neighbours_, line_vertices_, line_begin_);
+  const detail::LatticeView view = tables();
   detail::parallel_for(threads, num_points_, kMinPointChunk,
                        [&](std::int64_t begin, std::int64_t end) {
                          detail::slice_range(simd_, view, vertex_values, stride, out,

@@ -33,6 +33,8 @@ struct BlurNeighbours {
   std::int32_t n1;
   std::int32_t n2;
 };
+/// Pointers to one lattice's tables, as the filter loops take them (lattice_kernels.h).
+struct LatticeView;
 /// Which compiled variant of the filter loops runs (see PermutohedralLattice::simd_level).
 enum class SimdLevel { kBaseline, kAvx2 };
 
@@ -171,6 +173,8 @@ class PermutohedralLattice {
   void build(const float* features, int threads);
   // The blur's lines (sparse lattices only; see blur()).
   void build_lines();
+  // All tables, for the filter loops.
+  detail::LatticeView tables() const;
 
   int num_points_ = 0;
   int dim_ = 0;
