@@ -1,7 +1,7 @@
 // clipes-bench-crf: seconds per image of the dense CRF (lattice build + 10 mean-field iterations)
 // on a 500×375 photo with 3 and 21 labels, single-threaded and with all threads, next to the
-// pydensecrf figures measured on the development machine. Not a test: it prints, never fails on
-// timings.
+// pydensecrf figures measured on the development machine; with --scales, how the time grows with
+// the image size. Not a test: it prints, never fails on timings.
 
 #include <fmt/format.h>
 
@@ -15,6 +15,7 @@
 #include <exception>
 #include <filesystem>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <random>
 #include <string>
 #include <thread>
@@ -187,6 +188,10 @@ int main(int argc, char** argv) {
   app.add_option("--kernels", kernels,
                  "pairwise kernels: both, gaussian or bilateral (a stage's cost)")
       ->check(CLI::IsMember({"both", "gaussian", "bilateral"}));
+  std::vector<double> scales;
+  app.add_option("--scales", scales,
+                 "also time 1 thread on the image resized by these factors (growth with size)")
+      ->check(CLI::Range(0.05, 8.0));
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -222,11 +227,12 @@ int main(int argc, char** argv) {
         "seconds per image = lattice build (features, lattices, normalisation) + "
         "mean-field iterations; first line: a worker's new image size (work buffers reused, "
         "every lattice built)\n");
+    const auto wanted = [&](int labels) {
+      return only_labels.empty() ||
+             std::find(only_labels.begin(), only_labels.end(), labels) != only_labels.end();
+    };
     for (const PyDenseCrf& ref : kPyDenseCrf) {
-      if (!only_labels.empty() &&
-          std::find(only_labels.begin(), only_labels.end(), ref.labels) == only_labels.end()) {
-        continue;
-      }
+      if (!wanted(ref.labels)) continue;
       if (kernels != "both") fmt::print("only the {} kernel (the other's weight is 0)\n", kernels);
       const std::vector<float> unary = synthetic_unary(ref.labels, image.rows, image.cols, 11);
       for (const int threads : {1, all_threads}) {
@@ -260,6 +266,41 @@ int main(int argc, char** argv) {
                      same.total_wall, fresh.total_wall);
         }
         if (all_threads == 1) break;
+      }
+    }
+    if (!scales.empty()) {
+      fmt::print(
+          "growth with image size: 1 thread, the image resized (area / linear), a new size each "
+          "(every lattice built)\n");
+    }
+    config.threads = 1;
+    for (const PyDenseCrf& ref : kPyDenseCrf) {
+      if (scales.empty() || !wanted(ref.labels)) continue;
+      double base_per_pixel = 0;
+      for (const double scale : scales) {
+        cv::Mat resized;
+        cv::resize(image, resized, cv::Size(), scale, scale,
+                   scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+        const std::vector<float> unary =
+            synthetic_unary(ref.labels, resized.rows, resized.cols, 11);
+        const Timing t = time_crf(resized, unary, ref.labels, config, repeats, Reuse::kBuffers);
+        const double pixels = static_cast<double>(resized.rows) * resized.cols;
+        // Resized photos differ in texture (upscaled ones are smoother): the bilateral lattice's
+        // vertices per pixel say how much.
+        const double bilateral_vertices =
+            kernels == "gaussian"
+                ? 0.0
+                : static_cast<double>(
+                      clipes::crf::DenseCrf(resized, config).stats().bilateral.num_vertices);
+        const double per_pixel = t.total_wall / pixels;
+        if (base_per_pixel == 0) base_per_pixel = per_pixel;
+        fmt::print(
+            "labels {:2d}, {:4d}x{:<4d} ({:7.0f} pixels): {:.4f} s = build {:.4f} + iterations "
+            "{:.4f}; {:.2f} us per pixel ({:.2f}x the first size's); bilateral vertices per "
+            "pixel {:.2f}; work buffers {:.1f} MB\n",
+            ref.labels, resized.cols, resized.rows, pixels, t.total_wall, t.build_wall,
+            t.infer_wall, per_pixel * 1e6, per_pixel / base_per_pixel, bilateral_vertices / pixels,
+            static_cast<double>(t.workspace_bytes) / 1e6);
       }
     }
   } catch (const std::exception& e) {
