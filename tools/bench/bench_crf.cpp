@@ -272,35 +272,41 @@ int main(int argc, char** argv) {
       fmt::print(
           "growth with image size: 1 thread, the image resized (area / linear), a new size each "
           "(every lattice built)\n");
-    }
-    config.threads = 1;
-    for (const PyDenseCrf& ref : kPyDenseCrf) {
-      if (scales.empty() || !wanted(ref.labels)) continue;
-      double base_per_pixel = 0;
+      // Resized photos differ in texture (upscaled ones are smoother): the bilateral lattice's
+      // vertices per pixel say how much (0 with --kernels gaussian).
+      struct Resized {
+        cv::Mat image;
+        double pixels;
+        double bilateral_vertices;
+      };
+      config.threads = 1;
+      std::vector<Resized> sizes;
       for (const double scale : scales) {
-        cv::Mat resized;
-        cv::resize(image, resized, cv::Size(), scale, scale,
+        Resized r;
+        cv::resize(image, r.image, cv::Size(), scale, scale,
                    scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
-        const std::vector<float> unary =
-            synthetic_unary(ref.labels, resized.rows, resized.cols, 11);
-        const Timing t = time_crf(resized, unary, ref.labels, config, repeats, Reuse::kBuffers);
-        const double pixels = static_cast<double>(resized.rows) * resized.cols;
-        // Resized photos differ in texture (upscaled ones are smoother): the bilateral lattice's
-        // vertices per pixel say how much.
-        const double bilateral_vertices =
-            kernels == "gaussian"
-                ? 0.0
-                : static_cast<double>(
-                      clipes::crf::DenseCrf(resized, config).stats().bilateral.num_vertices);
-        const double per_pixel = t.total_wall / pixels;
-        if (base_per_pixel == 0) base_per_pixel = per_pixel;
-        fmt::print(
-            "labels {:2d}, {:4d}x{:<4d} ({:7.0f} pixels): {:.4f} s = build {:.4f} + iterations "
-            "{:.4f}; {:.2f} us per pixel ({:.2f}x the first size's); bilateral vertices per "
-            "pixel {:.2f}; work buffers {:.1f} MB\n",
-            ref.labels, resized.cols, resized.rows, pixels, t.total_wall, t.build_wall,
-            t.infer_wall, per_pixel * 1e6, per_pixel / base_per_pixel, bilateral_vertices / pixels,
-            static_cast<double>(t.workspace_bytes) / 1e6);
+        r.pixels = static_cast<double>(r.image.rows) * r.image.cols;
+        r.bilateral_vertices =
+            clipes::crf::DenseCrf(r.image, config).stats().bilateral.num_vertices;
+        sizes.push_back(std::move(r));
+      }
+      for (const PyDenseCrf& ref : kPyDenseCrf) {
+        if (!wanted(ref.labels)) continue;
+        double first_per_pixel = 0;
+        for (const Resized& r : sizes) {
+          const std::vector<float> unary =
+              synthetic_unary(ref.labels, r.image.rows, r.image.cols, 11);
+          const Timing t = time_crf(r.image, unary, ref.labels, config, repeats, Reuse::kBuffers);
+          const double per_pixel = t.total_wall / r.pixels;
+          if (first_per_pixel == 0) first_per_pixel = per_pixel;
+          fmt::print(
+              "labels {:2d}, {:4d}x{:<4d} ({:7.0f} pixels): {:.4f} s = build {:.4f} + iterations "
+              "{:.4f}; {:.2f} us per pixel ({:.2f}x the first size's); bilateral vertices per "
+              "pixel {:.2f}; work buffers {:.1f} MB\n",
+              ref.labels, r.image.cols, r.image.rows, r.pixels, t.total_wall, t.build_wall,
+              t.infer_wall, per_pixel * 1e6, per_pixel / first_per_pixel,
+              r.bilateral_vertices / r.pixels, static_cast<double>(t.workspace_bytes) / 1e6);
+        }
       }
     }
   } catch (const std::exception& e) {
