@@ -376,8 +376,9 @@ float* PermutohedralLattice::blur(float* a, float* b, int stride, int threads) c
   float* buffers[2] = {a, b};
   const std::int64_t reach = max_neighbour_distance_ + 1;
   const std::int64_t window_rows = passes * reach + 2 * reach + kWavefrontStep;
+  // The form was chosen at build time: a lattice with lines (sparse) always blurs on them.
   const bool wavefront =
-      detail::resolve_threads(threads) == 1 && m > window_rows &&
+      axis_lines_.empty() && detail::resolve_threads(threads) == 1 && m > window_rows &&
       window_rows * stride * 2 * static_cast<std::int64_t>(sizeof(float)) <= kWavefrontBytes;
   if (wavefront) {
     // Pass p reads buffers[p % 2] and writes buffers[(p + 1) % 2]. Pass p may process vertex v
