@@ -24,10 +24,6 @@ namespace clipes::crf::detail {
 constexpr std::int64_t kMinVertexChunk = 4096;
 constexpr std::int64_t kMinPointChunk = 4096;
 
-// Lattice coordinates are stored as int16 (as densecrf does); keep a margin for the neighbour
-// keys (±(d+1)).
-constexpr float kMaxCoordinate = 30000.0f;
-
 // The d int16 coordinates of a lattice key packed four to a 64-bit word.
 template <int W>
 struct PackedKey {

@@ -1,8 +1,9 @@
 #pragma once
-/// Internal: the hot loops of the permutohedral filter and of the mean-field update, compiled
-/// twice (baseline and AVX2+FMA) and chosen at run time. Each function works on a range so that
-/// callers can split it over threads. Rows are `stride` floats; strides 1, 2, 4, 8, 16, 24 and 32
-/// run specialised vector loops (see row_stride()), any other stride generic ones.
+/// Internal: the hot loops of the permutohedral lattice (Phase A of its build, the filter) and of
+/// the mean-field update, compiled twice (baseline and AVX2+FMA) and chosen at run time. Each
+/// function works on a range so that callers can split it over threads. Rows are `stride` floats;
+/// strides 1, 2, 4, 8, 16, 24 and 32 run specialised vector loops (see row_stride()), any other
+/// stride generic ones.
 
 #include <cstdint>
 #include <limits>
@@ -43,6 +44,30 @@ struct LatticeView {
 /// The point-side tables of `lattice` (sizes, α, corners, weights, first_new): what the slice and
 /// the scatter splat read. The gather table, the blur neighbours and `scattered` stay unset.
 LatticeView point_view(const PermutohedralLattice& lattice);
+
+/// Lifted coordinates beyond this (or not finite) are refused: lattice keys are int16 (as
+/// densecrf's), with a margin for the neighbour keys (±(d+1)).
+constexpr float kMaxCoordinate = 30000.0f;
+
+/// Where Phase A of the build writes, per point i: the remainder-0 point's first d coordinates
+/// (bases[i·d + k]), the ranks of the first d residuals (ranks[i·d + k]; the last one follows),
+/// the d+1 barycentric weights (barycentric[i·(d+1) + m]); and the smallest and largest base
+/// coordinate seen (min[k], max[k], updated).
+struct EmbedTables {
+  std::int16_t* bases = nullptr;
+  std::int8_t* ranks = nullptr;
+  float* barycentric = nullptr;
+  int* base_min = nullptr;
+  int* base_max = nullptr;
+};
+
+/// Phase A of the lattice build (dense-crf.md Steps 0-1.4) for points [begin, end) of d-dimensional
+/// `features` (1 <= d <= 8), with densecrf's float arithmetic; scale[k] is Step 0's factor of
+/// feature k. Points are independent; each variant computes the same bits (no fused operations),
+/// blocks of 8 points at a time. Returns the first point whose remainder-0 point lies outside
+/// ±kMaxCoordinate or is not finite (tables of points after it unset), or `end`.
+std::int64_t embed_range(SimdLevel simd, int dim, const float* features, const float* scale,
+                         std::int64_t begin, std::int64_t end, const EmbedTables& out);
 
 /// Scatter splat of points [begin, end) in point order: for each corner m of point i,
 /// out[v] = (v first met at i ? 0 : out[v]) + b_m(i) · (values[i] · scale[i]). Over all points

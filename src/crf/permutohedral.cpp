@@ -20,16 +20,8 @@ namespace {
 using detail::GridIndex;
 using detail::HashIndex;
 using detail::index_vertices;
-using detail::kMaxCoordinate;
 using detail::kMinPointChunk;
 using detail::kMinVertexChunk;
-
-// Round half to even, as SSE's cvtps2dq does under the default rounding mode (|x| < 2^22).
-inline float round_even(float x) {
-  constexpr float kMagic = 12582912.0f;  // 1.5 · 2^23
-  if (!(std::fabs(x) < 4194304.0f)) return x;
-  return (x + kMagic) - kMagic;
-}
 
 // The wavefront blur keeps its window of vertex rows (both buffers) within this many bytes.
 constexpr std::int64_t kWavefrontBytes = std::int64_t{1} << 20;
@@ -93,8 +85,6 @@ void PermutohedralLattice::build(const float* features, int threads) {
     scale[k] =
         static_cast<float>(1.0 / std::sqrt(static_cast<double>((k + 2) * (k + 1))) * inv_std_dev);
   }
-  const float inv_dp1 = 1.0f / static_cast<float>(D + 1);
-  const auto dp1 = static_cast<float>(D + 1);
   alpha_ = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(D)));
   int canonical[kCorners * kCorners];  // C[r][t]: corner r's offset for rank t
   for (int r = 0; r <= D; ++r) {
@@ -117,83 +107,21 @@ void PermutohedralLattice::build(const float* features, int threads) {
     int local_max[D];
     std::fill_n(local_min, D, std::numeric_limits<int>::max());
     std::fill_n(local_max, D, std::numeric_limits<int>::min());
-    const auto merge = [&] {
-      const std::lock_guard<std::mutex> lock(bad_mutex);
-      for (int k = 0; k < D; ++k) {
-        base_min[k] = std::min(base_min[k], local_min[k]);
-        base_max[k] = std::max(base_max[k], local_max[k]);
-      }
-    };
-    for (std::int64_t i = begin; i < end; ++i) {
-      const float* f = features + i * D;
-      // Step 0: scale and lift onto the hyperplane Σ z = 0.
-      float elevated[kCorners];
-      float sm = 0.0f;
-      for (int j = D; j > 0; --j) {
-        const float cf = f[j - 1] * scale[j - 1];
-        elevated[j] = sm - static_cast<float>(j) * cf;
-        sm += cf;
-      }
-      elevated[0] = sm;
-      // Step 1.1: the nearest remainder-0 point.
-      float rem0[kCorners];
-      float sum = 0.0f;
-      for (int k = 0; k <= D; ++k) {
-        const float v = round_even(inv_dp1 * elevated[k]);
-        rem0[k] = v * dp1;
-        sum += v;
-      }
-      // Lattice keys are int16: a coordinate out of range (or NaN) is an error (checked before
-      // the ranks, which a NaN would corrupt).
-      bool ok = true;
-      for (int k = 0; k <= D; ++k) ok = ok && std::fabs(rem0[k]) <= kMaxCoordinate;
-      if (!ok) {
-        const std::lock_guard<std::mutex> lock(bad_mutex);
-        first_bad = std::min(first_bad, i);
-        return;
-      }
-      // Step 1.2: rank the residuals (ties: the later coordinate ranks higher).
-      int rank[kCorners] = {};
-      for (int k = 0; k < D; ++k) {
-        const float dk = elevated[k] - rem0[k];
-        for (int j = k + 1; j <= D; ++j) {
-          const int less = dk < elevated[j] - rem0[j];
-          rank[k] += less;
-          rank[j] += 1 - less;
-        }
-      }
-      // Step 1.3: bring the rounded point back onto the plane.
-      const int shift = static_cast<int>(sum);
-      for (int k = 0; k <= D; ++k) {
-        rank[k] += shift;
-        const int wrap = (rank[k] < 0) - (rank[k] >= D + 1);
-        rank[k] += wrap * (D + 1);
-        rem0[k] += static_cast<float>(wrap) * dp1;
-      }
-      // Step 1.4: barycentric weights.
-      float bary[D + 2] = {};
-      for (int k = 0; k <= D; ++k) {
-        const float v = (elevated[k] - rem0[k]) * inv_dp1;
-        bary[D - rank[k]] += v;
-        bary[D - rank[k] + 1] -= v;
-      }
-      bary[0] += 1.0f + bary[D + 1];
-      for (int k = 0; k < D; ++k) {
-        const int base = static_cast<int>(rem0[k]);
-        bases[static_cast<std::size_t>(i * D + k)] = static_cast<std::int16_t>(base);
-        ranks[static_cast<std::size_t>(i * D + k)] = static_cast<std::int8_t>(rank[k]);
-        local_min[k] = std::min(local_min[k], base);
-        local_max[k] = std::max(local_max[k], base);
-      }
-      std::copy_n(bary, kCorners, barycentric_.data() + i * kCorners);
+    const detail::EmbedTables tables{bases.data(), ranks.data(), barycentric_.data(), local_min,
+                                     local_max};
+    const std::int64_t bad = detail::embed_range(simd_, D, features, scale, begin, end, tables);
+    const std::lock_guard<std::mutex> lock(bad_mutex);
+    first_bad = std::min(first_bad, bad < end ? bad : n);
+    for (int k = 0; k < D; ++k) {
+      base_min[k] = std::min(base_min[k], local_min[k]);
+      base_max[k] = std::max(base_max[k], local_max[k]);
     }
-    merge();
   });
   if (first_bad < n) {
     throw Error(fmt::format(
         "permutohedral lattice: point {} lies outside the lattice's ±{} coordinate range "
         "(features too large or not finite; its first feature is {})",
-        first_bad, kMaxCoordinate, features[first_bad * D]));
+        first_bad, detail::kMaxCoordinate, features[first_bad * D]));
   }
 
   // Phases B and C: vertex ids and neighbours, through a dense grid when the keys fill a small

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -18,10 +20,17 @@
 namespace clipes::crf {
 namespace {
 
+using clipes::testing::error_of;
 using testing::bilateral_features;
 using testing::exact_gaussian_filter;
 using testing::position_features;
 using testing::synthetic_image;
+
+std::uint32_t bits_of(float v) {
+  std::uint32_t b = 0;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
 
 std::vector<float> random_values(std::size_t count, unsigned seed, float lo = 0.0f,
                                  float hi = 1.0f) {
@@ -281,6 +290,55 @@ TEST(Permutohedral, BlurOnLinesEqualsWholePassesBitForBit) {
   }
 }
 
+TEST(Permutohedral, EmbeddingOfAPointDoesNotDependOnItsPlaceInABlock) {
+  // Phase A runs 8 points at a time in vector lanes and the remaining ones one by one: a point's
+  // simplex (its corners' keys) and barycentric weights must be the same bits either way, in
+  // both loop variants, whichever lane it takes. Features of small integers and halves make ties
+  // between residuals (ranked by coordinate order: a tie changes a corner of weight 0) and points
+  // on simplex faces.
+  const int n = 203;  // 25 blocks and 3 points
+  for (int dim = 1; dim <= PermutohedralLattice::kMaxDim; ++dim) {
+    std::mt19937 rng(static_cast<unsigned>(dim));
+    std::uniform_int_distribution<int> u(-12, 12);
+    std::vector<float> features(static_cast<std::size_t>(n) * dim);
+    for (float& f : features) f = 0.5f * static_cast<float>(u(rng));
+    for (const char* simd : {"dispatched", "baseline"}) {
+      if (std::string(simd) == "baseline") ::setenv("CLIPES_CRF_SIMD", "baseline", 1);
+      const PermutohedralLattice all(features.data(), n, dim);
+      for (int i = 0; i < n; ++i) {
+        // Point i nine times: a block of 8, then once alone. The lone copy must find the block's
+        // corners (same keys: no new vertex) with the same weights.
+        std::vector<float> copies;
+        for (int c = 0; c < 9; ++c) {
+          copies.insert(copies.end(), features.begin() + static_cast<std::ptrdiff_t>(i) * dim,
+                        features.begin() + static_cast<std::ptrdiff_t>(i + 1) * dim);
+        }
+        const PermutohedralLattice nine(copies.data(), 9, dim);
+        ASSERT_EQ(nine.num_vertices(), dim + 1) << simd << " d=" << dim << " point " << i;
+        const float* lone = nine.barycentric() + static_cast<std::ptrdiff_t>(8) * (dim + 1);
+        const float* in_all = all.barycentric() + static_cast<std::ptrdiff_t>(i) * (dim + 1);
+        for (int m = 0; m <= dim; ++m) {
+          ASSERT_EQ(nine.point_vertices()[8 * (dim + 1) + m], nine.point_vertices()[m]);
+          ASSERT_EQ(bits_of(nine.barycentric()[m]), bits_of(lone[m]))
+              << simd << " d=" << dim << " point " << i << " corner " << m;
+          ASSERT_EQ(bits_of(in_all[m]), bits_of(lone[m]))
+              << simd << " d=" << dim << " point " << i << " corner " << m;
+        }
+      }
+      ::unsetenv("CLIPES_CRF_SIMD");
+    }
+  }
+  // The first point out of range is named, wherever it lies.
+  std::vector<float> features(40, 0.25f);
+  features[2 * 12 + 1] = std::numeric_limits<float>::infinity();
+  features[2 * 17] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_NE(error_of([&] { PermutohedralLattice(features.data(), 20, 2); }).find("point 12 lies"),
+            std::string::npos);
+  features[2 * 12 + 1] = 0.25f;
+  EXPECT_NE(error_of([&] { PermutohedralLattice(features.data(), 20, 2); }).find("point 17 lies"),
+            std::string::npos);
+}
+
 TEST(Permutohedral, PositionLatticeBlursWholePasses) {
   // Every vertex of a position grid's lattice has neighbours along every axis: no lines.
   const std::vector<float> features = position_features(30, 40, 1.0f);
@@ -306,8 +364,6 @@ TEST(Permutohedral, StatsDescribeTheLattice) {
 }
 
 // ---- Errors -----------------------------------------------------------------------------------
-
-using clipes::testing::error_of;
 
 TEST(Permutohedral, RejectsBadInputs) {
   const std::vector<float> features(18, 0.5f);
