@@ -112,13 +112,16 @@ struct MessageKernel {
 ///   q_i = softmax of a_i over the first `labels` lanes.
 /// Then, if `scatter`, q_i · n_k(i) is scatter-splatted into each kernel's splat_target (the
 /// range must then be all points, in one thread); otherwise q_i is stored into q (lanes from
-/// `labels` to `stride` as 0). neg_unary, q: [N, stride]. At most two kernels.
+/// `labels` to `stride` as 0). neg_unary, q: [N, stride]; neg_unary's lanes from `labels` on
+/// hold the lowest float (negated_rows_from_planes), so that they never win the softmax's max.
+/// At most two kernels.
 void mean_field_range(SimdLevel simd, const MessageKernel* kernels, int num_kernels,
                       const float* neg_unary, int labels, int stride, bool scatter, float* q,
                       int begin, int end);
 
-/// −U as rows: rows[i·stride + l] = −planes[l·n + i] for l < labels, 0 for the other lanes.
-/// Returns false if any plane value is not finite (rows are then incomplete).
+/// −U as rows: rows[i·stride + l] = −planes[l·n + i] for l < labels, the lowest float for the
+/// other lanes (what mean_field_range expects). Returns false if any plane value is not finite
+/// (rows are then incomplete).
 bool negated_rows_from_planes(SimdLevel simd, const float* planes, int labels, std::int64_t n,
                               int stride, float* rows);
 

@@ -231,24 +231,34 @@ TEST(DenseCrf, StrongUnaryIsLeftUnchanged) {
 }
 
 TEST(DenseCrf, ZeroWeightsGiveSoftmaxOfMinusUnary) {
-  // Label counts whose rows are 8, 16 and 24 floats, pixel counts that are not multiples of the
-  // 8-pixel blocks in which the unary and the marginals change layout.
-  const struct { int labels, height, width; } cases[] = {{5, 20, 25}, {11, 7, 9}, {21, 5, 13}};
+  // Label counts whose rows are 4, 8, 16 and 24 floats, pixel counts that are not multiples of
+  // the 8-pixel blocks in which the unary and the marginals change layout. A unary of +300 on
+  // every label (−U far below 0, where a padded lane would win the max unless it holds the
+  // lowest float) changes nothing.
+  const struct {
+    int labels, height, width;
+  } cases[] = {{3, 6, 11}, {5, 20, 25}, {11, 7, 9}, {21, 5, 13}};
   for (const auto& c : cases) {
-    const std::size_t n = static_cast<std::size_t>(c.height) * c.width;
-    const std::vector<float> unary = synthetic_unary(c.labels, c.height, c.width, 4);
-    CrfConfig config;
-    config.pos_weight = 0.0f;
-    config.bilateral_weight = 0.0f;
-    const std::vector<float> q = dense_crf(view_of(unary, c.labels, c.height, c.width),
-                                           synthetic_image(c.height, c.width, 1), config);
-    ASSERT_EQ(q.size(), n * c.labels);
-    for (std::size_t i = 0; i < n; ++i) {
-      double sum = 0.0;
-      for (int l = 0; l < c.labels; ++l) sum += std::exp(-static_cast<double>(unary[l * n + i]));
-      for (int l = 0; l < c.labels; ++l) {
-        ASSERT_NEAR(q[l * n + i], std::exp(-static_cast<double>(unary[l * n + i])) / sum, 2e-7)
-            << c.labels << " labels, pixel " << i << " label " << l;
+    for (const float offset : {0.0f, 300.0f}) {
+      const std::size_t n = static_cast<std::size_t>(c.height) * c.width;
+      std::vector<float> unary = synthetic_unary(c.labels, c.height, c.width, 4);
+      for (float& u : unary) u += offset;
+      CrfConfig config;
+      config.pos_weight = 0.0f;
+      config.bilateral_weight = 0.0f;
+      const std::vector<float> q = dense_crf(view_of(unary, c.labels, c.height, c.width),
+                                             synthetic_image(c.height, c.width, 1), config);
+      ASSERT_EQ(q.size(), n * c.labels);
+      for (std::size_t i = 0; i < n; ++i) {
+        double least = unary[i];
+        for (int l = 1; l < c.labels; ++l) least = std::min<double>(least, unary[l * n + i]);
+        const auto e = [&](int l) { return std::exp(least - unary[l * n + i]); };
+        double sum = 0.0;
+        for (int l = 0; l < c.labels; ++l) sum += e(l);
+        for (int l = 0; l < c.labels; ++l) {
+          ASSERT_NEAR(q[l * n + i], e(l) / sum, 2e-7)
+              << c.labels << " labels, offset " << offset << ", pixel " << i << " label " << l;
+        }
       }
     }
   }
