@@ -153,13 +153,21 @@ class HashIndex {
     present_.assign(bits / 64, 0);
     present_mask_ = bits - 1;
   }
-  // `insert`: the probe is for an insertion (prefetch the slot whatever the bitset says).
-  Probe probe(const int* key, bool insert) const {
-    Probe p{pack_key<D>(key), 0};
-    p.hash = hash_key(p.key);
-    if (insert || maybe_present(p.hash)) table_.prefetch(p.hash);
+  // The probe of a key to insert, its table slot requested.
+  Probe probe(const int* key) const {
+    const Probe p = key_probe(key);
+    table_.prefetch(p.hash);
     return p;
   }
+  // The probe of a key to look up, touching no memory; may_hold false: the key is absent (the
+  // bitset says so for most absent keys).
+  Probe key_probe(const int* key) const {
+    Probe p{pack_key<D>(key), 0};
+    p.hash = hash_key(p.key);
+    return p;
+  }
+  bool may_hold(const Probe& p) const { return maybe_present(p.hash); }
+  void prefetch(const Probe& p) const { table_.prefetch(p.hash); }
   std::int32_t insert(const int* /*key*/, const Probe& p) {
     const std::size_t bit = p.hash & present_mask_;
     present_[bit / 64] |= std::uint64_t{1} << (bit % 64);
@@ -212,7 +220,8 @@ class GridIndex {
     cells_.assign(static_cast<std::size_t>(stride), -1);
     keys_.reserve(expected * D);
   }
-  Probe probe(const int* key, bool /*insert*/) const {
+  Probe probe(const int* key) const { return key_probe(key); }
+  Probe key_probe(const int* key) const {
     std::int64_t cell = 0;
     for (int k = 0; k < D; ++k) {
       const int c = (k == 0 ? key[0] : floor_div(key[k])) - lo_[k];
@@ -220,6 +229,10 @@ class GridIndex {
       cell += c * stride_[k];
     }
     return Probe{cell};
+  }
+  bool may_hold(const Probe& p) const { return p.cell >= 0; }
+  void prefetch(const Probe& p) const {
+    CLIPES_CRF_PREFETCH(&cells_[static_cast<std::size_t>(p.cell)]);
   }
   std::int32_t insert(const int* key, const Probe& p) {
     std::int32_t& id = cells_[static_cast<std::size_t>(p.cell)];
@@ -288,7 +301,7 @@ std::vector<BlurNeighbours> index_vertices(Index& index, std::int64_t n,
     const std::int8_t* rank = &ranks[static_cast<std::size_t>(i * D)];
     for (int r = 0; r <= D; ++r) {
       for (int k = 0; k < D; ++k) p.keys[r][k] = base[k] + canonical[r * (D + 1) + rank[k]];
-      p.probes[r] = index.probe(p.keys[r], true);
+      p.probes[r] = index.probe(p.keys[r]);
     }
   };
   for (std::int64_t i = 0; i < std::min<std::int64_t>(kAhead, n); ++i) prepare(i);
@@ -326,42 +339,40 @@ std::vector<BlurNeighbours> index_vertices(Index& index, std::int64_t n,
 
   // Phase C (parallel over vertices): the remaining neighbours, Step 2. n1 along axis a is
   // K − 1 with K[a] + d (a < d), or K − 1 (a = d); the n2 of that vertex is K itself, so one
-  // lookup fills both links. Lookups go in batches probed (prefetched) first.
+  // lookup fills both links. Span by span of vertices: first every vertex-axis pair's key is
+  // probed and kept only if its link is unknown and the index may hold the key (no branch on
+  // either: both are unpredictable, and most keys are absent); then the kept ones are looked
+  // up, their memory requested a few lookups ahead.
   parallel_for(threads, m, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
-    constexpr int kBatch = 16;
-    Probe batch_probes[kBatch];
-    std::int64_t batch_slot[kBatch];
-    int count = 0;
-    const auto flush = [&] {
-      for (int b = 0; b < count; ++b) {
-        const std::int32_t u = index.find(batch_probes[b]);
-        const std::int64_t v = batch_slot[b] / kCorners;
-        const int a = static_cast<int>(batch_slot[b] % kCorners);
-        links[static_cast<std::size_t>(batch_slot[b])].n1 = u;  // −1: none
-        if (u >= 0) {
-          links[static_cast<std::size_t>(u) * kCorners + a].n2 = static_cast<std::int32_t>(v);
+    constexpr std::int64_t kSpan = 256;
+    constexpr std::size_t kLookAhead = 8;
+    std::vector<std::int64_t> slots(static_cast<std::size_t>(kSpan) * kCorners);
+    std::vector<Probe> probes(static_cast<std::size_t>(kSpan) * kCorners);
+    for (std::int64_t v0 = begin; v0 < end; v0 += kSpan) {
+      std::size_t count = 0;
+      for (std::int64_t v = v0; v < std::min(end, v0 + kSpan); ++v) {
+        int key[D];
+        index.key_of(static_cast<std::int32_t>(v), key);
+        for (int a = 0; a <= D; ++a) {
+          int n1[D];
+          for (int k = 0; k < D; ++k) n1[k] = key[k] - 1;
+          if (a < D) n1[a] = key[a] + D;
+          const std::int64_t slot = v * kCorners + a;
+          slots[count] = slot;
+          probes[count] = index.key_probe(n1);
+          count += static_cast<std::size_t>((links[static_cast<std::size_t>(slot)].n1 < 0) &
+                                            index.may_hold(probes[count]));
         }
       }
-      count = 0;
-    };
-    for (std::int64_t v = begin; v < end; ++v) {
-      int key[D];
-      bool have_key = false;
-      for (int a = 0; a <= D; ++a) {
-        if (links[static_cast<std::size_t>(v) * kCorners + a].n1 >= 0) continue;
-        if (!have_key) {
-          index.key_of(static_cast<std::int32_t>(v), key);
-          have_key = true;
-        }
-        int n1[D];
-        for (int k = 0; k < D; ++k) n1[k] = key[k] - 1;
-        if (a < D) n1[a] = key[a] + D;
-        batch_probes[count] = index.probe(n1, false);
-        batch_slot[count] = v * kCorners + a;
-        if (++count == kBatch) flush();
+      for (std::size_t c = 0; c < count; ++c) {
+        if (c + kLookAhead < count) index.prefetch(probes[c + kLookAhead]);
+        const std::int32_t u = index.find(probes[c]);
+        if (u < 0) continue;  // the bitset's false positives, and keys outside the grid
+        links[static_cast<std::size_t>(slots[c])].n1 = u;
+        links[static_cast<std::size_t>(u) * kCorners + slots[c] % kCorners].n2 =
+            static_cast<std::int32_t>(slots[c] / kCorners);
       }
     }
-    flush();
   });
   return links;
 }
