@@ -266,8 +266,8 @@ std::vector<BlurNeighbours> index_vertices(Index& index, std::int64_t n,
                                            const std::vector<std::int16_t>& bases,
                                            const std::vector<std::int8_t>& ranks,
                                            const int* canonical, int threads,
-                                           std::vector<std::int32_t>& point_vertices,
-                                           std::vector<std::int32_t>& first_new) {
+                                           BuildTable<std::int32_t>& point_vertices,
+                                           BuildTable<std::int32_t>& first_new) {
   constexpr int kCorners = D + 1;
   using Probe = typename Index::Probe;
   // Phase B (sequential, point order): the corners' vertex ids, Steps 1.5-1.6. A point in the

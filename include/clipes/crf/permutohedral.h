@@ -68,6 +68,9 @@ struct AlignedAllocator {
   }
 };
 using AlignedFloats = std::vector<float, AlignedAllocator<float>>;
+/// A lattice table that its build writes in full: resize() leaves it uninitialised.
+template <class T>
+using BuildTable = std::vector<T, AlignedAllocator<T>>;
 }  // namespace detail
 
 /// Scratch vertex buffers for PermutohedralLattice::filter; grown on demand and reused, so
@@ -182,12 +185,12 @@ class PermutohedralLattice {
   float alpha_ = 1.0f;
   std::int64_t max_neighbour_distance_ = 0;
   detail::SimdLevel simd_ = detail::SimdLevel::kBaseline;
-  std::vector<std::int32_t> point_vertices_;             // [N, d+1]
-  std::vector<float> barycentric_;                       // [N, d+1]
-  std::vector<std::int32_t> first_new_;                  // [N]
-  std::vector<std::int32_t> splat_begin_;                // [M + 1] (threads != 1 only)
-  std::vector<detail::SplatEntry> splat_entries_;        // [N·(d+1)], by vertex then point
-  std::vector<detail::BlurNeighbours> blur_neighbours_;  // [d+1, M]
+  detail::BuildTable<std::int32_t> point_vertices_;             // [N, d+1]
+  detail::BuildTable<float> barycentric_;                       // [N, d+1]
+  detail::BuildTable<std::int32_t> first_new_;                  // [N]
+  std::vector<std::int32_t> splat_begin_;                       // [M + 1] (threads != 1 only)
+  std::vector<detail::SplatEntry> splat_entries_;               // [N·(d+1)], by vertex then point
+  detail::BuildTable<detail::BlurNeighbours> blur_neighbours_;  // [d+1, M]
   // The blur's lines, axis after axis (see detail::blur_lines_range): line c holds
   // line_vertices_[line_begin_[c] .. line_begin_[c + 1]); axis a owns lines
   // axis_lines_[a] .. axis_lines_[a + 1].
