@@ -218,7 +218,7 @@ class GridIndex {
       stride *= extent_[k];
     }
     cells_.assign(static_cast<std::size_t>(stride), -1);
-    keys_.reserve(expected * D);
+    keys_.reserve(2 * expected * D);  // a σ = 1 position lattice has 1.16 vertices per point
   }
   Probe probe(const int* key) const { return key_probe(key); }
   Probe key_probe(const int* key) const {
@@ -238,7 +238,7 @@ class GridIndex {
     std::int32_t& id = cells_[static_cast<std::size_t>(p.cell)];
     if (id < 0) {
       id = size();
-      keys_.insert(keys_.end(), key, key + D);
+      for (int k = 0; k < D; ++k) keys_.push_back(key[k]);
     }
     return id;
   }
@@ -314,7 +314,8 @@ std::vector<BlurNeighbours> index_vertices(Index& index, std::int64_t n,
       const Pending& p = ring[i % kAhead];
       for (int r = 0; r <= D; ++r) ids[r] = index.insert(p.keys[r], p.probes[r]);
       const std::size_t needed = static_cast<std::size_t>(index.size()) * kCorners;
-      if (needed > links.size()) links.resize(std::max(needed, 2 * links.size()), kUnknown);
+      // Grown by chunks of 16384 vertices: filling by doubling wrote up to twice the entries.
+      if (needed > links.size()) links.resize(needed + 16384 * kCorners, kUnknown);
       int axis_of_rank[kCorners];
       int rank_sum = 0;
       for (int k = 0; k < D; ++k) {
