@@ -2,7 +2,6 @@
 // per SIMD variant.
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 
 #include "lattice_kernels.h"

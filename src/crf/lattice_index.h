@@ -173,9 +173,8 @@ class HashIndex {
     present_[bit / 64] |= std::uint64_t{1} << (bit % 64);
     return table_.insert(p.key, p.hash);
   }
-  std::int32_t find(const Probe& p) const {
-    return maybe_present(p.hash) ? table_.find(p.key, p.hash) : -1;
-  }
+  // The key's id, or −1; for a probe that may_hold accepted (the bitset is not asked again).
+  std::int32_t find(const Probe& p) const { return table_.find(p.key, p.hash); }
   void key_of(std::int32_t id, int* key) const {
     unpack_key<D>(table_.keys()[static_cast<std::size_t>(id)], key);
   }
@@ -242,9 +241,8 @@ class GridIndex {
     }
     return id;
   }
-  std::int32_t find(const Probe& p) const {
-    return p.cell < 0 ? -1 : cells_[static_cast<std::size_t>(p.cell)];
-  }
+  // The key's id, or −1; for a probe that may_hold accepted (inside the box).
+  std::int32_t find(const Probe& p) const { return cells_[static_cast<std::size_t>(p.cell)]; }
   void key_of(std::int32_t id, int* key) const {
     std::copy_n(&keys_[static_cast<std::size_t>(id) * D], D, key);
   }
