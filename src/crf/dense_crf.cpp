@@ -231,22 +231,27 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
 
   // Step 0 computes Q = softmax(−U) (no messages yet); step t computes Q from the messages of
   // step t − 1. One thread: each step's pixel pass scatters n·Q straight into the splat targets
-  // (point order, as densecrf's splat); several threads: the pass writes Q, then each kernel
-  // splats it in parallel over vertices.
+  // (point order, as densecrf's splat); several threads: the pass writes Q as rows, then each
+  // kernel splats it in parallel over vertices. The last step writes Q as planes, straight into
+  // the result.
   detail::AlignedFloats& q = ws.q_;
-  if (q.size() < static_cast<std::size_t>(n) * stride) {
+  if (!fused && q.size() < static_cast<std::size_t>(n) * stride) {
     q.resize(static_cast<std::size_t>(n) * stride);  // every pixel pass writes all of it
   }
+  std::vector<float> out(static_cast<std::size_t>(labels) * n);
   const int num_k = static_cast<int>(num_kernels);
   for (int step = 0; step <= config_.iterations; ++step) {
     const bool last = step == config_.iterations;
+    float* dst = last ? out.data() : q.data();
+    const std::int64_t plane_size = last ? n : 0;
     if (fused) {
       detail::mean_field_range(simd, messages.data(), num_k, neg_unary.data(), labels, stride,
-                               !last, q.data(), 0, static_cast<int>(n));
+                               !last, dst, plane_size, 0, static_cast<int>(n));
     } else {
       detail::parallel_for(threads, n, kMinPointChunk, [&](std::int64_t begin, std::int64_t end) {
         detail::mean_field_range(simd, messages.data(), num_k, neg_unary.data(), labels, stride,
-                                 false, q.data(), static_cast<int>(begin), static_cast<int>(end));
+                                 false, dst, plane_size, static_cast<int>(begin),
+                                 static_cast<int>(end));
       });
     }
     if (last) break;
@@ -264,8 +269,6 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
     }
   }
 
-  std::vector<float> out(static_cast<std::size_t>(labels) * n);
-  detail::planes_from_rows(simd, q.data(), labels, n, stride, out.data());
   return out;
 }
 

@@ -111,22 +111,19 @@ struct MessageKernel {
 ///   a_i = −U_i + Σ_k w_k · (slice_k(i) · n_k(i))   (no kernel term while `blurred` is null)
 ///   q_i = softmax of a_i over the first `labels` lanes.
 /// Then, if `scatter`, q_i · n_k(i) is scatter-splatted into each kernel's splat_target (the
-/// range must then be all points, in one thread); otherwise q_i is stored into q (lanes from
-/// `labels` to `stride` as 0). neg_unary, q: [N, stride]; neg_unary's lanes from `labels` on
-/// hold the lowest float (negated_rows_from_planes), so that they never win the softmax's max.
-/// At most two kernels.
+/// range must then be all points, in one thread); otherwise q_i is
+/// stored into q: as row i of [N, stride] (lanes from `labels` to `stride` as 0) when plane_size is
+/// 0, else as planes, q[l·plane_size + i] for l < labels. neg_unary: [N, stride]; its lanes from
+/// `labels` on hold the lowest float (negated_rows_from_planes), so that they never win the
+/// softmax's max. At most two kernels.
 void mean_field_range(SimdLevel simd, const MessageKernel* kernels, int num_kernels,
                       const float* neg_unary, int labels, int stride, bool scatter, float* q,
-                      int begin, int end);
+                      std::int64_t plane_size, int begin, int end);
 
 /// −U as rows: rows[i·stride + l] = −planes[l·n + i] for l < labels, the lowest float for the
 /// other lanes (what mean_field_range expects). Returns false if any plane value is not finite
 /// (rows are then incomplete).
 bool negated_rows_from_planes(SimdLevel simd, const float* planes, int labels, std::int64_t n,
                               int stride, float* rows);
-
-/// planes[l·n + i] = rows[i·stride + l] for l < labels.
-void planes_from_rows(SimdLevel simd, const float* rows, int labels, std::int64_t n, int stride,
-                      float* planes);
 
 }  // namespace clipes::crf::detail

@@ -23,10 +23,12 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define CLIPES_CRF_INLINE inline __attribute__((always_inline))
+#define CLIPES_CRF_NOINLINE __attribute__((noinline))
 #define CLIPES_CRF_RESTRICT __restrict__
 #define CLIPES_CRF_PREFETCH(address, write) __builtin_prefetch((address), (write), 3)
 #else
 #define CLIPES_CRF_INLINE inline
+#define CLIPES_CRF_NOINLINE
 #define CLIPES_CRF_RESTRICT
 #define CLIPES_CRF_PREFETCH(address, write) ((void)(address))
 #endif

@@ -68,7 +68,7 @@ class CrfWorkspace {
   std::shared_ptr<const detail::CrfKernel> position_kernel(int height, int width, float pos_std,
                                                            int threads);
   detail::AlignedFloats neg_unary_;
-  detail::AlignedFloats q_;
+  detail::AlignedFloats q_;  // Q as rows, when several threads splat it (not in one thread)
   std::vector<detail::AlignedFloats> vertex_buffers_;
   std::vector<std::shared_ptr<const detail::CrfKernel>> position_kernels_;
 };
