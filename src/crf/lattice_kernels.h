@@ -111,11 +111,11 @@ struct MessageKernel {
 ///   a_i = −U_i + Σ_k w_k · (slice_k(i) · n_k(i))   (no kernel term while `blurred` is null)
 ///   q_i = softmax of a_i over the first `labels` lanes.
 /// Then, if `scatter`, q_i · n_k(i) is scatter-splatted into each kernel's splat_target (the
-/// range must then be all points, in one thread); otherwise q_i is
-/// stored into q: as row i of [N, stride] (lanes from `labels` to `stride` as 0) when plane_size is
-/// 0, else as planes, q[l·plane_size + i] for l < labels. neg_unary: [N, stride]; its lanes from
-/// `labels` on hold the lowest float (negated_rows_from_planes), so that they never win the
-/// softmax's max. At most two kernels.
+/// range must then be all points, in one thread); otherwise q_i is stored into q: as row i of
+/// [N, stride] (lanes from `labels` to `stride` as 0) when plane_size is 0, else as planes,
+/// q[l·plane_size + i] for l < labels. neg_unary: [N, stride]; its lanes from `labels` on hold the
+/// lowest float (negated_rows_from_planes), so that they never win the softmax's max. At most two
+/// kernels.
 void mean_field_range(SimdLevel simd, const MessageKernel* kernels, int num_kernels,
                       const float* neg_unary, int labels, int stride, bool scatter, float* q,
                       std::int64_t plane_size, int begin, int end);
