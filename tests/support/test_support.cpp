@@ -22,7 +22,12 @@ std::filesystem::path shared_path(std::string_view relative) {
   return shared_dir() / std::filesystem::path(relative);
 }
 
-std::filesystem::path fixture_dir() { return std::filesystem::path(CLIPES_BINARY_DIR) / "fixtures"; }
+std::filesystem::path fixture_dir() {
+  if (const char* env = std::getenv("CLIPES_FIXTURE_DIR"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  return std::filesystem::path(CLIPES_BINARY_DIR) / "fixtures";
+}
 
 std::filesystem::path bin_dir() { return std::filesystem::path(CLIPES_BINARY_DIR) / "bin"; }
 

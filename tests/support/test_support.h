@@ -17,7 +17,8 @@ namespace clipes::testing {
 std::filesystem::path shared_dir();
 /// shared_dir() / relative.
 std::filesystem::path shared_path(std::string_view relative);
-/// Where the build keeps generated fixtures (tiny models): <build>/fixtures.
+/// Where the build keeps generated fixtures (tiny models): $CLIPES_FIXTURE_DIR, else
+/// <build>/fixtures.
 std::filesystem::path fixture_dir();
 /// The build's tool folder: <build>/bin.
 std::filesystem::path bin_dir();
