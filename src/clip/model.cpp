@@ -8,6 +8,7 @@
 #include "clipes/clip/model.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
 #if defined(__GLIBC__)
 #include <malloc.h>

@@ -1,6 +1,7 @@
 #include "clipes/clip/text_bank.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <fmt/format.h>
 

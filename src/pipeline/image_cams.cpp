@@ -1,6 +1,7 @@
 #include "clipes/pipeline/image_cams.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <chrono>
 

@@ -1,6 +1,7 @@
 #include "clipes/seg/predict.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 

@@ -22,7 +22,7 @@ using clipes::testing::shared_path;
 using testing::all_close;
 
 // 0 on the reference's BLAS kernels, else 1e-5 (other kernels round the products differently).
-double tolerance() { return clipes::testing::on_reference_blas() ? 0.0 : 1e-5; }
+double tolerance() { return clipes::testing::parity_bound(0.0, 1e-5, 5e-4); }
 
 std::filesystem::path reference(const std::string& relative) {
   return shared_path("reference/small12-voc-mini/" + relative);

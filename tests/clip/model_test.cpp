@@ -77,7 +77,10 @@ TEST_F(TinyClip, LogitScaleIsExpOfTheStoredValue) {
 TEST_F(TinyClip, PositionalEmbeddingMatchesPythonInterpolation) {
   CLIPES_REQUIRE_TINY_CLIP();
   const at::Tensor expected = read_npy_tensor(tiny_reference("pos_embedding"));
-  EXPECT_TRUE(all_close(model().positional_embedding(5, 9), expected, 0.0));
+  // The same bits, or one float16 step (2^-12 at 0.25..0.5) where LibTorch's bicubic rounds
+  // differently (2.x).
+  EXPECT_TRUE(all_close(model().positional_embedding(5, 9), expected,
+                        clipes::testing::parity_bound(0.0, 0.0, 2.5e-4)));
   // Every value went through float16 (spec §2 quirk), the class row included.
   const at::Tensor pos = model().positional_embedding(5, 9);
   EXPECT_TRUE(at::equal(pos, pos.to(at::kHalf).to(at::kFloat)));
@@ -94,7 +97,8 @@ TEST_F(TinyClip, VisionTowerMatchesPython) {
 
   const VisionTrunkOutput trunk = model().run_trunk(tokens, 8);
   EXPECT_EQ(trunk.attention.size(), 7u);
-  EXPECT_TRUE(all_close(trunk.tokens, read_npy_tensor(tiny_reference("tokens_last_block")), 1e-5));
+  EXPECT_TRUE(all_close(trunk.tokens, read_npy_tensor(tiny_reference("tokens_last_block")),
+                        clipes::testing::parity_bound(1e-5, 1e-5, 5e-4)));
 
   const LastBlockOutput last =
       model().last_block_forward(trunk.tokens, model().last_block_norm(trunk.tokens));

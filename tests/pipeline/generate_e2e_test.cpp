@@ -126,8 +126,8 @@ TEST_F(GenerateVocMini, MatchesTheReferenceCamsAndPseudoMasks) {
     ASSERT_EQ(cams.sizes(), ref_cams.sizes()) << id;
     worst_cams = std::max(worst_cams, max_abs_diff(cams, ref_cams));
     worst_initial = std::max(worst_initial, max_abs_diff(initial, ref_initial));
-    EXPECT_LT(max_abs_diff(cams, ref_cams), 1e-4) << id;
-    EXPECT_LT(max_abs_diff(initial, ref_initial), 1e-5) << id;
+    EXPECT_LE(max_abs_diff(cams, ref_cams), testing::parity_bound(1e-4, 1e-4, 1e-3)) << id;
+    EXPECT_LE(max_abs_diff(initial, ref_initial), testing::parity_bound(1e-5, 1e-5, 5e-5)) << id;
 
     const cv::Mat mask = io::read_png_u8(out_ / "masks" / (id + ".png"));
     const cv::Mat expected = io::read_png_u8(reference() / id / "pseudo_mask.png");

@@ -81,8 +81,9 @@ std::string GoldenTinyDemo::log_;
 TEST_F(GoldenTinyDemo, ReproducesTheAuthorsCamsAndMasksExactly) {
   CLIPES_REQUIRE_GOLDEN_FIXTURES();
   ASSERT_EQ(rc_, 0) << log_;
-  // Bit for bit on the BLAS kernels the reference was computed on; elsewhere the last bits of
-  // the matrix products differ, and so may a pixel whose confidence sits on μ.
+  // Bit for bit on the numerics the reference was computed on (LibTorch 1.13, OpenBLAS Haswell);
+  // elsewhere the last bits of the matrix products differ, and so may a pixel whose confidence
+  // sits on μ.
   const bool exact = testing::on_reference_blas();
   const auto ids = golden_ids();
   ASSERT_EQ(ids.size(), 7u);
@@ -106,8 +107,8 @@ TEST_F(GoldenTinyDemo, ReproducesTheAuthorsCamsAndMasksExactly) {
     const double d_cams = max_abs_diff(cams.to(at::kHalf), ref_cams);
     worst_initial = std::max(worst_initial, d_initial);
     worst_cams = std::max(worst_cams, d_cams);
-    EXPECT_LE(d_initial, exact ? 0.0 : 1e-5) << id;
-    EXPECT_LE(d_cams, exact ? 0.0 : 1e-3) << id;
+    EXPECT_LE(d_initial, testing::parity_bound(0.0, 1e-5, 5e-5)) << id;
+    EXPECT_LE(d_cams, testing::parity_bound(0.0, 1e-3, 1e-3)) << id;
 
     const cv::Mat mask = io::read_png_u8(out_ / "masks" / (id + ".png"));
     const cv::Mat ref_mask = io::read_png_u8(golden() / (id + ".png"));

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <torch/version.h>
+
 #include "clipes/core/blas.h"
 
 namespace clipes::testing {
@@ -41,11 +43,32 @@ std::filesystem::path make_temp_dir(std::string_view name) {
   return dir;
 }
 
-bool on_reference_blas() { return openblas_core_name() == kReferenceOpenblasCore; }
+Numerics numerics() {
+  const std::string core = openblas_core_name();
+  if (core.empty() || TORCH_VERSION_MAJOR != 1 || TORCH_VERSION_MINOR != 13) {
+    return Numerics::kOtherLibrary;
+  }
+  return core == kReferenceOpenblasCore ? Numerics::kReference : Numerics::kOtherKernels;
+}
+
+bool on_reference_blas() { return numerics() == Numerics::kReference; }
+
+double parity_bound(double reference, double other_kernels, double other_library) {
+  switch (numerics()) {
+    case Numerics::kReference:
+      return reference;
+    case Numerics::kOtherKernels:
+      return other_kernels;
+    case Numerics::kOtherLibrary:
+      break;
+  }
+  return other_library;
+}
 
 std::string blas_description() {
   const std::string core = openblas_core_name();
-  return core.empty() ? "a BLAS other than OpenBLAS" : "OpenBLAS kernels " + core;
+  return "LibTorch " TORCH_VERSION " on " +
+         (core.empty() ? std::string("a BLAS other than OpenBLAS") : "OpenBLAS kernels " + core);
 }
 
 int run_command(const std::string& command, std::string* output) {

@@ -27,11 +27,25 @@ std::filesystem::path source_dir();
 /// A new empty folder under <build>/test-tmp named after `name` and the process id.
 std::filesystem::path make_temp_dir(std::string_view name);
 
-/// True when this process runs the BLAS kernels that computed ../shared/reference
-/// (clipes/core/blas.h; the test main arranges it on CPUs with AVX2 and FMA): there the parity
-/// tests ask for the reference's numbers bit for bit.
+/// How close this build's numbers can come to ../shared/reference's.
+enum class Numerics {
+  /// LibTorch 1.13 (Debian's) on OpenBLAS's Haswell kernels, which computed the reference (the
+  /// test main arranges them on CPUs with AVX2 and FMA, clipes/core/blas.h): the same bits.
+  kReference,
+  /// LibTorch 1.13 on other OpenBLAS kernels: every matrix product rounds differently (~1e-6).
+  kOtherKernels,
+  /// Another LibTorch or BLAS (PyPI's LibTorch 2.x runs on MKL, and its interpolation rounds
+  /// differently): ~1e-5 relative on CLIP's tokens, one float16 step on a positional embedding.
+  kOtherLibrary,
+};
+Numerics numerics();
+/// numerics() == kReference: the parity tests ask for the reference's numbers bit for bit.
 bool on_reference_blas();
-/// "OpenBLAS kernels X" or "a BLAS other than OpenBLAS", for test messages.
+/// The bound a parity test allows under numerics(): `reference`, `other_kernels` or
+/// `other_library`.
+double parity_bound(double reference, double other_kernels, double other_library);
+/// "LibTorch V on OpenBLAS kernels X" or "LibTorch V on a BLAS other than OpenBLAS", for test
+/// messages.
 std::string blas_description();
 
 /// What error_of returns when nothing is thrown.

@@ -10,6 +10,7 @@
 //       [--config configs/voc.json] [--width 500 --height 375] [--threads 1] [--repeats 3]
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>

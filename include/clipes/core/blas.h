@@ -14,8 +14,9 @@ namespace clipes {
 /// The kernel set that produced the reference outputs of ../shared/reference.
 inline constexpr const char* kReferenceOpenblasCore = "Haswell";
 
-/// The OpenBLAS kernel set this process runs ("Haswell", "Prescott", "SkylakeX", ...), or ""
-/// when the BLAS linked into this process is not OpenBLAS.
+/// The OpenBLAS kernel set that runs LibTorch's matrix products ("Haswell", "Prescott",
+/// "SkylakeX", ...), or "" when LibTorch uses another BLAS (MKL in PyPI's and pytorch.org's
+/// builds, whose numbers then differ from the reference in the last bits).
 std::string openblas_core_name();
 
 /// How a main wants its numerical runtime set up (see reexec_with_runtime_settings).
