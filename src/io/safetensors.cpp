@@ -104,8 +104,8 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& file) {
   }
   const std::uint64_t header_size = read_le64(mapping->bytes());
   if (header_size > size - 8 || header_size > kMaxHeaderBytes) {
-    throw fail(fmt::format("the header size says {} bytes but the file has {} after it", header_size,
-                           size - 8));
+    throw fail(fmt::format("the header size says {} bytes but the file has {} after it",
+                           header_size, size - 8));
   }
   const auto* header_begin = reinterpret_cast<const char*>(mapping->bytes() + 8);
   nlohmann::json header;
@@ -131,7 +131,9 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& file) {
       }
       continue;
     }
-    const auto bad = [&](const std::string& what) { return fail(fmt::format("tensor {}: {}", key, what)); };
+    const auto bad = [&](const std::string& what) {
+      return fail(fmt::format("tensor {}: {}", key, what));
+    };
     if (!value.is_object()) throw bad("not a JSON object");
     SafetensorsEntry entry;
     entry.name = key;
@@ -139,16 +141,18 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& file) {
     if (dtype_it == value.end() || !dtype_it->is_string()) throw bad("no \"dtype\" string");
     const auto dtype = parse_safetensors_dtype(dtype_it->get<std::string>());
     if (!dtype) {
-      throw bad(fmt::format("dtype \"{}\" is not one clipes reads (BOOL, U8, I8, I16, I32, I64, "
-                            "F16, BF16, F32, F64)",
-                            dtype_it->get<std::string>()));
+      throw bad(
+          fmt::format("dtype \"{}\" is not one clipes reads (BOOL, U8, I8, I16, I32, I64, "
+                      "F16, BF16, F32, F64)",
+                      dtype_it->get<std::string>()));
     }
     entry.dtype = *dtype;
     const auto shape_it = value.find("shape");
     if (shape_it == value.end() || !shape_it->is_array()) throw bad("no \"shape\" array");
     std::uint64_t numel = 1;
     for (const auto& d : *shape_it) {
-      if (!d.is_number_unsigned()) throw bad(fmt::format("shape {} is not a list of sizes", shape_it->dump()));
+      if (!d.is_number_unsigned())
+        throw bad(fmt::format("shape {} is not a list of sizes", shape_it->dump()));
       const auto n = d.get<std::uint64_t>();
       if (n > 0 && numel > std::numeric_limits<std::uint64_t>::max() / n) {
         throw bad(fmt::format("shape {} overflows", shape_it->dump()));
@@ -169,8 +173,9 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& file) {
     }
     const std::uint64_t expected = numel * element_size(entry.dtype);
     if (end - begin != expected) {
-      throw bad(fmt::format("data_offsets [{}, {}] span {} bytes, but shape {} of {} needs {}", begin,
-                            end, end - begin, shape_it->dump(), to_string(entry.dtype), expected));
+      throw bad(fmt::format("data_offsets [{}, {}] span {} bytes, but shape {} of {} needs {}",
+                            begin, end, end - begin, shape_it->dump(), to_string(entry.dtype),
+                            expected));
     }
     entry.begin = static_cast<std::size_t>(begin);
     entry.end = static_cast<std::size_t>(end);
@@ -191,17 +196,19 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& file) {
                              previous->end));
     }
     if (entry->begin > covered) {
-      throw fail(fmt::format("tensor {} begins at byte {} of the data section, but the tensors "
-                             "before it end at {} (a gap)",
-                             entry->name, entry->begin, covered));
+      throw fail(
+          fmt::format("tensor {} begins at byte {} of the data section, but the tensors "
+                      "before it end at {} (a gap)",
+                      entry->name, entry->begin, covered));
     }
     covered = entry->end;
     previous = entry;
   }
   if (covered != data_size) {
-    throw fail(fmt::format("the tensors cover {} bytes of the data section, but it has {} "
-                           "(truncated, or trailing bytes)",
-                           covered, data_size));
+    throw fail(
+        fmt::format("the tensors cover {} bytes of the data section, but it has {} "
+                    "(truncated, or trailing bytes)",
+                    covered, data_size));
   }
   out.mapping_ = std::move(mapping);
   return out;

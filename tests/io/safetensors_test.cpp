@@ -30,17 +30,16 @@ std::string bytes_of(const void* p, std::size_t n) {
 
 TEST(Safetensors, ReadsDtypesShapesOffsetsAndMetadata) {
   const float f32[] = {1.5f, -2.0f, 3.25f, 0.0f, 7.0f, 8.5f};
-  const std::uint16_t f16[] = {0x3c00, 0xc000};    // 1, -2
-  const std::uint16_t bf16[] = {0x3fc0, 0x4049};   // 1.5, 3.140625
+  const std::uint16_t f16[] = {0x3c00, 0xc000};   // 1, -2
+  const std::uint16_t bf16[] = {0x3fc0, 0x4049};  // 1.5, 3.140625
   const std::string data = bytes_of(f32, 24) + bytes_of(f16, 4) + bytes_of(bf16, 4);
-  const auto path = write_file(
-      "good.safetensors",
-      R"({"__metadata__": {"format": "pt"},
+  const auto path = write_file("good.safetensors",
+                               R"({"__metadata__": {"format": "pt"},
           "b": {"dtype": "F16", "shape": [2], "data_offsets": [24, 28]},
           "a": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
           "c": {"dtype": "BF16", "shape": [1, 2], "data_offsets": [28, 32]},
           "empty": {"dtype": "F32", "shape": [0, 4], "data_offsets": [32, 32]}})",
-      data);
+                               data);
   const SafetensorsFile file = SafetensorsFile::open(path);
   ASSERT_EQ(file.entries().size(), 4u);
   EXPECT_EQ(file.metadata().at("format"), "pt");
@@ -87,12 +86,14 @@ TEST(Safetensors, EveryMalformedFileIsAnErrorNamingTheFileAndTensor) {
     static const auto dir = clipes::testing::make_temp_dir("safetensors_short");
     const auto path = dir / "short.safetensors";
     std::ofstream(path, std::ios::binary) << "abc";
-    EXPECT_EQ(error_of([&] { SafetensorsFile::open(path); }),
-              "safetensors file " + path.string() + ": 3 bytes, too short for the 8-byte header size");
+    EXPECT_EQ(
+        error_of([&] { SafetensorsFile::open(path); }),
+        "safetensors file " + path.string() + ": 3 bytes, too short for the 8-byte header size");
     EXPECT_FALSE(looks_like_safetensors(path));
     const auto missing = dir / "missing.safetensors";
-    EXPECT_EQ(error_of([&] { SafetensorsFile::open(missing); }),
-              "safetensors file " + missing.string() + ": cannot open it: No such file or directory");
+    EXPECT_EQ(
+        error_of([&] { SafetensorsFile::open(missing); }),
+        "safetensors file " + missing.string() + ": cannot open it: No such file or directory");
   }
   {
     // The header size claims more than the file holds.
@@ -111,22 +112,27 @@ TEST(Safetensors, EveryMalformedFileIsAnErrorNamingTheFileAndTensor) {
   EXPECT_EQ(message.rfind("safetensors file " + file + ": the header is not valid JSON: ", 0), 0u)
       << message;
   std::tie(file, message) = error("array.safetensors", "[1, 2]");
-  EXPECT_EQ(message, "safetensors file " + file + ": the header is a JSON array, expected an object");
-  std::tie(file, message) = error(
-      "dtype.safetensors", R"({"w": {"dtype": "F8_E4M3", "shape": [16], "data_offsets": [0, 16]}})");
-  EXPECT_EQ(message, "safetensors file " + file +
-                         ": tensor w: dtype \"F8_E4M3\" is not one clipes reads (BOOL, U8, I8, I16, "
-                         "I32, I64, F16, BF16, F32, F64)");
+  EXPECT_EQ(message,
+            "safetensors file " + file + ": the header is a JSON array, expected an object");
   std::tie(file, message) =
-      error("range.safetensors", R"({"w": {"dtype": "F32", "shape": [8], "data_offsets": [0, 32]}})");
-  EXPECT_EQ(message, "safetensors file " + file +
-                         ": tensor w: data_offsets [0, 32] are outside the data section of 16 bytes");
+      error("dtype.safetensors",
+            R"({"w": {"dtype": "F8_E4M3", "shape": [16], "data_offsets": [0, 16]}})");
+  EXPECT_EQ(message,
+            "safetensors file " + file +
+                ": tensor w: dtype \"F8_E4M3\" is not one clipes reads (BOOL, U8, I8, I16, "
+                "I32, I64, F16, BF16, F32, F64)");
+  std::tie(file, message) = error(
+      "range.safetensors", R"({"w": {"dtype": "F32", "shape": [8], "data_offsets": [0, 32]}})");
+  EXPECT_EQ(message,
+            "safetensors file " + file +
+                ": tensor w: data_offsets [0, 32] are outside the data section of 16 bytes");
   std::tie(file, message) = error(
       "reversed.safetensors", R"({"w": {"dtype": "F32", "shape": [0], "data_offsets": [8, 4]}})");
-  EXPECT_EQ(message, "safetensors file " + file +
-                         ": tensor w: data_offsets [8, 4] are outside the data section of 16 bytes");
-  std::tie(file, message) =
-      error("span.safetensors", R"({"w": {"dtype": "F16", "shape": [2, 2], "data_offsets": [0, 16]}})");
+  EXPECT_EQ(message,
+            "safetensors file " + file +
+                ": tensor w: data_offsets [8, 4] are outside the data section of 16 bytes");
+  std::tie(file, message) = error(
+      "span.safetensors", R"({"w": {"dtype": "F16", "shape": [2, 2], "data_offsets": [0, 16]}})");
   EXPECT_EQ(message, "safetensors file " + file +
                          ": tensor w: data_offsets [0, 16] span 16 bytes, but shape [2,2] of F16 "
                          "needs 8");
@@ -146,8 +152,8 @@ TEST(Safetensors, EveryMalformedFileIsAnErrorNamingTheFileAndTensor) {
   EXPECT_EQ(message, "safetensors file " + file +
                          ": the tensors cover 8 bytes of the data section, but it has 16 "
                          "(truncated, or trailing bytes)");
-  std::tie(file, message) =
-      error("shape.safetensors", R"({"w": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}})");
+  std::tie(file, message) = error(
+      "shape.safetensors", R"({"w": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}})");
   EXPECT_EQ(message, "safetensors file " + file + ": tensor w: shape [-4] is not a list of sizes");
   std::tie(file, message) =
       error("offsets.safetensors", R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0]}})");
