@@ -12,6 +12,18 @@ Run with Debian's interpreter (/usr/bin/python3, python3-torch 1.13), never a py
                                    (an OrderedDict, which LibTorch 1.13 cannot read)
           tiny_resnet_clip.pt      a ResNet-style CLIP (visual.layer1..., visual.attnpool...), which
                                    clipes must refuse with a clear error
+          tiny_clip_traced_cuda.pt the same weights as a torch.jit.trace'd archive whose storages
+                                   say they were saved on 'cuda:0' (like OpenAI's ViT-B-16.pt)
+          tiny_clip_open_clip/     ... as open_clip on the hub has them: open_clip_model.safetensors
+                                   (OpenAI's names) + open_clip_config.json
+          tiny_clip_hf/            ... as transformers has them: config.json + model.safetensors
+                                   (CLIPModel names, separate q/k/v projections)
+          tiny_clip_hf_bin/        a smaller model as config.json + pytorch_model.bin (a plain dict)
+          tiny_clip_bad/           broken variants for the error paths (a missing key, an
+                                   unknown key, an attentional pooler, transformers'
+                                   OrderedDict pytorch_model.bin)
+          tiny_gelu_clip/          another model with GELU MLPs (open_clip's LAION models), as
+                                   open_clip safetensors, and tiny_gelu_reference/ its outputs
           tiny_clip_arch.json      the sizes the model was built with
           tiny_clip_reference/     .npy outputs computed here the way CLIP-ES computes them
           tiny_clip.stamp          written last: the set is complete
@@ -73,6 +85,34 @@ class LayerNorm(nn.LayerNorm):
 class QuickGELU(nn.Module):
     def forward(self, x: torch.Tensor):
         return x * torch.sigmoid(1.702 * x)
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """The safetensors format by hand (the package is not in Debian 12): 8-byte little-endian
+    header size, JSON header {name: {dtype, shape, data_offsets}}, padded with spaces to 8 bytes,
+    then the raw little-endian tensors in header order."""
+    names = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+             torch.int64: "I64"}
+    header, chunks, offset = {}, [], 0
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, t in tensors.items():
+        t = t.detach().contiguous().cpu()
+        raw = t.view(torch.int16).numpy().tobytes() if t.dtype == torch.bfloat16 \
+            else t.numpy().tobytes()
+        header[name] = {"dtype": names[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for raw in chunks:
+            f.write(raw)
+    os.replace(tmp, path)
 
 
 class ResidualAttentionBlock(nn.Module):
@@ -260,6 +300,176 @@ def make_clip(arch: dict, seed: int) -> CLIP:
     return model
 
 
+def use_gelu(model: CLIP):
+    """open_clip's default (LAION) blocks: nn.GELU (erf) in place of QuickGELU."""
+    for block in [*model.visual.transformer.resblocks, *model.transformer.resblocks]:
+        block.mlp.gelu = nn.GELU()
+
+
+def state_for_files(model: CLIP):
+    """The parameters a checkpoint holds (no release buffers)."""
+    return {k: v for k, v in model.state_dict().items()
+            if k not in ("input_resolution", "context_length", "vocab_size")}
+
+
+def open_clip_config(arch: dict, quick_gelu: bool):
+    """open_clip_config.json as the hub has it beside open_clip_model.safetensors."""
+    model_cfg = {"embed_dim": arch["embed_dim"],
+                 "vision_cfg": {"image_size": arch["image_resolution"],
+                                "layers": arch["vision_layers"], "width": arch["vision_width"],
+                                "patch_size": arch["vision_patch_size"]},
+                 "text_cfg": {"context_length": arch["context_length"],
+                              "vocab_size": arch["vocab_size"],
+                              "width": arch["transformer_width"],
+                              "heads": arch["transformer_heads"],
+                              "layers": arch["transformer_layers"]}}
+    if quick_gelu:
+        model_cfg["quick_gelu"] = True
+    return {"model_cfg": model_cfg,
+            "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073],
+                               "std": [0.26862954, 0.26130258, 0.27577711]}}
+
+
+def write_json(path, value):
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def save_open_clip(model: CLIP, arch: dict, folder: str, quick_gelu: bool, extra=None):
+    os.makedirs(folder, exist_ok=True)
+    state = state_for_files(model)
+    state.update(extra or {})
+    write_safetensors(os.path.join(folder, "open_clip_model.safetensors"), state,
+                      {"format": "pt"})
+    write_json(os.path.join(folder, "open_clip_config.json"), open_clip_config(arch, quick_gelu))
+
+
+def transformers_state(model: CLIP):
+    """The state dict under transformers' CLIPModel names (what its
+    convert_clip_original_pytorch_to_hf.py produces): q/k/v split out of in_proj, projections
+    as Linear weights (transposed)."""
+    sd = model.state_dict()
+    out = {}
+    for tower, prefix, hf in (("vision", "visual.transformer.resblocks.", "vision_model"),
+                              ("text", "transformer.resblocks.", "text_model")):
+        layers = len({k[len(prefix):].split(".")[0] for k in sd if k.startswith(prefix)})
+        for i in range(layers):
+            p, q = f"{prefix}{i}.", f"{hf}.encoder.layers.{i}."
+            for kind in ("weight", "bias"):
+                for name, part in zip("qkv", sd[f"{p}attn.in_proj_{kind}"].chunk(3, dim=0)):
+                    out[f"{q}self_attn.{name}_proj.{kind}"] = part.clone()
+                out[f"{q}self_attn.out_proj.{kind}"] = sd[f"{p}attn.out_proj.{kind}"]
+                out[f"{q}layer_norm1.{kind}"] = sd[f"{p}ln_1.{kind}"]
+                out[f"{q}layer_norm2.{kind}"] = sd[f"{p}ln_2.{kind}"]
+                out[f"{q}mlp.fc1.{kind}"] = sd[f"{p}mlp.c_fc.{kind}"]
+                out[f"{q}mlp.fc2.{kind}"] = sd[f"{p}mlp.c_proj.{kind}"]
+    out["vision_model.embeddings.patch_embedding.weight"] = sd["visual.conv1.weight"]
+    out["vision_model.embeddings.class_embedding"] = sd["visual.class_embedding"]
+    out["vision_model.embeddings.position_embedding.weight"] = sd["visual.positional_embedding"]
+    out["vision_model.embeddings.position_ids"] = \
+        torch.arange(sd["visual.positional_embedding"].shape[0]).unsqueeze(0)
+    for kind in ("weight", "bias"):
+        out[f"vision_model.pre_layrnorm.{kind}"] = sd[f"visual.ln_pre.{kind}"]
+        out[f"vision_model.post_layernorm.{kind}"] = sd[f"visual.ln_post.{kind}"]
+        out[f"text_model.final_layer_norm.{kind}"] = sd[f"ln_final.{kind}"]
+    out["visual_projection.weight"] = sd["visual.proj"].t().contiguous()
+    out["text_model.embeddings.token_embedding.weight"] = sd["token_embedding.weight"]
+    out["text_model.embeddings.position_embedding.weight"] = sd["positional_embedding"]
+    out["text_model.embeddings.position_ids"] = \
+        torch.arange(sd["positional_embedding"].shape[0]).unsqueeze(0)
+    out["text_projection.weight"] = sd["text_projection"].t().contiguous()
+    out["logit_scale"] = sd["logit_scale"]
+    return out
+
+
+def transformers_config(arch: dict, act: str):
+    return {"architectures": ["CLIPModel"], "model_type": "clip",
+            "projection_dim": arch["embed_dim"], "logit_scale_init_value": 2.6592,
+            "torch_dtype": "float32",
+            "text_config": {"hidden_size": arch["transformer_width"],
+                            "intermediate_size": 4 * arch["transformer_width"],
+                            "num_attention_heads": arch["transformer_heads"],
+                            "num_hidden_layers": arch["transformer_layers"],
+                            "max_position_embeddings": arch["context_length"],
+                            "vocab_size": arch["vocab_size"], "hidden_act": act,
+                            "layer_norm_eps": 1e-05, "model_type": "clip_text_model"},
+            "vision_config": {"hidden_size": arch["vision_width"],
+                              "intermediate_size": 4 * arch["vision_width"],
+                              "num_attention_heads": arch["vision_width"] // 64,
+                              "num_hidden_layers": arch["vision_layers"],
+                              "image_size": arch["image_resolution"],
+                              "patch_size": arch["vision_patch_size"], "hidden_act": act,
+                              "layer_norm_eps": 1e-05, "model_type": "clip_vision_model"}}
+
+
+def save_transformers(model: CLIP, arch: dict, folder: str, drop=(), bin_as=None):
+    """config.json + model.safetensors; with bin_as (dict or OrderedDict), pytorch_model.bin
+    instead, torch.save'd as that type (transformers saves an OrderedDict)."""
+    os.makedirs(folder, exist_ok=True)
+    state = {k: v for k, v in transformers_state(model).items() if k not in drop}
+    if bin_as is None:
+        write_safetensors(os.path.join(folder, "model.safetensors"), state, {"format": "pt"})
+    else:
+        path = os.path.join(folder, "pytorch_model.bin")
+        torch.save(bin_as((k, v.clone()) for k, v in state.items()), path + ".tmp")
+        os.replace(path + ".tmp", path)
+    write_json(os.path.join(folder, "config.json"), transformers_config(arch, "quick_gelu"))
+
+
+def save_traced_cuda(model: CLIP, arch: dict, path: str):
+    """torch.jit.trace of the whole model, as OpenAI's release files are, with every storage's
+    location rewritten to 'cuda:0' (OpenAI traced and saved on a GPU): the pickles' persistent
+    ids ('storage', type, key, location, numel) get 'cuda:0' for 'cpu'. The trace runs a float32
+    copy (no float16 convolution on the CPU), then the release's float16 tensors are put back."""
+    import pickletools
+    import zipfile
+    model32 = CLIP(**arch)
+    model32.load_state_dict(model.state_dict())
+    model32.float().eval()
+    image = torch.zeros(1, 3, arch["image_resolution"], arch["image_resolution"])
+    text = torch.zeros(1, arch["context_length"], dtype=torch.int64)
+    traced = torch.jit.trace(model32, (image, text), check_trace=False)
+    release = model.state_dict()
+    with torch.no_grad():
+        for name, p in traced.named_parameters():
+            p.data = release[name].clone()
+    tmp = path + ".cpu.tmp"
+    torch.jit.save(traced, tmp)
+
+    def to_cuda(pickle_bytes):
+        out, last, count = bytearray(), 0, 0
+        for op, arg, pos in pickletools.genops(pickle_bytes):
+            if op.name == "BINUNICODE" and arg == "cpu":
+                out += pickle_bytes[last:pos] + b"X" + (6).to_bytes(4, "little") + b"cuda:0"
+                last = pos + 1 + 4 + 3
+                count += 1
+        return bytes(out + pickle_bytes[last:]), count
+
+    rewritten = 0
+    with zipfile.ZipFile(tmp) as src, zipfile.ZipFile(path + ".tmp", "w",
+                                                      zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith(".pkl"):
+                data, count = to_cuda(data)
+                rewritten += count
+            dst.writestr(info, data)
+    os.remove(tmp)
+    assert rewritten > 0, "no storage location found to rewrite"
+    # It must now need map_location on a machine without CUDA, and load with it.
+    if not torch.cuda.is_available():
+        try:
+            torch.jit.load(path + ".tmp")
+            raise AssertionError("the rewritten archive loads without map_location")
+        except RuntimeError:
+            pass
+    loaded = torch.jit.load(path + ".tmp", map_location="cpu")
+    for name, t in loaded.state_dict().items():
+        assert torch.equal(t, model.state_dict()[name]), name
+    os.replace(path + ".tmp", path)
+
+
 def save_release(model: CLIP, path: str):
     """TorchScript archive of the whole model, as OpenAI's release files are."""
     scripted = torch.jit.script(model)
@@ -407,6 +617,22 @@ def write_fixtures(out_dir: str, seed: int):
         torch.save(state, os.path.join(out_dir, name + ".tmp"))
         os.replace(os.path.join(out_dir, name + ".tmp"), os.path.join(out_dir, name))
 
+    save_traced_cuda(model, arch, os.path.join(out_dir, "tiny_clip_traced_cuda.pt"))
+    save_open_clip(model, arch, os.path.join(out_dir, "tiny_clip_open_clip"), quick_gelu=True)
+    save_transformers(model, arch, os.path.join(out_dir, "tiny_clip_hf"))
+    # The broken variants only have to be refused: a smaller model will do.
+    bad, small_model = os.path.join(out_dir, "tiny_clip_bad"), make_clip(small, seed)
+    save_transformers(small_model, small, os.path.join(bad, "hf_missing_key"),
+                      drop=("vision_model.post_layernorm.weight",))
+    save_open_clip(small_model, small, os.path.join(bad, "unknown_key"), quick_gelu=True,
+                   extra={"visual.transformer.resblocks.1.ls_1.gamma": torch.ones(128)})
+    save_open_clip(small_model, small, os.path.join(bad, "attn_pool"), quick_gelu=True,
+                   extra={"visual.attn_pool.query": torch.zeros(256, 64)})
+    # transformers' pytorch_model.bin: readable as a plain dict, refused as the OrderedDict
+    # transformers writes.
+    save_transformers(small_model, small, os.path.join(out_dir, "tiny_clip_hf_bin"), bin_as=dict)
+    save_transformers(small_model, small, os.path.join(bad, "hf_ordered_bin"), bin_as=OrderedDict)
+
     resnet = _ResNetClip(small).eval()
     resnet_path = os.path.join(out_dir, "tiny_resnet_clip.pt")
     torch.jit.save(torch.jit.script(resnet), resnet_path + ".tmp")
@@ -463,6 +689,23 @@ def write_fixtures(out_dir: str, seed: int):
         text_features = model32.encode_text(text)
     save_npy(ref, "text_tokens", text)
     save_npy(ref, "text_features", text_features)
+
+    # GELU: another random model (seed + 2) as open_clip's LAION checkpoints have it, and what
+    # CLIP-ES computes with it on the same inputs.
+    gelu = make_clip(arch, seed + 2)
+    save_open_clip(gelu, arch, os.path.join(out_dir, "tiny_gelu_clip"), quick_gelu=False)
+    gelu32 = CLIP(**arch)
+    gelu32.load_state_dict(gelu.state_dict())
+    use_gelu(gelu32)
+    gelu32.float().eval()
+    for p in gelu32.parameters():
+        p.requires_grad_(False)
+    gelu_ref = os.path.join(out_dir, "tiny_gelu_reference")
+    os.makedirs(gelu_ref, exist_ok=True)
+    _, _, feature, _ = clip_es_vision(gelu32, pixels, direction, 8)
+    save_npy(gelu_ref, "image_feature", feature)
+    with torch.no_grad():
+        save_npy(gelu_ref, "text_features", gelu32.encode_text(text))
 
     with open(stamp, "w") as f:
         f.write(f"seed {seed}\n")

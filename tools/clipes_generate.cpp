@@ -51,7 +51,18 @@ int main(int argc, char** argv) {
   app.add_option("--split", split, "file of image ids (dataset.split)")->check(CLI::ExistingFile);
   app.add_option("--labels", labels, "labels file `<id> <class> ...` (dataset.labels)")
       ->check(CLI::ExistingFile);
-  app.add_option("--model", model, "CLIP release file, e.g. models/ViT-B-16.pt (model)");
+  app.add_option("--model", model,
+                 "CLIP checkpoint: OpenAI's ViT-B-16.pt, open_clip_model.safetensors, a "
+                 "transformers folder (config.json + model.safetensors) (model)");
+  std::string model_config, model_act, model_heads;
+  app.add_option("--model-config", model_config,
+                 "open_clip model name (ViT-B-16, ViT-H-14, ...-quickgelu) or config JSON, for "
+                 "checkpoints without one beside them (model_config)");
+  app.add_option("--model-act", model_act,
+                 "quick_gelu or gelu, for checkpoints that do not say (model_act)")
+      ->check(CLI::IsMember({"quick_gelu", "gelu"}));
+  app.add_option("--model-heads", model_heads,
+                 "VISION,TEXT head counts, for checkpoints that do not say (model_heads)");
   app.add_option("--vocab", vocab, "bpe_simple_vocab_16e6.txt.gz (vocab)");
   auto* out = app.add_option("--out", options.out_dir, "output folder");
   app.add_option("--device", options.device, "cpu, cuda or cuda:N")->capture_default_str();
@@ -106,6 +117,13 @@ int main(int argc, char** argv) {
   if (!labels.empty()) overrides.push_back(set_path("dataset.labels", labels));
   if (!model.empty()) overrides.push_back(set_path("model", model));
   if (!vocab.empty()) overrides.push_back(set_path("vocab", vocab));
+  if (!model_config.empty()) {
+    // A name open_clip knows stays a name; a file is made absolute like --model.
+    overrides.push_back(set_path("model_config", model_config,
+                                 std::filesystem::exists(model_config)));
+  }
+  if (!model_act.empty()) overrides.push_back(set_path("model_act", model_act, false));
+  if (!model_heads.empty()) overrides.push_back("model_heads=[" + model_heads + "]");
   if (no_crf) overrides.push_back("outputs.masks=false");
   if (no_cams) overrides.push_back("outputs.cams=false");
   if (!cam_dtype.empty()) overrides.push_back(set_path("outputs.cam_dtype", cam_dtype, false));

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -16,6 +17,24 @@ namespace clipes::clip::detail {
 namespace {
 
 constexpr std::int64_t kHeadWidth = 64;  // OpenAI's build_model: heads = width // 64
+
+// Buffers of OpenAI's release archives, no parameters of the model.
+const char* const kReleaseBuffers[] = {"input_resolution", "context_length", "vocab_size"};
+
+// Parameters of heads and towers clipes does not run, by prefix, with what they are.
+const std::pair<const char*, const char*> kUnsupported[] = {
+    {"visual.attn_pool.", "an attentional pooler (open_clip attentional_pool, CoCa)"},
+    {"text_decoder.", "a CoCa text decoder"},
+    {"visual.trunk.", "a timm vision tower (SigLIP's MAP head, ConvNeXt, EVA, ...)"},
+    {"visual.head.", "a timm vision head"},
+    {"text.transformer.", "a Hugging Face text tower (open_clip hf_model_name)"},
+    {"logit_bias", "a SigLIP logit bias (sigmoid loss)"},
+};
+
+constexpr const char* kSupported =
+    "clipes runs CLIP ViTs with OpenAI's blocks: OpenAI's ViT-B/32, ViT-B/16, ViT-L/14, "
+    "ViT-L/14@336px and open_clip's ViT models of the same design (ViT-B-16, ViT-L-14, "
+    "ViT-H-14, ...), with a QuickGELU or GELU MLP";
 
 const char* const kBlockSuffixes[] = {
     "ln_1.weight",          "ln_1.bias",          "attn.in_proj_weight", "attn.in_proj_bias",
@@ -42,6 +61,7 @@ class Assembler {
 
   ClipWeights run() {
     reject_non_vit();
+    reject_unsupported();
     check_required();
     ClipWeights w;
     infer(&w.arch);
@@ -71,12 +91,28 @@ class Assembler {
     w.ln_final_bias = get("ln_final.bias", {a.text_width});
     w.text_projection = get("text_projection", {a.text_width, a.embed_dim});
     w.logit_scale = get("logit_scale", {});
+    reject_unused();
     return w;
   }
 
  private:
+  // `name`, with the file's own name when it differs (transformers' names).
+  std::string shown(const std::string& name) const {
+    if (!named_.file_name) return name;
+    const std::string own = named_.file_name(name);
+    return own == name ? name : fmt::format("{} ({})", own, name);
+  }
+
+  // The first 8 names, then how many more.
+  static std::string listed(const std::vector<std::string>& names) {
+    const std::size_t shown = std::min<std::size_t>(names.size(), 8);
+    return fmt::format("{}{}", fmt::join(names.begin(), names.begin() + shown, ", "),
+                       names.size() > shown ? fmt::format(" and {} more", names.size() - shown)
+                                            : std::string());
+  }
+
   [[noreturn]] void fail(const std::string& what) const {
-    throw Error(fmt::format("CLIP model file {} ({}): {}", file_, named_.format, what));
+    throw Error(fmt::format("CLIP model file {} ({}): {}", file_, named_.info.format, what));
   }
 
   void reject_non_vit() const {
@@ -87,15 +123,39 @@ class Assembler {
     }
     if (!resnet.empty()) {
       fail(
-          fmt::format("this is a ResNet CLIP (it has {}), not a CLIP ViT; clipes needs a ViT "
-                      "(visual.class_embedding, visual.transformer.resblocks.*), e.g. "
-                      "OpenAI's ViT-B-16.pt",
-                      fmt::join(resnet, ", ")));
+          fmt::format("this is a ResNet CLIP (it has {}), not a CLIP ViT; {}",
+                      fmt::join(resnet, ", "), kSupported));
     }
     if (!has_prefix(t, "visual.")) {
       fail(fmt::format("not a CLIP model: it has no visual.* parameters ({} tensors, e.g. {})",
                        t.size(), t.empty() ? std::string("none") : t.begin()->first));
     }
+  }
+
+  void reject_unsupported() const {
+    for (const auto& [prefix, what] : kUnsupported) {
+      if (has_prefix(named_.tensors, prefix)) {
+        fail(fmt::format("it has {} ({}*), which clipes does not support: {}", what, prefix,
+                         kSupported));
+      }
+    }
+  }
+
+  // Every tensor must be a parameter the model uses or a release buffer.
+  void reject_unused() const {
+    std::vector<std::string> unused;
+    for (const auto& entry : named_.tensors) {
+      const std::string& name = entry.first;
+      if (used_.count(name) != 0) continue;
+      if (std::any_of(std::begin(kReleaseBuffers), std::end(kReleaseBuffers),
+                      [&](const char* b) { return name == b; })) {
+        continue;
+      }
+      unused.push_back(name);
+    }
+    if (unused.empty()) return;
+    fail(fmt::format("unexpected parameter{} {}: not part of a CLIP ViT as clipes runs it ({})",
+                     unused.size() > 1 ? "s" : "", listed(unused), kSupported));
   }
 
   void check_required() const {
@@ -105,17 +165,13 @@ class Assembler {
           "visual.ln_pre.weight", "visual.ln_pre.bias", "visual.ln_post.weight",
           "visual.ln_post.bias", "visual.proj", "token_embedding.weight", "positional_embedding",
           "ln_final.weight", "ln_final.bias", "text_projection", "logit_scale"}) {
-      if (named_.tensors.count(name) == 0) missing.emplace_back(name);
+      if (named_.tensors.count(name) == 0) missing.push_back(shown(name));
     }
     for (const char* prefix : {"visual.transformer.resblocks.", "transformer.resblocks."}) {
       if (!has_prefix(named_.tensors, prefix)) missing.push_back(std::string(prefix) + "*");
     }
     if (missing.empty()) return;
-    const std::size_t shown = std::min<std::size_t>(missing.size(), 8);
-    fail(fmt::format("not a CLIP ViT: missing {}{}",
-                     fmt::join(missing.begin(), missing.begin() + shown, ", "),
-                     missing.size() > shown ? fmt::format(" and {} more", missing.size() - shown)
-                                            : std::string()));
+    fail(fmt::format("not a CLIP ViT: missing {}", listed(missing)));
   }
 
   // Number of blocks under `prefix` ("visual.transformer.resblocks."), checked to be 0..n-1.
@@ -146,18 +202,19 @@ class Assembler {
 
   const at::Tensor& raw(const std::string& name) const {
     const auto it = named_.tensors.find(name);
-    if (it == named_.tensors.end()) fail(fmt::format("missing {}", name));
+    if (it == named_.tensors.end()) fail(fmt::format("missing {}", shown(name)));
     return it->second;
   }
 
   at::Tensor get(const std::string& name, std::vector<std::int64_t> shape) const {
     const at::Tensor& t = raw(name);
+    used_.insert(name);
     if (t.sizes() != at::IntArrayRef(shape)) {
-      fail(fmt::format("{} has shape {}, expected {}", name, shape_text(t.sizes()),
+      fail(fmt::format("{} has shape {}, expected {}", shown(name), shape_text(t.sizes()),
                        shape_text(shape)));
     }
     if (!at::isFloatingType(t.scalar_type())) {
-      fail(fmt::format("{} has dtype {}, expected a floating-point type", name,
+      fail(fmt::format("{} has dtype {}, expected a floating-point type", shown(name),
                        c10::toString(t.scalar_type())));
     }
     return t;
@@ -180,22 +237,67 @@ class Assembler {
     return b;
   }
 
-  std::int64_t heads(const std::string& attn_module, std::int64_t width) const {
+  std::int64_t heads(const char* field, const std::string& attn_module, std::int64_t width,
+                     ClipArchitecture* a) const {
+    const auto declared = named_.declared.find(field);
+    const auto attribute = named_.num_heads.find(attn_module);
     std::int64_t h = 0;
-    if (const auto it = named_.num_heads.find(attn_module); it != named_.num_heads.end()) {
-      h = it->second;
-    } else if (width % kHeadWidth == 0) {
+    std::string source;
+    if (declared != named_.declared.end()) {
+      h = declared->second.value;
+      source = declared->second.source;
+      if (attribute != named_.num_heads.end() && attribute->second != h) {
+        fail(fmt::format("{} says {} {}, but the archive's {}.num_heads is {}", source, field, h,
+                         attn_module, attribute->second));
+      }
+    } else if (attribute != named_.num_heads.end()) {
+      h = attribute->second;
+      source = fmt::format("archive attribute {}.num_heads", attn_module);
+    } else if (named_.openai_head_rule && width % kHeadWidth == 0) {
       h = width / kHeadWidth;
+      source = fmt::format("OpenAI's build_model rule: width {} / {}", width, kHeadWidth);
     } else {
-      fail(
-          fmt::format("cannot tell the head count of {}: width {} is not a multiple of {} and "
-                      "the file does not say",
-                      attn_module, width, kHeadWidth));
+      fail(fmt::format(
+          "the checkpoint does not say how many heads {} has (width {}): give the head counts "
+          "(--model-heads VISION,TEXT, or model_heads in the config) or the open_clip model "
+          "config (--model-config NAME|FILE)",
+          attn_module, width));
     }
     if (h <= 0 || width % h != 0) {
-      fail(fmt::format("{} has {} heads, which do not divide its width {}", attn_module, h, width));
+      fail(fmt::format("{} gives {} {} heads, which do not divide its width {}", source,
+                       attn_module, h, width));
     }
+    a->sources[field] = source;
     return h;
+  }
+
+  // A size read off the weights (`what` names the tensor and dimension); a declared value must
+  // agree.
+  std::int64_t size(const char* field, std::int64_t from_weights, const std::string& what,
+                    ClipArchitecture* a) const {
+    const auto declared = named_.declared.find(field);
+    if (declared == named_.declared.end()) {
+      a->sources[field] = "weights: " + what;
+      return from_weights;
+    }
+    if (declared->second.value != from_weights) {
+      fail(fmt::format("{} says {} {}, but the weights have {} ({})", declared->second.source,
+                       field, declared->second.value, from_weights, what));
+    }
+    a->sources[field] = declared->second.source;
+    return from_weights;
+  }
+
+  void activation(ClipArchitecture* a) const {
+    if (named_.activation.source.empty()) {
+      fail(
+          "the checkpoint does not say which activation its MLPs use: give it (--model-act "
+          "quick_gelu|gelu, or model_act in the config; OpenAI's CLIP uses quick_gelu, "
+          "open_clip's LAION models gelu) or the open_clip model config (--model-config "
+          "NAME|FILE)");
+    }
+    a->activation = static_cast<Activation>(named_.activation.value);
+    a->sources["activation"] = named_.activation.source;
   }
 
   void infer(ClipArchitecture* a) const {
@@ -204,27 +306,43 @@ class Assembler {
       fail(fmt::format("visual.conv1.weight has shape {}, expected [width, 3, patch, patch]",
                        shape_text(conv.sizes())));
     }
-    a->vision_width = conv.size(0);
-    a->vision_patch_size = conv.size(3);
-    a->vision_layers = count_blocks("visual.transformer.resblocks.");
-    a->vision_heads = heads("visual.transformer.resblocks.0.attn", a->vision_width);
-    a->vision_mlp_width = dim_of("visual.transformer.resblocks.0.mlp.c_fc.weight", 2, 0);
+    a->vision_width = size("vision_width", conv.size(0), "visual.conv1.weight rows", a);
+    a->vision_patch_size =
+        size("vision_patch_size", conv.size(3), "visual.conv1.weight kernel", a);
+    a->vision_layers = size("vision_layers", count_blocks("visual.transformer.resblocks."),
+                            "visual.transformer.resblocks.* count", a);
+    a->vision_heads =
+        heads("vision_heads", "visual.transformer.resblocks.0.attn", a->vision_width, a);
+    a->vision_mlp_width =
+        size("vision_mlp_width", dim_of("visual.transformer.resblocks.0.mlp.c_fc.weight", 2, 0),
+             "visual.transformer.resblocks.0.mlp.c_fc.weight rows", a);
     const std::int64_t rows = dim_of("visual.positional_embedding", 2, 0);
-    a->vision_grid_size = std::llround(std::sqrt(static_cast<double>(rows - 1)));
-    if (a->vision_grid_size * a->vision_grid_size + 1 != rows) {
+    const std::int64_t grid = std::llround(std::sqrt(static_cast<double>(rows - 1)));
+    if (grid * grid + 1 != rows) {
       fail(
           fmt::format("visual.positional_embedding has {} rows, expected grid² + 1 for a "
                       "square patch grid",
                       rows));
     }
-    a->image_resolution = a->vision_patch_size * a->vision_grid_size;
-    a->text_width = dim_of("ln_final.weight", 1, 0);
-    a->text_layers = count_blocks("transformer.resblocks.");
-    a->text_heads = heads("transformer.resblocks.0.attn", a->text_width);
-    a->text_mlp_width = dim_of("transformer.resblocks.0.mlp.c_fc.weight", 2, 0);
-    a->context_length = dim_of("positional_embedding", 2, 0);
-    a->vocab_size = dim_of("token_embedding.weight", 2, 0);
-    a->embed_dim = dim_of("text_projection", 2, 1);
+    a->vision_grid_size = grid;
+    a->sources["vision_grid_size"] = "weights: visual.positional_embedding rows";
+    a->image_resolution = size("image_resolution", a->vision_patch_size * grid,
+                               "patch size × visual.positional_embedding grid", a);
+    a->text_width =
+        size("text_width", dim_of("ln_final.weight", 1, 0), "ln_final.weight size", a);
+    a->text_layers = size("text_layers", count_blocks("transformer.resblocks."),
+                          "transformer.resblocks.* count", a);
+    a->text_heads = heads("text_heads", "transformer.resblocks.0.attn", a->text_width, a);
+    a->text_mlp_width =
+        size("text_mlp_width", dim_of("transformer.resblocks.0.mlp.c_fc.weight", 2, 0),
+             "transformer.resblocks.0.mlp.c_fc.weight rows", a);
+    a->context_length = size("context_length", dim_of("positional_embedding", 2, 0),
+                             "positional_embedding rows", a);
+    a->vocab_size = size("vocab_size", dim_of("token_embedding.weight", 2, 0),
+                         "token_embedding.weight rows", a);
+    a->embed_dim =
+        size("embed_dim", dim_of("text_projection", 2, 1), "text_projection columns", a);
+    activation(a);
   }
 
   std::int64_t dim_of(const std::string& name, std::int64_t rank, std::int64_t d) const {
@@ -238,6 +356,7 @@ class Assembler {
 
   const NamedTensors& named_;
   std::string file_;
+  mutable std::set<std::string> used_;
 };
 
 at::Tensor place(const at::Tensor& t, c10::Device device, at::ScalarType dtype) {

@@ -27,6 +27,7 @@ namespace clipes::clip {
 
 struct ClipModel::Impl {
   detail::ClipWeights w;
+  ClipCheckpointInfo checkpoint;
   c10::Device device{c10::kCPU};
   at::ScalarType dtype = at::kFloat;
   at::Tensor text_mask;  ///< [context, context]: 0 on and below the diagonal, -inf above
@@ -80,19 +81,20 @@ at::Tensor self_attention(const detail::BlockWeights& b, const at::Tensor& y, st
   return out;
 }
 
-// c_fc -> QuickGELU (x * sigmoid(1.702 x)) -> c_proj.
-at::Tensor mlp(const detail::BlockWeights& b, const at::Tensor& x) {
+// c_fc -> QuickGELU (x * sigmoid(1.702 x)) or GELU (nn.GELU(), erf) -> c_proj.
+at::Tensor mlp(const detail::BlockWeights& b, const at::Tensor& x, Activation activation) {
   at::Tensor h = at::linear(x, b.c_fc_weight, b.c_fc_bias);
-  h = h * at::sigmoid(1.702 * h);
+  h = activation == Activation::kQuickGelu ? h * at::sigmoid(1.702 * h) : at::gelu(h);
   return at::linear(h, b.c_proj_weight, b.c_proj_bias);
 }
 
 // x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)), sequence-first x [L, B, W].
 at::Tensor residual_block(const detail::BlockWeights& b, const at::Tensor& x, std::int64_t heads,
-                          const at::Tensor& mask, at::Tensor* mean_weights) {
+                          Activation activation, const at::Tensor& mask,
+                          at::Tensor* mean_weights) {
   const at::Tensor y = layer_norm(x, b.ln_1_weight, b.ln_1_bias);
   at::Tensor out = x + self_attention(b, y, heads, mask, mean_weights);
-  return out + mlp(b, layer_norm(out, b.ln_2_weight, b.ln_2_bias));
+  return out + mlp(b, layer_norm(out, b.ln_2_weight, b.ln_2_bias), activation);
 }
 
 // OpenAI's encode_text on token rows ids [T, context] cut to their first `used` positions:
@@ -106,7 +108,7 @@ at::Tensor text_transformer(const detail::ClipWeights& w, const at::Tensor& full
   x = x.permute({1, 0, 2});
   const at::Tensor mask = full_mask.slice(0, 0, used).slice(1, 0, used);
   for (const auto& block : w.text_blocks) {
-    x = residual_block(block, x, w.arch.text_heads, mask, nullptr);
+    x = residual_block(block, x, w.arch.text_heads, w.arch.activation, mask, nullptr);
   }
   x = x.permute({1, 0, 2});
   x = layer_norm(x, w.ln_final_weight, w.ln_final_bias).to(dtype);
@@ -127,6 +129,10 @@ void check_tokens(const at::Tensor& tokens, std::int64_t width, const char* what
 }  // namespace
 
 // ---- ClipArchitecture ------------------------------------------------------------------------
+
+const char* to_string(Activation activation) {
+  return activation == Activation::kQuickGelu ? "quick_gelu" : "gelu";
+}
 
 std::string ClipArchitecture::describe() const {
   std::string name = "custom CLIP ViT";
@@ -156,7 +162,12 @@ std::string ClipArchitecture::describe() const {
       {"vocab_size", vocab_size},
       {"embed_dim", embed_dim},
   };
-  for (const auto& [key, value] : items) out += fmt::format("{}: {}\n", key, value);
+  const auto source = [&](const char* key) {
+    const auto it = sources.find(key);
+    return it == sources.end() ? std::string() : " (" + it->second + ")";
+  };
+  for (const auto& [key, value] : items) out += fmt::format("{}: {}{}\n", key, value, source(key));
+  out += fmt::format("activation: {}{}\n", to_string(activation), source("activation"));
   return out;
 }
 
@@ -164,7 +175,7 @@ std::string ClipArchitecture::describe() const {
 
 ClipModel::ClipModel(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
-ClipModel ClipModel::load(const std::filesystem::path& file, const ClipLoadOptions& options) {
+ClipModel ClipModel::load(const std::filesystem::path& path, const ClipLoadOptions& options) {
   const c10::Device device = detail::parse_device(options.device);
   if (options.keep_fp16 && !device.is_cuda()) {
     throw Error(
@@ -173,11 +184,14 @@ ClipModel ClipModel::load(const std::filesystem::path& file, const ClipLoadOptio
                     options.device));
   }
   detail::ClipWeights stored;
+  ClipCheckpointInfo checkpoint;
   {
-    const detail::NamedTensors named = detail::read_named_tensors(file);
-    stored = detail::assemble_clip_weights(named, file);
+    const detail::NamedTensors named = detail::read_checkpoint(path, options);
+    stored = detail::assemble_clip_weights(named, named.info.weights);
+    checkpoint = named.info;
   }
   auto impl = std::make_shared<Impl>();
+  impl->checkpoint = std::move(checkpoint);
   impl->w = detail::place_clip_weights(stored, device, options.keep_fp16);
   impl->device = device;
   impl->dtype = impl->w.conv1_weight.scalar_type();
@@ -190,6 +204,7 @@ ClipModel ClipModel::load(const std::filesystem::path& file, const ClipLoadOptio
 }
 
 const ClipArchitecture& ClipModel::architecture() const { return impl_->w.arch; }
+const ClipCheckpointInfo& ClipModel::checkpoint() const { return impl_->checkpoint; }
 c10::Device ClipModel::device() const { return impl_->device; }
 c10::ScalarType ClipModel::dtype() const { return impl_->dtype; }
 
@@ -339,8 +354,8 @@ VisionTrunkOutput ClipModel::run_trunk(const at::Tensor& tokens,
   for (std::int64_t i = 0; i + 1 < layers; ++i) {
     at::Tensor weights;
     const bool keep = i >= first_kept;
-    x = residual_block(impl_->w.vision_blocks[static_cast<std::size_t>(i)], x, a.vision_heads, {},
-                       keep ? &weights : nullptr);
+    x = residual_block(impl_->w.vision_blocks[static_cast<std::size_t>(i)], x, a.vision_heads,
+                       a.activation, {}, keep ? &weights : nullptr);
     if (keep) out.attention.push_back(weights.to(at::kFloat));
   }
   out.tokens = x.permute({1, 0, 2});
@@ -386,7 +401,7 @@ LastBlockOutput ClipModel::last_block_forward(const at::Tensor& tokens,
   const at::Tensor y = normed.to(impl_->device, impl_->dtype).permute({1, 0, 2});
   at::Tensor weights;
   at::Tensor x = x_in + self_attention(last, y, a.vision_heads, {}, &weights);
-  x = x + mlp(last, layer_norm(x, last.ln_2_weight, last.ln_2_bias));
+  x = x + mlp(last, layer_norm(x, last.ln_2_weight, last.ln_2_bias), a.activation);
   x = x.permute({1, 0, 2});
   x = layer_norm(x, w.ln_post_weight, w.ln_post_bias);
   x = at::mean(x.slice(1, 1), 1);  // CLIP-ES: mean of the patch tokens, not the class token

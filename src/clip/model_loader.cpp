@@ -1,5 +1,6 @@
 // Reading CLIP weight files with LibTorch's TorchScript loader and unpickler. The only file of
-// the clip area that includes <torch/script.h> (slow to compile): everything else is ATen.
+// the clip area that includes <torch/script.h> (slow to compile): everything else is ATen
+// (checkpoint.cpp tells the formats apart and maps names).
 
 #include <caffe2/serialize/inline_container.h>
 #include <fmt/format.h>
@@ -8,6 +9,7 @@
 #include <torch/serialize.h>
 
 #include <fstream>
+#include <map>
 #include <iterator>
 #include <string>
 #include <string_view>
@@ -42,13 +44,37 @@ bool read_torchscript(const std::filesystem::path& file, NamedTensors* out, std:
   for (const auto& b : module.named_buffers(/*recurse=*/true)) {
     out->tensors[b.name] = b.value.detach();
   }
+  std::map<std::string, std::string> activations;  // mlp.gelu module name -> its class
   for (const auto& m : module.named_modules()) {
     if (m.value.hasattr("num_heads")) {
       const auto value = m.value.attr("num_heads");
       if (value.isInt()) out->num_heads[m.name] = value.toInt();
     }
+    // OpenAI's blocks name their activation module mlp.gelu; its class says which it is.
+    const auto type = m.value.type()->name();
+    if (type && m.name.size() >= 9 && m.name.compare(m.name.size() - 9, 9, ".mlp.gelu") == 0) {
+      activations[m.name] = type->name();
+    }
   }
-  out->format = "TorchScript archive";
+  out->info.format = "TorchScript archive";
+  out->openai_head_rule = true;
+  for (const char* name :
+       {"visual.transformer.resblocks.0.mlp.gelu", "transformer.resblocks.0.mlp.gelu"}) {
+    const auto it = activations.find(name);
+    if (it == activations.end()) continue;
+    const std::string source = fmt::format("archive module {} ({})", name, it->second);
+    Activation activation;
+    if (it->second == "QuickGELU") {
+      activation = Activation::kQuickGelu;
+    } else if (it->second == "GELU") {
+      activation = Activation::kGelu;
+    } else {
+      throw Error(fmt::format("CLIP model file {} (TorchScript archive): {} is a {}, but clipes "
+                              "runs QuickGELU or GELU MLPs",
+                              file.string(), name, it->second));
+    }
+    declare_activation(out, activation, source);
+  }
   return true;
 }
 
@@ -88,10 +114,10 @@ bool read_state_dict(const std::filesystem::path& file, NamedTensors* out, std::
     if (pickles_ordered_dict(file)) {
       throw Error(fmt::format(
           "CLIP model file {} is a torch.save'd collections.OrderedDict (what "
-          "model.state_dict() returns), which LibTorch 1.13 cannot unpickle (it reads an "
-          "OrderedDict as None); save a plain dict instead, torch.save(dict(state_dict), path), "
-          "or use the TorchScript release file as it is",
-          file.string()));
+          "model.state_dict() returns, e.g. pytorch_model.bin, open_clip_pytorch_model.bin), "
+          "which LibTorch 1.13 cannot unpickle (it reads an OrderedDict as None); convert it to "
+          "safetensors with Python: {}",
+          file.string(), to_safetensors_command(file)));
     }
     *why = first_line(e);
     return false;
@@ -108,30 +134,40 @@ bool read_state_dict(const std::filesystem::path& file, NamedTensors* out, std::
     *why = "the dict holds no named tensors";
     return false;
   }
-  out->format = "state dict";
+  out->info.format = "state dict";
   return true;
+}
+
+// torch.save's format before PyTorch 1.6: a bare pickle (protocol 2 and up), not a zip.
+bool is_legacy_pickle(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  unsigned char head[2] = {};
+  return static_cast<bool>(in.read(reinterpret_cast<char*>(head), 2)) && head[0] == 0x80 &&
+         head[1] >= 2 && head[1] <= 5;
 }
 
 }  // namespace
 
-NamedTensors read_named_tensors(const std::filesystem::path& file) {
-  std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) {
-    throw Error(fmt::format("CLIP model file {} does not exist", file.string()));
-  }
-  if (!std::filesystem::is_regular_file(file, ec)) {
-    throw Error(fmt::format("CLIP model file {} is not a regular file", file.string()));
-  }
+NamedTensors read_torch_file(const std::filesystem::path& file) {
   NamedTensors named;
+  named.info.weights = file;
   std::string why_script;
   if (read_torchscript(file, &named, &why_script)) return named;
   named = NamedTensors{};
+  named.info.weights = file;
   std::string why_pickle;
   if (read_state_dict(file, &named, &why_pickle)) return named;
+  if (is_legacy_pickle(file)) {
+    throw Error(fmt::format(
+        "CLIP model file {} is a torch.save file in the format before PyTorch 1.6 (a bare "
+        "pickle, not a zip archive), which LibTorch cannot read; convert it to safetensors with "
+        "Python: {}",
+        file.string(), to_safetensors_command(file)));
+  }
   throw Error(fmt::format(
       "CLIP model file {} is neither a TorchScript archive (torch.jit.save, the format of "
-      "OpenAI's ViT-B-16.pt) nor a torch.save'd state dict (truncated or not a model file?): "
-      "as TorchScript: {}; as a state dict: {}",
+      "OpenAI's ViT-B-16.pt), a torch.save'd state dict nor a safetensors file (truncated or "
+      "not a model file?): as TorchScript: {}; as a state dict: {}",
       file.string(), why_script, why_pickle));
 }
 

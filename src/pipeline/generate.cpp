@@ -170,7 +170,13 @@ Generator Generator::load(const GenerateConfig& config, const std::string& devic
 std::string Generator::describe() const {
   const auto& c = impl_->config;
   const auto& tokenizer = impl_->clip.tokenizer;
-  std::string out = fmt::format("model: {}\n  sha256: {}\n", c.model, impl_->clip.model_sha256);
+  const auto& checkpoint = impl_->clip.model.checkpoint();
+  std::string out = fmt::format("model: {}\n  format: {}\n", c.model, checkpoint.format);
+  if (checkpoint.weights != std::filesystem::path(c.model)) {
+    out += fmt::format("  weights: {}\n", checkpoint.weights.string());
+  }
+  if (!checkpoint.config.empty()) out += fmt::format("  config: {}\n", checkpoint.config.string());
+  out += fmt::format("  sha256: {}\n", impl_->clip.model_sha256);
   std::string architecture = impl_->clip.model.architecture().describe();
   for (std::size_t at = 0, next; at < architecture.size(); at = next + 1) {
     next = architecture.find('\n', at);

@@ -149,6 +149,9 @@ GenerateConfig read_generate_config(const nlohmann::json& document, const std::s
   d.finish();
 
   r.field("model", c.model);
+  r.field("model_config", c.model_config);
+  r.field("model_act", c.model_act);
+  r.field("model_heads", c.model_heads);
   r.field("vocab", c.vocab);
 
   auto input = r.object("input");
@@ -251,6 +254,12 @@ void GenerateConfig::validate(const std::string& source) const {
       break;
   }
   v.check(!model.empty(), "model", "must not be empty");
+  v.check(model_act.empty() || model_act == "quick_gelu" || model_act == "gelu", "model_act",
+          "must be \"quick_gelu\", \"gelu\" or empty (from the checkpoint)", model_act);
+  v.check(model_heads.empty() || (model_heads.size() == 2 && model_heads[0] > 0 &&
+                                  model_heads[1] > 0),
+          "model_heads", "must be [vision heads, text heads] (two positive numbers) or empty",
+          nlohmann::json(model_heads).dump());
   v.check(!vocab.empty(), "vocab", "must not be empty");
   v.check(input.max_side == 0 || input.max_side >= 16, "input.max_side", "must be 0 (off) or >= 16",
           input.max_side);
@@ -299,6 +308,9 @@ nlohmann::json to_json(const GenerateConfig& c) {
                   {"annotations", c.dataset.annotations},
                   {"instances", c.dataset.instances}};
   j["model"] = c.model;
+  j["model_config"] = c.model_config;
+  j["model_act"] = c.model_act;
+  j["model_heads"] = c.model_heads;
   j["vocab"] = c.vocab;
   j["input"] = {{"max_side", c.input.max_side}, {"max_tokens", c.input.max_tokens}};
   j["cam"] = {{"attention_blocks", c.cam.attention_blocks}};

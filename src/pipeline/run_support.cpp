@@ -19,15 +19,26 @@ LoadedClip load_clip(const GenerateConfig& config, const std::string& device, bo
   clip::ClipLoadOptions options;
   options.device = device;
   options.keep_fp16 = keep_fp16;
-  LoadedClip out{clip::ClipModel::load(config.model, options),
-                 clip::Tokenizer::from_file(config.vocab), io::sha256_file(config.model),
+  options.model_config = config.model_config;
+  options.activation = config.model_act;
+  if (config.model_heads.size() == 2) {
+    options.vision_heads = config.model_heads[0];
+    options.text_heads = config.model_heads[1];
+  }
+  auto model = clip::ClipModel::load(config.model, options);
+  const std::string weights_sha256 = io::sha256_file(model.checkpoint().weights);
+  LoadedClip out{std::move(model), clip::Tokenizer::from_file(config.vocab), weights_sha256,
                  io::sha256_file(config.vocab), 0};
   out.load_seconds = seconds_since(start);
   return out;
 }
 
 void record_model(const GenerateConfig& config, const LoadedClip& clip, nlohmann::json& record) {
+  const auto& checkpoint = clip.model.checkpoint();
   record["model"] = {{"file", config.model},
+                     {"format", checkpoint.format},
+                     {"weights", checkpoint.weights.string()},
+                     {"config", checkpoint.config.string()},
                      {"sha256", clip.model_sha256},
                      {"architecture", clip.model.architecture().describe()},
                      {"load_seconds", clip.load_seconds}};

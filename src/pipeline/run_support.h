@@ -52,7 +52,7 @@ at::Tensor clip_input(const data::DecodedImage& image, const InputConfig& input,
 struct LoadedClip {
   clip::ClipModel model;
   clip::Tokenizer tokenizer;
-  std::string model_sha256;
+  std::string model_sha256;  ///< of the weights file (checkpoint().weights)
   std::string vocab_sha256;
   double load_seconds = 0;  ///< reading, converting and hashing both files
 };
@@ -60,8 +60,8 @@ struct LoadedClip {
 /// Loads both files (clipes::Error naming the file that is wrong) and hashes them.
 LoadedClip load_clip(const GenerateConfig& config, const std::string& device, bool keep_fp16);
 
-/// The run record's "model" ({file, sha256, architecture, load_seconds}) and "vocab" ({file,
-/// sha256}) entries.
+/// The run record's "model" ({file, format, weights, config, sha256, architecture,
+/// load_seconds}) and "vocab" ({file, sha256}) entries.
 void record_model(const GenerateConfig& config, const LoadedClip& clip, nlohmann::json& record);
 
 }  // namespace clipes::pipeline::detail

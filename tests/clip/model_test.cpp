@@ -63,9 +63,22 @@ TEST_F(TinyClip, InfersEverySizeFromTheWeights) {
 
   const std::string text = a.describe();
   EXPECT_NE(text.find("architecture: custom CLIP ViT\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("vision_layers: 10\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("embed_dim: 64\n"), std::string::npos) << text;
-  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 15) << text;
+  EXPECT_NE(text.find("vision_layers: 10 (weights: visual.transformer.resblocks.* count)\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("embed_dim: 64 (weights: text_projection columns)\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("vision_heads: 2 (archive attribute "
+                      "visual.transformer.resblocks.0.attn.num_heads)\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("activation: quick_gelu (archive module "
+                      "visual.transformer.resblocks.0.mlp.gelu (QuickGELU))\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 16) << text;
+  EXPECT_EQ(model().checkpoint().format, "TorchScript archive");
+  EXPECT_EQ(model().checkpoint().weights, tiny_clip_path());
 }
 
 TEST_F(TinyClip, LogitScaleIsExpOfTheStoredValue) {
@@ -371,7 +384,8 @@ TEST(ClipModelLoad, RandomBytesAreRefused) {
   io::write_file_atomic(file, bytes);
   const std::string message = load_error(file);
   EXPECT_NE(message.find("is neither a TorchScript archive (torch.jit.save, the format of "
-                         "OpenAI's ViT-B-16.pt) nor a torch.save'd state dict"),
+                         "OpenAI's ViT-B-16.pt), a torch.save'd state dict nor a safetensors "
+                         "file"),
             std::string::npos)
       << message;
 }
@@ -382,18 +396,32 @@ TEST(ClipModelLoad, ResNetClipIsRefusedByName) {
   EXPECT_EQ(load_error(file),
             "CLIP model file " + file.string() +
                 " (TorchScript archive): this is a ResNet CLIP (it has visual.attnpool.*, "
-                "visual.bn1.*, visual.layer1.*), not a CLIP ViT; clipes needs a ViT "
-                "(visual.class_embedding, visual.transformer.resblocks.*), e.g. OpenAI's "
-                "ViT-B-16.pt");
+                "visual.bn1.*, visual.layer1.*), not a CLIP ViT; clipes runs CLIP ViTs with "
+                "OpenAI's blocks: OpenAI's ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14@336px and "
+                "open_clip's ViT models of the same design (ViT-B-16, ViT-L-14, ViT-H-14, ...), "
+                "with a QuickGELU or GELU MLP");
 }
 
 TEST(ClipModelLoad, StateDictGivesTheSameModelAsTheArchive) {
   CLIPES_REQUIRE_TINY_CLIP();
   at::set_num_threads(2);
   const ClipModel archive = ClipModel::load(tiny_clip_path());
-  const ClipModel state =
-      ClipModel::load(clipes::testing::fixture_dir() / "tiny_clip_state_dict.pt");
-  EXPECT_EQ(state.architecture().describe(), archive.architecture().describe());
+  const auto file = clipes::testing::fixture_dir() / "tiny_clip_state_dict.pt";
+  // A plain dict says nothing of the activation and heads: they are asked for, not guessed.
+  EXPECT_NE(load_error(file).find("the checkpoint does not say how many heads "
+                                  "visual.transformer.resblocks.0.attn has (width 128)"),
+            std::string::npos)
+      << load_error(file);
+  ClipLoadOptions options;
+  options.vision_heads = 2;
+  options.text_heads = 2;
+  EXPECT_NE(load_error(file, options).find("does not say which activation its MLPs use"),
+            std::string::npos);
+  options.activation = "quick_gelu";
+  const ClipModel state = ClipModel::load(file, options);
+  EXPECT_EQ(state.architecture().vision_heads, archive.architecture().vision_heads);
+  EXPECT_EQ(state.architecture().sources.at("activation"), "model_act (--model-act)");
+  EXPECT_EQ(state.checkpoint().format, "state dict");
   const at::Tensor tokens = read_npy_tensor(tiny_reference("text_tokens"));
   EXPECT_TRUE(at::equal(state.encode_text(tokens), archive.encode_text(tokens)));
   const at::Tensor pixels = read_npy_tensor(tiny_reference("pixels"));
@@ -406,10 +434,15 @@ TEST(ClipModelLoad, OrderedDictStateDictGetsAnExplanation) {
   const auto file = clipes::testing::fixture_dir() / "tiny_clip_ordered_state_dict.pt";
   EXPECT_EQ(load_error(file),
             "CLIP model file " + file.string() +
-                " is a torch.save'd collections.OrderedDict (what model.state_dict() returns), "
-                "which LibTorch 1.13 cannot unpickle (it reads an OrderedDict as None); save a "
-                "plain dict instead, torch.save(dict(state_dict), path), or use the TorchScript "
-                "release file as it is");
+                " is a torch.save'd collections.OrderedDict (what model.state_dict() returns, "
+                "e.g. pytorch_model.bin, open_clip_pytorch_model.bin), which LibTorch 1.13 "
+                "cannot unpickle (it reads an OrderedDict as None); convert it to safetensors "
+                "with Python: python3 -c \"import torch, safetensors.torch as st; sd = "
+                "torch.load('" + file.string() + "', map_location='cpu'); sd = "
+                "sd.get('state_dict', sd); st.save_file({k: v.contiguous().clone() for k, v in "
+                "sd.items()}, '" +
+                (file.parent_path() / "tiny_clip_ordered_state_dict.safetensors").string() +
+                "')\"");
 }
 
 TEST(ClipModelLoad, DevicesAndPrecisionAreChecked) {

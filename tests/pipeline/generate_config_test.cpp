@@ -141,6 +141,7 @@ TEST(GenerateConfigJson, EveryFieldRoundTrips) {
     "dataset": {"layout": "custom", "root": "/data", "images": "img", "image_ext": ".png",
                 "split": "s.txt", "labels": "l.txt", "annotations": "A", "instances": "i.json"},
     "model": "m.pt", "vocab": "v.gz",
+    "model_config": "ViT-B-16", "model_act": "gelu", "model_heads": [12, 8],
     "input": {"max_side": 800, "max_tokens": 3000},
     "cam": {"attention_blocks": 6},
     "caa": {"box_threshold": 0.7, "sinkhorn_rounds": 2, "power": 1, "explicit_power": true},
@@ -317,6 +318,15 @@ TEST(GenerateConfigValidate, EveryRangeRuleNamesPathRuleAndValue) {
        "...`)"},
       {"model=\"\"", "t.json: model must not be empty"},
       {"vocab=\"\"", "t.json: vocab must not be empty"},
+      {"model_act=relu",
+       "t.json: model_act must be \"quick_gelu\", \"gelu\" or empty (from the checkpoint), got "
+       "relu"},
+      {"model_heads=[12]",
+       "t.json: model_heads must be [vision heads, text heads] (two positive numbers) or empty, "
+       "got [12]"},
+      {"model_heads=[12,0]",
+       "t.json: model_heads must be [vision heads, text heads] (two positive numbers) or empty, "
+       "got [12,0]"},
       {"input.max_side=8", "t.json: input.max_side must be 0 (off) or >= 16, got 8"},
       {"input.max_side=-1", "t.json: input.max_side must be 0 (off) or >= 16, got -1"},
       {"input.max_tokens=0", "t.json: input.max_tokens must be >= 1, got 0"},

@@ -320,5 +320,88 @@ TEST(GenerateTool, DryRunPrintsTheSetup) {
   EXPECT_FALSE(fs::exists("/nonexistent-out"));
 }
 
+// The tiny fixtures of scripts/make_tiny_clip.py in every checkpoint format.
+#define CLIPES_REQUIRE_TINY_CLIP_FORMATS()                                                     \
+  do {                                                                                         \
+    if (!fs::exists(testing::fixture_dir() / "tiny_clip.stamp")) {                             \
+      GTEST_SKIP() << "SKIPPED: the tiny CLIP fixtures are missing from "                      \
+                   << testing::fixture_dir().string();                                         \
+    }                                                                                          \
+  } while (0)
+
+TEST(GenerateTool, DryRunSaysTheCheckpointFormatAndWhereEachSizeCameFrom) {
+  CLIPES_REQUIRE_SHARED();
+  CLIPES_REQUIRE_TINY_CLIP_FORMATS();
+  const fs::path f = testing::fixture_dir();
+  const std::pair<std::string, std::string> cases[] = {
+      {(f / "tiny_clip.pt").string(), "  format: TorchScript archive\n"},
+      {(f / "tiny_clip_traced_cuda.pt").string(), "  format: TorchScript archive\n"},
+      {(f / "tiny_clip_state_dict.pt").string() + " --model-act quick_gelu --model-heads 2,2",
+       "  format: state dict\n"},
+      {(f / "tiny_clip_open_clip").string(), "  format: open_clip safetensors\n"},
+      {(f / "tiny_clip_hf").string(),
+       "  format: transformers CLIPModel (config.json + model.safetensors)\n"},
+  };
+  for (const auto& [model, format] : cases) {
+    std::string log;
+    ASSERT_EQ(testing::run_command(generate_command("/nonexistent-out", "--dry-run", model), &log),
+              0)
+        << log;
+    EXPECT_NE(log.find(format), std::string::npos) << log;
+    EXPECT_NE(log.find("  vision_heads: 2 ("), std::string::npos) << log;
+    EXPECT_NE(log.find("  activation: quick_gelu ("), std::string::npos) << log;
+    std::cout << "--model " << model << " --dry-run:\n"
+              << log.substr(log.find("model: "), log.find("vocabulary: ") - log.find("model: "));
+  }
+  std::string log;
+  ASSERT_EQ(testing::run_command(
+                generate_command("/nonexistent-out", "--dry-run",
+                                 (f / "tiny_clip_hf").string() + " --model-heads 2,2"),
+                &log),
+            0)
+      << log;
+  EXPECT_NE(log.find("  vision_heads: 2 (config.json: vision_config.num_attention_heads)\n"),
+            std::string::npos)
+      << log;
+}
+
+TEST(GenerateTool, CheckpointErrorsExitWithTwoNamingTheKey) {
+  CLIPES_REQUIRE_SHARED();
+  CLIPES_REQUIRE_TINY_CLIP_FORMATS();
+  const fs::path f = testing::fixture_dir();
+  const fs::path contradicting = testing::make_temp_dir("generate-hf-heads");
+  fs::copy_file(f / "tiny_clip_hf/model.safetensors", contradicting / "model.safetensors");
+  {
+    std::ifstream in(f / "tiny_clip_hf/config.json");
+    auto config = nlohmann::json::parse(in);
+    config["text_config"]["num_attention_heads"] = 5;
+    std::ofstream(contradicting / "config.json") << config.dump();
+  }
+  const std::pair<std::string, std::string> cases[] = {
+      {contradicting.string(),
+       "config.json: text_config.num_attention_heads gives transformer.resblocks.0.attn 5 heads, "
+       "which do not divide its width 128"},
+      {(f / "tiny_clip_hf").string() + " --model-act gelu",
+       "config.json: text_config.hidden_act says activation quick_gelu, but model_act "
+       "(--model-act) says gelu"},
+      {(f / "tiny_clip_bad/hf_missing_key").string(),
+       "missing vision_model.post_layernorm.weight (visual.ln_post.weight)"},
+      {(f / "tiny_clip_bad/unknown_key").string(),
+       "unexpected parameter visual.transformer.resblocks.1.ls_1.gamma"},
+      {(f / "tiny_clip_resnet.pt").string(), "does not exist"},
+      {(f / "tiny_resnet_clip.pt").string(), "this is a ResNet CLIP (it has visual.attnpool.*"},
+      {(f / "tiny_clip_state_dict.pt").string(), "the checkpoint does not say how many heads"},
+      {(f / "tiny_clip_hf").string() + " --model-config ViT-X-1",
+       "model config \"ViT-X-1\" is neither an open_clip model name clipes knows"},
+  };
+  for (const auto& [model, expected] : cases) {
+    std::string log;
+    EXPECT_EQ(testing::run_command(generate_command("/nonexistent-out", "--dry-run", model), &log),
+              2)
+        << log;
+    EXPECT_NE(log.find(expected), std::string::npos) << log;
+  }
+}
+
 }  // namespace
 }  // namespace clipes

@@ -1,7 +1,9 @@
 #pragma once
 /// The frozen CLIP ViT of CLIP-ES (spec §0): loaded from OpenAI's release file (`ViT-B-16.pt`,
-/// a TorchScript archive) or a torch.save'd state dict, every size read off the weights, and
-/// run as separately callable pieces so that GradCAM can work inside the last block (spec §3).
+/// a TorchScript archive), open_clip's and transformers' checkpoints (safetensors) or a
+/// torch.save'd state dict, the architecture from the checkpoint's metadata first and the
+/// weights second, and run as separately callable pieces so that GradCAM can work inside the
+/// last block (spec §3).
 ///
 /// Vision, for one image of h×w patches (N = h·w, D = vision width, E = embedding size, L blocks):
 ///
@@ -26,31 +28,55 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace clipes::clip {
 
-/// Every size of a CLIP ViT, read off its weights the way OpenAI's build_model does.
+/// The MLP activation of the transformer blocks.
+enum class Activation {
+  kQuickGelu,  ///< x · sigmoid(1.702 x): OpenAI's CLIP, open_clip's *-quickgelu models
+  kGelu,       ///< exact (erf) GELU: open_clip's LAION models, transformers "gelu"
+};
+/// "quick_gelu", "gelu" (transformers' hidden_act names).
+const char* to_string(Activation activation);
+
+/// Every size of a CLIP ViT: from the checkpoint's metadata when it has any (config.json,
+/// open_clip's model config, the archive's attributes), checked against the weights, else read
+/// off the weights the way OpenAI's build_model does.
 struct ClipArchitecture {
   std::int64_t vision_width = 0;       ///< D: conv1.weight rows (768 for ViT-B/16)
   std::int64_t vision_layers = 0;      ///< L: visual.transformer.resblocks count (12)
-  std::int64_t vision_heads = 0;       ///< archive's num_heads if it has one, else width / 64
+  std::int64_t vision_heads = 0;       ///< from metadata, or OpenAI's width / 64 for its archives
   std::int64_t vision_mlp_width = 0;   ///< c_fc rows (4·D)
   std::int64_t vision_patch_size = 0;  ///< P: conv1 kernel (16)
   std::int64_t vision_grid_size = 0;   ///< sqrt(positional rows − 1) (14)
   std::int64_t image_resolution = 0;   ///< P · grid (224), the training resolution
   std::int64_t text_width = 0;         ///< ln_final size (512)
   std::int64_t text_layers = 0;        ///< transformer.resblocks count (12)
-  std::int64_t text_heads = 0;         ///< archive's num_heads if it has one, else width / 64
+  std::int64_t text_heads = 0;         ///< from metadata, or OpenAI's width / 64 for its archives
   std::int64_t text_mlp_width = 0;     ///< c_fc rows (4·width)
   std::int64_t context_length = 0;     ///< text positional rows (77)
   std::int64_t vocab_size = 0;         ///< token_embedding rows (49408)
   std::int64_t embed_dim = 0;          ///< E: text_projection columns (512)
+  Activation activation = Activation::kQuickGelu;
+  /// Where each item came from, by field name ("vision_heads": "config.json
+  /// vision_config.num_attention_heads", "vision_width": "weights visual.conv1.weight", ...).
+  std::map<std::string, std::string> sources;
 
-  /// One "name: value" line per item (what `clipes-generate --dry-run` prints).
+  /// One "name: value (source)" line per item (what `clipes-generate --dry-run` prints).
   std::string describe() const;
+};
+
+/// What was loaded.
+struct ClipCheckpointInfo {
+  /// "OpenAI TorchScript archive", "open_clip safetensors", "transformers CLIPModel
+  /// (config.json + model.safetensors)", "state dict (torch.save)", ...
+  std::string format;
+  std::filesystem::path weights;  ///< the file the tensors were read from
+  std::filesystem::path config;   ///< the metadata file used (config.json, ...); empty if none
 };
 
 /// How ClipModel::encode_text runs the text transformer.
@@ -73,7 +99,21 @@ struct ClipLoadOptions {
   /// LayerNorm and embeddings in float32, as OpenAI runs on GPU). CUDA only: LibTorch 1.13 has
   /// no float16 convolution on CPU. False: everything float32 (what the reference ran on CPU).
   bool keep_fp16 = false;
+  /// open_clip model config: a name clipes knows ("ViT-B-16", "ViT-L-14-quickgelu", ...; see
+  /// known_open_clip_models) or a JSON file (open_clip's model_configs/*.json or an
+  /// open_clip_config.json). Empty: the open_clip_config.json beside the weights, if any.
+  std::string model_config;
+  /// "quick_gelu" or "gelu" when the checkpoint does not say (a state dict); when it does, it
+  /// must agree. Empty: from the checkpoint.
+  std::string activation;
+  /// Head counts when the checkpoint does not say; when it does, they must agree. 0: from the
+  /// checkpoint.
+  std::int64_t vision_heads = 0;
+  std::int64_t text_heads = 0;
 };
+
+/// The open_clip model names `ClipLoadOptions::model_config` accepts, comma-separated.
+std::string known_open_clip_models();
 
 /// run_trunk's result.
 struct VisionTrunkOutput {
@@ -105,13 +145,23 @@ struct ImageEncoding {
 
 class ClipModel {
  public:
-  /// Reads `file`: OpenAI's release TorchScript archive as it is, or a torch.save'd state dict
-  /// with the same parameter names. Throws clipes::Error naming the file and what is wrong
-  /// (missing file, not a TorchScript/state-dict archive, a ResNet CLIP, missing or misshapen
-  /// parameters, an unavailable device).
-  static ClipModel load(const std::filesystem::path& file, const ClipLoadOptions& options = {});
+  /// Reads `path`, one of:
+  ///  - OpenAI's release TorchScript archive (scripted or traced; storages saved on CUDA load
+  ///    on the CPU);
+  ///  - a safetensors file with OpenAI/open_clip parameter names (open_clip_model.safetensors),
+  ///    with open_clip_config.json beside it or options.model_config;
+  ///  - a transformers CLIPModel: a folder holding config.json and model.safetensors (or a
+  ///    pytorch_model.bin LibTorch can read), or that model.safetensors itself;
+  ///  - a torch.save'd plain dict of tensors with OpenAI's names (activation and heads from
+  ///    options).
+  /// Throws clipes::Error naming the file and what is wrong (missing file, unknown format, a
+  /// pickle LibTorch cannot read — with the Python line that converts it —, a ResNet CLIP or an
+  /// unsupported head, missing, misshapen or unknown parameters, metadata contradicting the
+  /// weights, an activation or head count nothing says, an unavailable device).
+  static ClipModel load(const std::filesystem::path& path, const ClipLoadOptions& options = {});
 
   const ClipArchitecture& architecture() const;
+  const ClipCheckpointInfo& checkpoint() const;
   c10::Device device() const;
   /// float32, or float16 when keep_fp16 on CUDA.
   c10::ScalarType dtype() const;

@@ -11,6 +11,7 @@
 ///                "split": "ImageSets/Segmentation/train.txt", "labels": "",
 ///                "annotations": "Annotations", "instances": ""},
 ///    "model": "models/ViT-B-16.pt", "vocab": "models/bpe_simple_vocab_16e6.txt.gz",
+///    "model_config": "", "model_act": "", "model_heads": [],
 ///    "input": {"max_side": 0, "max_tokens": 4096},
 ///    "cam": {"attention_blocks": 8},
 ///    "caa": {"box_threshold": 0.4, "sinkhorn_rounds": 3, "power": 2, "explicit_power": false},
@@ -70,7 +71,14 @@ struct GenerateConfig {
   std::vector<ClassConfig> classes;          ///< the foreground vocabulary, in index order
   std::vector<std::string> background;       ///< background words (spec §1), >= 1
   data::DatasetConfig dataset;               ///< where the images and labels are
-  std::string model = "models/ViT-B-16.pt";  ///< CLIP release file
+  /// CLIP checkpoint: a file or a folder (clip::ClipModel::load).
+  std::string model = "models/ViT-B-16.pt";
+  /// What the checkpoint may not say (clip::ClipLoadOptions): an open_clip model name or config
+  /// file, the activation ("quick_gelu", "gelu") and the head counts [vision, text]; empty:
+  /// from the checkpoint.
+  std::string model_config;
+  std::string model_act;
+  std::vector<std::int64_t> model_heads;
   std::string vocab = "models/bpe_simple_vocab_16e6.txt.gz";  ///< CLIP BPE vocabulary
   InputConfig input;                                          ///< image-size guard
   cam::CamConfig cam;                                         ///< softmax-GradCAM (spec §3)
