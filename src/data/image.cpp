@@ -385,10 +385,10 @@ int jpeg_exif_orientation(std::string_view b) {
     const auto u32 = [&](std::size_t i) -> std::uint32_t {
       return little ? u16(i + 2) << 16 | u16(i) : u16(i) << 16 | u16(i + 2);
     };
-    const std::uint32_t ifd = u32(4);
-    if (ifd + 2 > tiff.size()) return 1;
-    const std::uint32_t entries = u16(ifd);
-    for (std::uint32_t e = 0; e < entries && ifd + 2 + 12 * (e + 1) <= tiff.size(); ++e) {
+    const std::size_t ifd = u32(4);  // from a file: checked before any read through it
+    if (ifd > tiff.size() || tiff.size() - ifd < 2) return 1;
+    const std::size_t entries = u16(ifd);
+    for (std::size_t e = 0; e < entries && (tiff.size() - ifd - 2) / 12 > e; ++e) {
       const std::size_t at = ifd + 2 + 12 * e;
       if (u16(at) == 0x0112 && u16(at + 2) == 3) {  // Orientation, SHORT
         const std::uint32_t v = u16(at + 8);

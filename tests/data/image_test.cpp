@@ -288,6 +288,16 @@ TEST(ExifOrientation, ReadsTheTagInBothByteOrders) {
   }
   EXPECT_EQ(jpeg_exif_orientation(clipes::testing::jpeg_with_exif_orientation(jpeg, 9)), 1);
   EXPECT_EQ(jpeg_exif_orientation("not a jpeg"), 1);
+  // Malformed metadata is "as stored", never a read past the segment: an IFD offset far beyond
+  // it (bytes 16..19 of the file: after SOI, the APP1 header, "Exif\0\0" and "II*\0"), and a
+  // segment cut short.
+  std::string bad = clipes::testing::jpeg_with_exif_orientation(jpeg, 6);
+  bad.replace(16, 4, "\xFF\xFF\xFF\xFF");
+  EXPECT_EQ(jpeg_exif_orientation(bad), 1);
+  bad.replace(16, 4, std::string("\x30\0\0\0", 4));
+  EXPECT_EQ(jpeg_exif_orientation(bad), 1);
+  EXPECT_EQ(jpeg_exif_orientation(clipes::testing::jpeg_with_exif_orientation(jpeg, 6).substr(0, 30)),
+            1);
   EXPECT_EQ(parse_exif_orientation("apply"), ExifOrientation::kApply);
   EXPECT_EQ(parse_exif_orientation("stored"), ExifOrientation::kStored);
   EXPECT_FALSE(parse_exif_orientation("rotate").has_value());
