@@ -1,21 +1,27 @@
-// clipes-eval: mIoU of predicted masks or CAMs against ground-truth PNGs (spec §6), with the
-// numbers of the reference's confusion-matrix scores(). Exit codes: 0 ok, 1 the evaluation failed
-// on the data (missing or unreadable file, size mismatch, value beyond the classes), 2 usage.
+// clipes-eval: mIoU of predicted masks, CAMs or a generate run against ground-truth PNGs (spec
+// §6), with the numbers of the reference's confusion-matrix scores() and both mIoU definitions.
+// Exit codes (run_control.h): 0 ok, 1 some images failed (each listed: missing or unreadable
+// file, size mismatch, value beyond the classes; no scores), 2 usage or input error before any
+// image (bad flags, no ids, unreadable split or config).
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <exception>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <iostream>
 
 #include "clipes/core/blas.h"
 #include "clipes/core/error.h"
+#include "clipes/data/mask_files.h"
 #include "clipes/eval/confusion_plot.h"
 #include "clipes/eval/evaluate.h"
 #include "clipes/eval/report.h"
 #include "clipes/io/files.h"
 #include "console_reporter.h"
+#include "run_control.h"
 
 namespace {
 
@@ -25,17 +31,70 @@ struct Options {
   bool verbose = false;
 };
 
+// --run: class names from the run's record; labels/ (before μ) when the run kept it, then masks/.
+std::vector<std::pair<std::string, std::string>> run_passes(const std::filesystem::path& run,
+                                                            clipes::eval::EvalOptions& o,
+                                                            clipes::Reporter& reporter) {
+  const auto record = clipes::data::find_mask_run(run / "masks");
+  if (!record) {
+    throw clipes::Error(fmt::format("--run {}: no run.json of clipes-generate there", run.string()));
+  }
+  o.class_names = {"background"};
+  o.class_names.insert(o.class_names.end(), record->class_names.begin(),
+                       record->class_names.end());
+  std::vector<std::pair<std::string, std::string>> passes;
+  if (record->labels && std::filesystem::is_directory(run / "labels")) {
+    passes.emplace_back("before mu: labels/, the CRF argmax (the paper's pseudo-mask metric)",
+                        (run / "labels").string());
+  } else {
+    reporter.warn(fmt::format("{} holds no labels/ (the masks before mu): only the masks after "
+                              "mu are scored; run clipes-generate with --set outputs.labels=true "
+                              "for the paper's pseudo-mask metric",
+                              run.string()));
+  }
+  passes.emplace_back(fmt::format("after mu = {}: masks/ (255 below mu left out, see coverage)",
+                                  record->confidence_threshold),
+                      (run / "masks").string());
+  return passes;
+}
+
+int report_failures(const clipes::eval::EvalResult& r, bool verbose, clipes::Reporter& reporter) {
+  const std::size_t shown = verbose ? r.failures.size() : std::size_t{20};
+  for (std::size_t i = 0; i < r.failures.size() && i < shown; ++i) {
+    reporter.error(r.failures[i].id + ": " + r.failures[i].reason);
+  }
+  if (r.failures.size() > shown) {
+    reporter.error(fmt::format("... and {} more (--verbose lists all; --split evaluates a subset)",
+                               r.failures.size() - shown));
+  }
+  reporter.error(fmt::format(
+      "evaluation failed: {} of {} images could not be evaluated (no scores reported)",
+      r.failures.size(), r.images));
+  return clipes::cli::kExitSomeFailed;
+}
+
+void write_confusion(const std::string& file, const clipes::eval::EvalResult& r) {
+  const auto& best = r.settings[static_cast<std::size_t>(r.best)];
+  clipes::eval::write_confusion_png(
+      file, best.confusion, r.class_names,
+      fmt::format("{} - mIoU {:.2f}% ({}), {} images, rows = ground truth",
+                  r.cams ? "CAMs, background " + best.name : std::string("predictions"),
+                  100.0 * clipes::eval::mean_iou(best.scores, r.headline),
+                  clipes::eval::to_string(r.headline), r.images));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
   using clipes::eval::BackgroundSetting;
+  namespace cli = clipes::cli;
   CLI::App app{
-      "clipes-eval: mIoU of predicted masks (--pred) or CAMs (--cams) against ground "
-      "truth, computed as the reference's confusion-matrix scores()"};
+      "clipes-eval: mIoU of predicted masks (--pred), CAMs (--cams) or a clipes-generate run "
+      "(--run) against ground truth, with both mIoU definitions of the literature"};
   clipes::eval::EvalOptions o;
-  Options cli;
-  std::string gt, split, pred, cams;
+  Options opt;
+  std::string gt, split, pred, cams, run, miou = "gt-or-pred";
   app.add_option("--gt", gt, "ground-truth folder of <id>.png (255 = ignore)")
       ->required()
       ->check(CLI::ExistingDirectory);
@@ -45,101 +104,110 @@ int main(int argc, char** argv) {
                        ->check(CLI::ExistingDirectory);
   auto* cams_opt = app.add_option("--cams", cams, "CAM archives <id>.npz (keys, cams)")
                        ->check(CLI::ExistingDirectory);
-  pred_opt->excludes(cams_opt);
-  auto* config_opt = app.add_option("--config", cli.config,
+  auto* run_opt = app.add_option("--run", run,
+                                 "a clipes-generate output folder: its labels/ (the CRF argmax "
+                                 "before mu, the paper's pseudo-mask metric) and masks/ (after "
+                                 "mu, with coverage); class names from its run.json")
+                      ->check(CLI::ExistingDirectory);
+  pred_opt->excludes(cams_opt)->excludes(run_opt);
+  cams_opt->excludes(run_opt);
+  auto* config_opt = app.add_option("--config", opt.config,
                                     "clipes generate config: class names from its \"classes\"")
-                         ->check(CLI::ExistingFile);
+                         ->check(CLI::ExistingFile)
+                         ->excludes(run_opt);
   app.add_option("--num-classes", o.num_classes,
                  "classes with background (default: inferred, VOC 21 or COCO 81)")
       ->check(CLI::Range(1, clipes::eval::kMaxClasses))
       ->excludes(config_opt);
-  app.add_option("--pred-ignore", cli.pred_ignore,
+  app.add_option("--miou", miou,
+                 "the headline mIoU (both are reported): gt-or-pred = nanmean over classes with "
+                 "GT or predicted pixels (deeplab-pytorch scores()), gt = mean over classes with "
+                 "GT pixels (CLIP-ES's own eval)")
+      ->check(CLI::IsMember({"gt-or-pred", "gt"}))
+      ->capture_default_str();
+  app.add_option("--pred-ignore", opt.pred_ignore,
                  "predicted 255: 'exclude' (left out, reported as coverage) or 'background'")
       ->check(CLI::IsMember({"exclude", "background"}))
-      ->capture_default_str()
-      ->needs(pred_opt);
-  app.add_option("--bg-power", cli.bg_powers, "CAMs: background = (1 - max cam)^alpha, alphas")
+      ->capture_default_str();
+  app.add_option("--bg-power", opt.bg_powers, "CAMs: background = (1 - max cam)^alpha, alphas")
       ->delimiter(',')
       ->capture_default_str()
       ->needs(cams_opt);
-  app.add_option("--bg-threshold", cli.bg_thresholds, "CAMs: constant background scores t1,t2,...")
+  app.add_option("--bg-threshold", opt.bg_thresholds, "CAMs: constant background scores t1,t2,...")
       ->delimiter(',')
       ->needs(cams_opt);
   app.add_flag("--allow-missing", o.allow_missing,
                "count a missing prediction as all background (and say how many)");
-  app.add_option("--json", cli.json, "write every number as JSON");
-  app.add_option("--markdown", cli.markdown, "write the tables as Markdown");
-  app.add_option("--confusion-png", cli.confusion_png,
+  app.add_option("--json", opt.json, "write every number as JSON");
+  app.add_option("--markdown", opt.markdown, "write the tables as Markdown");
+  app.add_option("--confusion-png", opt.confusion_png,
                  "write a heat map of the row-normalised confusion matrix");
   app.add_option("--threads", o.threads, "decoding threads (0 = one per core)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_flag("-v,--verbose", cli.verbose, "debug messages");
+  app.add_flag("-v,--verbose", opt.verbose, "debug messages");
   try {
     app.parse(argc, argv);
-    if (pred.empty() == cams.empty()) throw CLI::ValidationError("give one of --pred and --cams");
+    if (pred.empty() + cams.empty() + run.empty() != 2) {
+      throw CLI::ValidationError("give one of --pred, --cams and --run");
+    }
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    return cli::parse_error_exit(app, e);
   }
-  clipes::cli::setup_logging(cli.verbose);
-  clipes::cli::ConsoleReporter reporter(cli.verbose);
+  cli::setup_logging(opt.verbose);
+  cli::ConsoleReporter reporter(opt.verbose);
 
   o.gt_dir = gt;
   o.split_file = split;
-  o.pred_dir = pred;
   o.cams_dir = cams;
-  o.pred_ignore = cli.pred_ignore == "background" ? clipes::eval::PredIgnore::kBackground
+  o.headline = *clipes::eval::parse_miou_definition(miou);
+  o.pred_ignore = opt.pred_ignore == "background" ? clipes::eval::PredIgnore::kBackground
                                                   : clipes::eval::PredIgnore::kExclude;
   o.backgrounds.clear();
-  for (double a : cli.bg_powers) o.backgrounds.push_back({BackgroundSetting::Kind::kPower, a});
-  for (double t : cli.bg_thresholds) {
+  for (double a : opt.bg_powers) o.backgrounds.push_back({BackgroundSetting::Kind::kPower, a});
+  for (double t : opt.bg_thresholds) {
     o.backgrounds.push_back({BackgroundSetting::Kind::kThreshold, t});
   }
+  // What to score: (title, prediction folder); one pass for --pred and --cams.
+  std::vector<std::pair<std::string, std::string>> passes{{"", pred}};
   try {
-    if (!cli.config.empty()) o.class_names = clipes::eval::read_config_class_names(cli.config);
+    if (!opt.config.empty()) o.class_names = clipes::eval::read_config_class_names(opt.config);
+    if (!run.empty()) passes = run_passes(run, o, reporter);
+    o.pred_dir = passes.front().second;
     clipes::eval::validate(o);
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
-    return 2;
+    return cli::kExitUsage;
   }
-
-  try {
-    const clipes::eval::EvalResult r = clipes::eval::evaluate(o, reporter);
-    if (!r.ok()) {
-      const std::size_t shown = cli.verbose ? r.failures.size() : std::size_t{20};
-      for (std::size_t i = 0; i < r.failures.size() && i < shown; ++i) {
-        reporter.error(r.failures[i].id + ": " + r.failures[i].reason);
-      }
-      if (r.failures.size() > shown) {
-        reporter.error(
-            fmt::format("... and {} more (--verbose lists all; --split evaluates a "
-                        "subset)",
-                        r.failures.size() - shown));
-      }
-      reporter.error(
-          fmt::format("evaluation failed: {} of {} images could not be evaluated (no "
-                      "scores reported)",
-                      r.failures.size(), r.images));
-      return 1;
+  nlohmann::ordered_json json_runs;
+  std::string markdown;
+  for (const auto& [title, folder] : passes) {
+    o.pred_dir = folder;
+    clipes::eval::EvalResult r;
+    try {
+      r = clipes::eval::evaluate(o, reporter);
+    } catch (const std::exception& e) {  // no ids, unreadable split: before any image
+      spdlog::error("{}", e.what());
+      return cli::kExitUsage;
     }
+    if (!r.ok()) return report_failures(r, opt.verbose, reporter);
+    if (!title.empty()) std::cout << "\n== " << title << "\n";
     std::cout << clipes::eval::format_table(r) << std::flush;
-    if (!cli.json.empty()) clipes::io::write_file_atomic(cli.json, clipes::eval::format_json(r));
-    if (!cli.markdown.empty()) {
-      clipes::io::write_file_atomic(cli.markdown, clipes::eval::format_markdown(r));
-    }
-    if (!cli.confusion_png.empty()) {
-      const auto& best = r.settings[static_cast<std::size_t>(r.best)];
-      clipes::eval::write_confusion_png(
-          cli.confusion_png, best.confusion, r.class_names,
-          fmt::format("{} - mIoU {:.2f}%, {} images, rows = ground truth",
-                      r.cams ? "CAMs, background " + best.name : std::string("predictions"),
-                      100.0 * best.scores.mean_iou, r.images));
-    }
+    json_runs[title.empty() ? "result" : folder] = nlohmann::ordered_json::parse(format_json(r));
+    markdown += (title.empty() ? "" : "### " + title + "\n\n") + format_markdown(r);
+    if (!opt.confusion_png.empty()) write_confusion(opt.confusion_png, r);
     reporter.info(
         fmt::format("{} images in {:.2f} s on {} threads", r.images, r.seconds, r.threads));
-    return 0;
+  }
+  try {
+    if (!opt.json.empty()) {
+      clipes::io::write_file_atomic(
+          opt.json, (passes.size() == 1 ? json_runs.front() : json_runs).dump(2) + "\n");
+    }
+    if (!opt.markdown.empty()) clipes::io::write_file_atomic(opt.markdown, markdown);
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
-    return 1;
+    return cli::kExitSomeFailed;
   }
+  return cli::kExitOk;
 }

@@ -1,15 +1,14 @@
 // clipes-generate: pseudo masks, confidence maps and CAMs for a dataset with image-level labels
 // (CLIP-ES: softmax-GradCAM, class-aware attention affinity, dense CRF); with --rank-prompts,
-// the ranking of prompt templates by sharpness instead (spec §5). Exit codes: 0 every image done,
-// 1 some images failed or were skipped (listed in run.json / prompt_ranking.json and at the end),
-// 2 usage or config error, 130 interrupted (run the same command again to resume).
+// the ranking of prompt templates by sharpness instead (spec §5). Exit codes (run_control.h): 0
+// every image done, 1 some images failed or were skipped (listed in run.json /
+// prompt_ranking.json and at the end), 2 usage or config error, 130 interrupted (run the same
+// command again to resume).
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <atomic>
-#include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -20,17 +19,7 @@
 #include "clipes/pipeline/generate.h"
 #include "console_reporter.h"
 #include "generate_cli.h"
-
-namespace {
-
-std::atomic<bool> g_stop{false};  // raised by SIGINT/SIGTERM: finish the current image, then stop
-
-extern "C" void on_signal(int) {
-  g_stop.store(true);
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
-}
-
-}  // namespace
+#include "run_control.h"
 
 int main(int argc, char** argv) {
   clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
@@ -104,10 +93,10 @@ int main(int argc, char** argv) {
     }
     options.shard = data::parse_shard(shard);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    return cli::parse_error_exit(app, e);
   } catch (const Error& e) {
     std::cerr << "clipes-generate: " << e.what() << "\n";
-    return 2;
+    return cli::kExitUsage;
   }
   cli::setup_logging(verbose);
   cli::ConsoleReporter reporter(verbose);
@@ -140,9 +129,7 @@ int main(int argc, char** argv) {
       const pipeline::RankingOptions ranking{options.out_dir, options.device, options.keep_fp16,
                                              options.shard, options.limit, config_file,
                                              overrides, rank, exact_text};
-      std::signal(SIGINT, on_signal);
-      std::signal(SIGTERM, on_signal);
-      return cli::rank_prompts(config, rank, ranking, reporter, &g_stop);
+      return cli::rank_prompts(config, rank, ranking, reporter, cli::install_stop_signals());
     }
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     options.crf_workers = crf_workers >= 0 ? crf_workers
@@ -162,18 +149,17 @@ int main(int argc, char** argv) {
       }
       std::cout << fmt::format("dataset: {} images, {} with problems (they would be skipped)\n",
                                samples.size(), bad);
-      return 0;
+      return cli::kExitOk;
     }
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
-    return 2;
+    return cli::kExitUsage;
   }
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  const std::atomic<bool>* stop = cli::install_stop_signals();
   try {
-    return cli::report_generate_summary(generator->run(options, reporter, &g_stop));
+    return cli::report_generate_summary(generator->run(options, reporter, stop));
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
-    return 2;
+    return cli::kExitUsage;
   }
 }

@@ -1,5 +1,8 @@
 // clipes-train-seg: trains DeepLab-v2 on pseudo masks (train) and predicts masks with it
 // (predict). Spec §8; the work is done by clipes::seg::train_segmentation / predict_folder.
+// Exit codes (run_control.h): 0 done; 1 some images failed to predict (listed), or training
+// stopped on an error after iteration 1 (the last checkpoint stays); 2 usage, config or input
+// error before any work (nothing written); 130 interrupted (a checkpoint was written: --resume).
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -16,6 +19,7 @@
 #include "clipes/seg/predict.h"
 #include "clipes/seg/trainer.h"
 #include "console_reporter.h"
+#include "run_control.h"
 
 namespace {
 
@@ -106,11 +110,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   add_common(predict_cmd, common);
 
-  CLI11_PARSE(app, argc, argv);
-  clipes::cli::setup_logging(common.verbose);
-  clipes::cli::ConsoleReporter reporter(common.verbose);
+  namespace cli = clipes::cli;
   try {
-    const int threads = clipes::cli::set_threads(common.threads);
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli::parse_error_exit(app, e);
+  }
+  cli::setup_logging(common.verbose);
+  cli::ConsoleReporter reporter(common.verbose);
+  try {
+    const int threads = cli::set_threads(common.threads);
     if (train_cmd->parsed()) {
       const clipes::seg::TrainConfig config =
           clipes::seg::load_train_config(config_file, overrides);
@@ -118,13 +127,15 @@ int main(int argc, char** argv) {
       train.data.split = split;
       train.init_weights = init;
       train.device = common.device;
+      train.config_source = config_file;
+      train.stop = cli::install_stop_signals();
       reporter.info(fmt::format("{} CPU threads, {} data workers", threads, config.data.workers));
       const auto r = clipes::seg::train_segmentation(config, train, reporter);
       spdlog::info(
           "{} iterations done (of {}), last loss {:.4f}; {}", r.iteration, config.optim.iterations,
           r.last_loss,
           r.finished ? "model: " + r.final_model.string() : "checkpoint: " + r.checkpoint.string());
-      return 0;
+      return r.interrupted ? cli::kExitInterrupted : cli::kExitOk;
     }
     predict.split = predict_split;
     predict.device = common.device;
@@ -133,10 +144,14 @@ int main(int argc, char** argv) {
     predict_config.crf_config.threads = threads;
     const auto s = clipes::seg::predict_folder(predict, predict_config, reporter);
     spdlog::info("{} masks written to {}, {} images failed", s.written, predict.out.string(),
-                 s.failed);
-    return s.failed > 0 ? 1 : 0;
+                 s.failures.size());
+    for (const auto& [id, reason] : s.failures) spdlog::error("failed: {}: {}", id, reason);
+    return s.failures.empty() ? cli::kExitOk : cli::kExitSomeFailed;
+  } catch (const clipes::WorkError& e) {
+    spdlog::error("{}", e.what());
+    return cli::kExitSomeFailed;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
-    return 1;
+    return cli::kExitUsage;
   }
 }

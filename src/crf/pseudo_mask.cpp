@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "clipes/core/error.h"
+#include "clipes/data/mask_files.h"
 #include "clipes/io/half.h"
 
 namespace clipes::crf {
@@ -121,6 +122,8 @@ PseudoMask pseudo_mask_from_marginals(const PlanarView& q, const std::vector<int
   const std::int64_t n = static_cast<std::int64_t>(q.height) * q.width;
   PseudoMask mask;
   mask.labels.create(q.height, q.width, CV_8UC1);
+  mask.argmax.create(q.height, q.width, CV_8UC1);
+  std::uint8_t* argmax = mask.argmax.ptr<std::uint8_t>(0);
   mask.confidence.create(q.height, q.width, CV_32FC1);
   std::uint8_t* labels = mask.labels.ptr<std::uint8_t>(0);
   float* confidence = mask.confidence.ptr<float>(0);
@@ -135,7 +138,10 @@ PseudoMask pseudo_mask_from_marginals(const PlanarView& q, const std::vector<int
       }
     }
     confidence[i] = best_q;
-    labels[i] = best_q < confidence_threshold ? std::uint8_t{255} : ids[best];
+    argmax[i] = ids[best];
+    labels[i] = data::below_confidence_threshold(best_q, confidence_threshold)
+                    ? static_cast<std::uint8_t>(data::kIgnoreLabel)
+                    : ids[best];
   }
   return mask;
 }

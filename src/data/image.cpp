@@ -352,10 +352,79 @@ const char* image_mode_name(ImageMode mode) {
   return "?";
 }
 
-DecodedImage decode_image(const std::filesystem::path& file) {
+std::string_view to_string(ExifOrientation policy) {
+  return policy == ExifOrientation::kApply ? "apply" : "stored";
+}
+
+std::optional<ExifOrientation> parse_exif_orientation(std::string_view text) {
+  if (text == "stored") return ExifOrientation::kStored;
+  if (text == "apply") return ExifOrientation::kApply;
+  return std::nullopt;
+}
+
+int jpeg_exif_orientation(std::string_view b) {
+  if (!is_jpeg(b)) return 1;
+  std::size_t pos = 2;
+  while (pos + 4 <= b.size() && byte_at(b, pos) == 0xFF) {
+    const std::uint8_t marker = byte_at(b, pos + 1);
+    if (marker == 0xDA || marker == 0xD9) break;  // the metadata segments come before the scan
+    const std::size_t length = be16(b, pos + 2);
+    if (length < 2 || pos + 2 + length > b.size()) break;
+    const std::string_view payload = b.substr(pos + 4, length - 2);
+    pos += 2 + length;
+    if (marker != 0xE1 || payload.size() < 14 || payload.substr(0, 6) != std::string_view("Exif\0\0", 6)) {
+      continue;
+    }
+    const std::string_view tiff = payload.substr(6);
+    const bool little = tiff.substr(0, 2) == "II";
+    if (!little && tiff.substr(0, 2) != "MM") return 1;
+    const auto u16 = [&](std::size_t i) -> std::uint32_t {
+      const auto lo = byte_at(tiff, little ? i : i + 1), hi = byte_at(tiff, little ? i + 1 : i);
+      return static_cast<std::uint32_t>(hi) << 8 | lo;
+    };
+    const auto u32 = [&](std::size_t i) -> std::uint32_t {
+      return little ? u16(i + 2) << 16 | u16(i) : u16(i) << 16 | u16(i + 2);
+    };
+    const std::size_t ifd = u32(4);  // from a file: checked before any read through it
+    if (ifd > tiff.size() || tiff.size() - ifd < 2) return 1;
+    const std::size_t entries = u16(ifd);
+    for (std::size_t e = 0; e < entries && (tiff.size() - ifd - 2) / 12 > e; ++e) {
+      const std::size_t at = ifd + 2 + 12 * e;
+      if (u16(at) == 0x0112 && u16(at + 2) == 3) {  // Orientation, SHORT
+        const std::uint32_t v = u16(at + 8);
+        return v >= 1 && v <= 8 ? static_cast<int>(v) : 1;
+      }
+    }
+    return 1;
+  }
+  return 1;
+}
+
+cv::Mat apply_exif_orientation(const cv::Mat& pixels, int orientation) {
+  cv::Mat out;
+  switch (orientation) {
+    case 2: cv::flip(pixels, out, 1); break;
+    case 3: cv::rotate(pixels, out, cv::ROTATE_180); break;
+    case 4: cv::flip(pixels, out, 0); break;
+    case 5: cv::transpose(pixels, out); break;
+    case 6: cv::rotate(pixels, out, cv::ROTATE_90_CLOCKWISE); break;
+    case 7: cv::transpose(pixels, out); cv::rotate(out, out, cv::ROTATE_180); break;
+    case 8: cv::rotate(pixels, out, cv::ROTATE_90_COUNTERCLOCKWISE); break;
+    default: return pixels;
+  }
+  return out;
+}
+
+DecodedImage decode_image(const std::filesystem::path& file, ExifOrientation exif) {
   const std::string bytes = io::read_file(file);  // names the file if missing or unreadable
   if (bytes.empty()) fail(file, "empty file, expected a JPEG or PNG image");
-  if (is_jpeg(bytes)) return decode_jpeg(bytes, file);
+  if (is_jpeg(bytes)) {
+    DecodedImage image = decode_jpeg(bytes, file);
+    if (exif == ExifOrientation::kApply) {
+      image.pixels = apply_exif_orientation(image.pixels, jpeg_exif_orientation(bytes));
+    }
+    return image;
+  }
   if (is_png(bytes)) return decode_png(bytes, file);
   fail(file, fmt::format("not a JPEG or PNG image (the file starts with bytes {})",
                          leading_bytes(bytes)));
@@ -415,9 +484,9 @@ DecodedImage resize_image(const DecodedImage& image, cv::Size size, PillowFilter
   return out;
 }
 
-LoadedImage load_image(const std::filesystem::path& file) {
+LoadedImage load_image(const std::filesystem::path& file, ExifOrientation exif) {
   LoadedImage loaded;
-  loaded.decoded = decode_image(file);
+  loaded.decoded = decode_image(file, exif);
   loaded.rgb = to_rgb(loaded.decoded);
   return loaded;
 }

@@ -124,16 +124,35 @@ std::string id_problem(std::string_view id) {
   return "";
 }
 
+std::string id_of_token(std::string_view token) {
+  for (std::string_view ext : {".png", ".jpg", ".jpeg", ".npz"}) {
+    if (token.size() > ext.size() && token.substr(token.size() - ext.size()) == ext) {
+      token.remove_suffix(ext.size());
+      const auto slash = token.find_last_of('/');
+      if (slash != std::string_view::npos) token.remove_prefix(slash + 1);
+      break;
+    }
+  }
+  return std::string(token);
+}
+
 std::vector<LabelLine> read_id_list(const std::filesystem::path& file) {
   std::vector<LabelLine> ids;
   std::unordered_map<std::string, int> seen;
   for_each_line(file, [&](int line, const std::vector<std::string_view>& tokens) {
     LabelLine entry;
-    entry.id = std::string(tokens.front());
+    entry.id = id_of_token(tokens.front());
     entry.line = line;
     check_unique(seen, entry.id, line, file);
     ids.push_back(std::move(entry));
   });
+  return ids;
+}
+
+std::vector<std::string> read_split_ids(const std::filesystem::path& file) {
+  std::vector<std::string> ids;
+  for (auto& entry : read_id_list(file)) ids.push_back(std::move(entry.id));
+  if (ids.empty()) throw Error(fmt::format("{}: the split file lists no ids", file.string()));
   return ids;
 }
 

@@ -177,4 +177,24 @@ Scores compute_scores(const ConfusionMatrix& matrix) {
   return s;
 }
 
+std::string_view to_string(MiouDefinition definition) {
+  return definition == MiouDefinition::kGt ? "gt" : "gt-or-pred";
+}
+
+std::optional<MiouDefinition> parse_miou_definition(std::string_view text) {
+  if (text == "gt-or-pred") return MiouDefinition::kGtOrPred;
+  if (text == "gt") return MiouDefinition::kGt;
+  return std::nullopt;
+}
+
+std::string_view describe(MiouDefinition definition) {
+  return definition == MiouDefinition::kGt
+             ? "mean over classes with GT pixels (CLIP-ES's own eval)"
+             : "nanmean over classes with GT or predicted pixels (deeplab-pytorch scores())";
+}
+
+double mean_iou(const Scores& scores, MiouDefinition definition) {
+  return definition == MiouDefinition::kGt ? scores.mean_iou_gt_classes : scores.mean_iou;
+}
+
 }  // namespace clipes::eval

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "clipes/core/error.h"
+#include "clipes/data/dataset.h"
 #include "clipes/core/json_reader.h"
 #include "clipes/data/class_names.h"
 #include "clipes/io/npy.h"
@@ -183,12 +184,6 @@ class BatchEvaluator {
   std::vector<std::pair<std::size_t, std::string>> failures_;
 };
 
-std::string trim(const std::string& s) {
-  const auto begin = s.find_first_not_of(" \t\r\n");
-  if (begin == std::string::npos) return {};
-  return s.substr(begin, s.find_last_not_of(" \t\r\n") - begin + 1);
-}
-
 }  // namespace
 
 void validate(const EvalOptions& o) {
@@ -219,29 +214,6 @@ void validate(const EvalOptions& o) {
     }
   }
   if (o.threads < 0) throw Error(fmt::format("threads must be >= 0, got {}", o.threads));
-}
-
-std::vector<std::string> read_split(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) throw Error(fmt::format("{}: cannot read the split file", file.string()));
-  std::vector<std::string> ids;
-  std::string line;
-  while (std::getline(in, line)) {
-    line = trim(line);
-    if (line.empty() || line[0] == '#') continue;
-    std::string token;
-    std::istringstream(line) >> token;
-    if (token.find('/') != std::string::npos) token = fs::path(token).filename().string();
-    for (const char* ext : {".png", ".jpg", ".jpeg", ".npz"}) {
-      const std::string e(ext);
-      if (token.size() > e.size() && token.compare(token.size() - e.size(), e.size(), e) == 0) {
-        token.resize(token.size() - e.size());
-      }
-    }
-    ids.push_back(token);
-  }
-  if (ids.empty()) throw Error(fmt::format("{}: the split file lists no ids", file.string()));
-  return ids;
 }
 
 std::vector<std::string> list_png_ids(const fs::path& dir) {
@@ -302,10 +274,11 @@ EvalResult evaluate(const EvalOptions& options, Reporter& reporter) {
   validate(options);
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::string> ids =
-      options.split_file.empty() ? list_png_ids(options.gt_dir) : read_split(options.split_file);
+      options.split_file.empty() ? list_png_ids(options.gt_dir) : data::read_split_ids(options.split_file);
   EvalResult result;
   result.cams = !options.cams_dir.empty();
   result.pred_ignore = options.pred_ignore;
+  result.headline = options.headline;
   result.images = static_cast<std::int64_t>(ids.size());
   int known =
       options.num_classes > 0 ? options.num_classes : static_cast<int>(options.class_names.size());
@@ -366,8 +339,8 @@ EvalResult evaluate(const EvalOptions& options, Reporter& reporter) {
     result.settings.push_back(std::move(setting));
   }
   for (std::size_t s = 1; s < result.settings.size(); ++s) {
-    const double miou = result.settings[s].scores.mean_iou;
-    const double best = result.settings[result.best].scores.mean_iou;
+    const double miou = mean_iou(result.settings[s].scores, result.headline);
+    const double best = mean_iou(result.settings[result.best].scores, result.headline);
     if (miou > best || (std::isnan(best) && !std::isnan(miou))) result.best = static_cast<int>(s);
   }
   if (!result.missing.empty()) {

@@ -45,23 +45,45 @@ std::string header(const EvalResult& r) {
                      r.num_classes_source, prediction_text(r));
 }
 
-// Lines explaining which classes the mIoU holds.
-std::vector<std::string> miou_notes(const Scores& s, const std::vector<std::string>& names) {
-  std::vector<std::string> notes;
-  notes.push_back(
-      fmt::format("nanmean over {} with GT or predicted pixels (the reference's "
-                  "definition)",
-                  plural(s.counted.size(), "class", "classes")));
+// What the mIoU of `definition` averages, with its class count.
+std::string miou_text(const Scores& s, MiouDefinition definition) {
+  const std::size_t gt_classes = s.counted.size() - s.predicted_not_in_gt.size();
+  return definition == MiouDefinition::kGt
+             ? fmt::format("mean over {} with GT pixels (CLIP-ES's own eval)",
+                           plural(gt_classes, "class", "classes"))
+             : fmt::format("nanmean over {} with GT or predicted pixels (deeplab-pytorch scores())",
+                           plural(s.counted.size(), "class", "classes"));
+}
+
+MiouDefinition other_than(MiouDefinition d) {
+  return d == MiouDefinition::kGt ? MiouDefinition::kGtOrPred : MiouDefinition::kGt;
+}
+
+// The two mIoU lines as (label, value, text), the headline first, then notes on the classes.
+struct MiouLine {
+  std::string label;
+  double value;
+  std::string text;
+};
+std::vector<MiouLine> miou_lines(const Scores& s, MiouDefinition headline,
+                                 const std::vector<std::string>& names) {
+  const MiouDefinition other = other_than(headline);
+  std::vector<MiouLine> lines{
+      {"mIoU", mean_iou(s, headline),
+       fmt::format("headline ({}): {}", to_string(headline), miou_text(s, headline))},
+      {fmt::format("mIoU {}", to_string(other)), mean_iou(s, other), miou_text(s, other)}};
   if (!s.absent.empty()) {
-    notes.push_back(
-        fmt::format("absent from GT and predictions, left out: {}", name_list(s.absent, names)));
+    lines.push_back(
+        {"", NAN, fmt::format("absent from GT and predictions, left out: {}",
+                              name_list(s.absent, names))});
   }
   if (!s.predicted_not_in_gt.empty()) {
-    notes.push_back(fmt::format(
-        "predicted but absent from GT, counted with IoU 0: {} (mean over GT classes only: {} %)",
-        name_list(s.predicted_not_in_gt, names), pct(s.mean_iou_gt_classes)));
+    lines.push_back({"", NAN,
+                     fmt::format("predicted but absent from GT, counted with IoU 0 in gt-or-pred, "
+                                 "left out of gt: {}",
+                                 name_list(s.predicted_not_in_gt, names))});
   }
-  return notes;
+  return lines;
 }
 
 std::string coverage_text(const EvalResult& r, const Coverage& c) {
@@ -91,15 +113,17 @@ std::string format_table(const EvalResult& r) {
                        r.missing.size(), r.missing.front());
   }
   if (r.cams) {
-    out += "\nbackground settings (* = best mIoU):\n";
-    out += fmt::format("  {:<14} {:>8} {:>12} {:>11} {:>9}\n", "setting", "mIoU %", "pixel acc %",
+    out += fmt::format("\nbackground settings (* = best mIoU {}):\n", to_string(r.headline));
+    out += fmt::format("  {:<14} {:>8} {:>10} {:>12} {:>11} {:>9}\n", "setting",
+                       fmt::format("mIoU {}", to_string(r.headline)),
+                       fmt::format("{} %", to_string(other_than(r.headline))), "pixel acc %",
                        "mean acc %", "fwIoU %");
     for (std::size_t i = 0; i < r.settings.size(); ++i) {
       const Scores& s = r.settings[i].scores;
-      out +=
-          fmt::format("{} {:<14} {:>8} {:>12} {:>11} {:>9}\n",
-                      static_cast<int>(i) == r.best ? "*" : " ", r.settings[i].name,
-                      pct(s.mean_iou), pct(s.pixel_accuracy), pct(s.mean_accuracy), pct(s.fw_iou));
+      out += fmt::format("{} {:<14} {:>8} {:>10} {:>12} {:>11} {:>9}\n",
+                         static_cast<int>(i) == r.best ? "*" : " ", r.settings[i].name,
+                         pct(mean_iou(s, r.headline)), pct(mean_iou(s, other_than(r.headline))),
+                         pct(s.pixel_accuracy), pct(s.mean_accuracy), pct(s.fw_iou));
     }
   }
   if (r.settings.empty()) return out;
@@ -118,15 +142,17 @@ std::string format_table(const EvalResult& r) {
                     pct(c.recall), thousands(c.gt_pixels), thousands(c.pred_pixels));
   }
   out += std::string(width + 72, '-') + "\n";
-  const std::vector<std::string> notes = miou_notes(s, r.class_names);
-  out += fmt::format("{:<11} {:>7} %  {}\n", "mIoU", pct(s.mean_iou), notes[0]);
-  for (std::size_t i = 1; i < notes.size(); ++i) out += fmt::format("{:<22}{}\n", "", notes[i]);
-  out += fmt::format("{:<11} {:>7} %  correct / counted pixels ({})\n", "pixel acc",
+  for (const MiouLine& line : miou_lines(s, r.headline, r.class_names)) {
+    out += line.label.empty() ? fmt::format("{:<26}{}\n", "", line.text)
+                              : fmt::format("{:<15} {:>7} %  {}\n", line.label, pct(line.value),
+                                            line.text);
+  }
+  out += fmt::format("{:<15} {:>7} %  correct / counted pixels ({})\n", "pixel acc",
                      pct(s.pixel_accuracy), thousands(s.pixels));
-  out += fmt::format("{:<11} {:>7} %  mean recall over classes with GT pixels\n", "mean acc",
+  out += fmt::format("{:<15} {:>7} %  mean recall over classes with GT pixels\n", "mean acc",
                      pct(s.mean_accuracy));
-  out += fmt::format("{:<11} {:>7} %  frequency-weighted IoU\n", "fwIoU", pct(s.fw_iou));
-  out += fmt::format("{:<11} {:>7} %  {}\n", "coverage", pct(best.coverage.fraction()),
+  out += fmt::format("{:<15} {:>7} %  frequency-weighted IoU\n", "fwIoU", pct(s.fw_iou));
+  out += fmt::format("{:<15} {:>7} %  {}\n", "coverage", pct(best.coverage.fraction()),
                      coverage_text(r, best.coverage));
   return out;
 }
@@ -137,12 +163,14 @@ std::string format_markdown(const EvalResult& r) {
     out += fmt::format("\nMissing predictions counted as all background: {}.\n", r.missing.size());
   }
   if (r.cams) {
-    out +=
-        "\n| background | mIoU % | pixel acc % | mean acc % | fwIoU % | best |\n"
-        "|---|---:|---:|---:|---:|:---:|\n";
+    out += fmt::format(
+        "\n| background | mIoU {} % | mIoU {} % | pixel acc % | mean acc % | fwIoU % | best |\n"
+        "|---|---:|---:|---:|---:|---:|:---:|\n",
+        to_string(r.headline), to_string(other_than(r.headline)));
     for (std::size_t i = 0; i < r.settings.size(); ++i) {
       const Scores& s = r.settings[i].scores;
-      out += fmt::format("| `{}` | {} | {} | {} | {} | {} |\n", r.settings[i].name, pct(s.mean_iou),
+      out += fmt::format("| `{}` | {} | {} | {} | {} | {} | {} |\n", r.settings[i].name,
+                         pct(mean_iou(s, r.headline)), pct(mean_iou(s, other_than(r.headline))),
                          pct(s.pixel_accuracy), pct(s.mean_accuracy), pct(s.fw_iou),
                          static_cast<int>(i) == r.best ? "**best**" : "");
     }
@@ -161,11 +189,15 @@ std::string format_markdown(const EvalResult& r) {
                        pct(c.recall), thousands(c.gt_pixels), thousands(c.pred_pixels));
   }
   out += fmt::format(
-      "\n| metric | value |\n|---|---:|\n| **mIoU** | **{} %** |\n| pixel accuracy | {} % |\n"
-      "| mean accuracy | {} % |\n| frequency-weighted IoU | {} % |\n| coverage | {} % |\n\n",
-      pct(s.mean_iou), pct(s.pixel_accuracy), pct(s.mean_accuracy), pct(s.fw_iou),
-      pct(best.coverage.fraction()));
-  for (const std::string& note : miou_notes(s, r.class_names)) out += "- mIoU: " + note + "\n";
+      "\n| metric | value |\n|---|---:|\n| **mIoU** | **{} %** |\n| mIoU {} | {} % |\n"
+      "| pixel accuracy | {} % |\n| mean accuracy | {} % |\n| frequency-weighted IoU | {} % |\n"
+      "| coverage | {} % |\n\n",
+      pct(mean_iou(s, r.headline)), to_string(other_than(r.headline)),
+      pct(mean_iou(s, other_than(r.headline))), pct(s.pixel_accuracy), pct(s.mean_accuracy),
+      pct(s.fw_iou), pct(best.coverage.fraction()));
+  for (const MiouLine& line : miou_lines(s, r.headline, r.class_names)) {
+    out += "- " + (line.label.empty() ? std::string("mIoU") : line.label) + ": " + line.text + "\n";
+  }
   out += "- coverage: " + coverage_text(r, best.coverage) + "\n";
   return out;
 }
@@ -178,6 +210,10 @@ std::string format_json(const EvalResult& r) {
   root["num_classes_source"] = r.num_classes_source;
   root["class_names"] = r.class_names;
   root["pred_ignore"] = r.pred_ignore == PredIgnore::kExclude ? "exclude" : "background";
+  root["miou_headline"] = std::string(to_string(r.headline));
+  root["miou_definitions"] = {
+      {"gt-or-pred", std::string(describe(MiouDefinition::kGtOrPred))},
+      {"gt", std::string(describe(MiouDefinition::kGt))}};
   root["missing"] = r.missing;
   root["threads"] = r.threads;
   root["seconds"] = r.seconds;
@@ -195,7 +231,8 @@ std::string format_json(const EvalResult& r) {
     j["name"] = set.name;
     j["best"] = static_cast<int>(i) == r.best;
     if (set.background) j["background"] = background_json(*set.background);
-    j["miou"] = number(s.mean_iou);
+    j["miou"] = number(mean_iou(s, r.headline));  // the headline definition
+    j["miou_gt_or_pred"] = number(s.mean_iou);
     j["pixel_accuracy"] = number(s.pixel_accuracy);
     j["mean_accuracy"] = number(s.mean_accuracy);
     j["fw_iou"] = number(s.fw_iou);

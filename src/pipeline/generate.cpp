@@ -278,6 +278,7 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
         auto mask = crf::make_pseudo_mask(cams, job.labels, job.rgb, mask_config, &workspace);
         outputs.mask = mask.labels;
         outputs.confidence = mask.confidence;
+        outputs.labels = mask.argmax;
         state.add_seconds(&StageSeconds::crf, seconds_since(start));
       }
       const auto start = Clock::now();
@@ -311,7 +312,7 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
     }
     try {
       auto start = Clock::now();
-      const data::LoadedImage image = data::load_image(sample.image);
+      const data::LoadedImage image = data::load_image(sample.image, config.input.exif_orientation);
       state.add_seconds(&StageSeconds::decode, seconds_since(start));
       start = Clock::now();
       const at::Tensor pixels = detail::clip_input(image.decoded, config.input, patch);
@@ -364,6 +365,11 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
          "§7), unary -log(clip(P, 1e-5, 1)); label = argmax Q"},
         {"ignored", fmt::format("max Q < mu = {}", c.mask.confidence_threshold)},
         {"crf_image", crf::to_string(c.mask.crf.image)}};
+    if (c.outputs.labels) {
+      outputs["labels"] = {{"folder", "labels"},
+                           {"format", "8-bit palette PNG, PASCAL VOC colour map"},
+                           {"values", "the masks before mu: argmax Q everywhere"}};
+    }
     outputs["confidence"] = {{"folder", "confidence"},
                              {"format", "16-bit grey PNG"},
                              {"values", "round(max Q * 65535)"}};

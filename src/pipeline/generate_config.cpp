@@ -57,6 +57,11 @@ constexpr std::array<std::pair<std::string_view, CamDtype>, 2> kCamDtypes{{
     {"float32", CamDtype::kFloat32},
 }};
 
+constexpr std::array<std::pair<std::string_view, data::ExifOrientation>, 2> kExifPolicies{{
+    {"stored", data::ExifOrientation::kStored},
+    {"apply", data::ExifOrientation::kApply},
+}};
+
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -157,6 +162,7 @@ GenerateConfig read_generate_config(const nlohmann::json& document, const std::s
   auto input = r.object("input");
   input.field("max_side", c.input.max_side);
   input.field("max_tokens", c.input.max_tokens);
+  enum_field(input, "exif_orientation", c.input.exif_orientation, kExifPolicies);
   input.finish();
 
   auto cam = r.object("cam");
@@ -189,6 +195,7 @@ GenerateConfig read_generate_config(const nlohmann::json& document, const std::s
   outputs.field("cams", c.outputs.cams);
   enum_field(outputs, "cam_dtype", c.outputs.cam_dtype, kCamDtypes);
   outputs.field("overlays", c.outputs.overlays);
+  outputs.field("labels", c.outputs.labels);
   outputs.finish();
 
   r.finish();
@@ -312,7 +319,9 @@ nlohmann::json to_json(const GenerateConfig& c) {
   j["model_act"] = c.model_act;
   j["model_heads"] = c.model_heads;
   j["vocab"] = c.vocab;
-  j["input"] = {{"max_side", c.input.max_side}, {"max_tokens", c.input.max_tokens}};
+  j["input"] = {{"max_side", c.input.max_side},
+                {"max_tokens", c.input.max_tokens},
+                {"exif_orientation", std::string(data::to_string(c.input.exif_orientation))}};
   j["cam"] = {{"attention_blocks", c.cam.attention_blocks}};
   j["caa"] = {{"box_threshold", shortest(c.caa.box_threshold)},
               {"sinkhorn_rounds", c.caa.sinkhorn_rounds},
@@ -330,7 +339,8 @@ nlohmann::json to_json(const GenerateConfig& c) {
   j["outputs"] = {{"masks", c.outputs.masks},
                   {"cams", c.outputs.cams},
                   {"cam_dtype", std::string(to_string(c.outputs.cam_dtype))},
-                  {"overlays", c.outputs.overlays}};
+                  {"overlays", c.outputs.overlays},
+                  {"labels", c.outputs.labels}};
   return j;
 }
 

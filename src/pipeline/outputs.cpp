@@ -12,6 +12,7 @@
 
 #include "clipes/core/error.h"
 #include "clipes/data/dataset.h"
+#include "clipes/data/mask_files.h"
 #include "clipes/io/files.h"
 #include "clipes/io/npy.h"
 #include "clipes/io/png.h"
@@ -20,13 +21,15 @@ namespace clipes::pipeline {
 
 namespace {
 
-constexpr std::array<OutputKind, 4> kAllKinds{OutputKind::kMask, OutputKind::kConfidence,
-                                              OutputKind::kCams, OutputKind::kOverlay};
+constexpr std::array<OutputKind, 5> kAllKinds{OutputKind::kMask, OutputKind::kConfidence,
+                                              OutputKind::kCams, OutputKind::kOverlay,
+                                              OutputKind::kLabels};
 
 std::string_view extension(OutputKind kind) {
   switch (kind) {
     case OutputKind::kMask:
     case OutputKind::kConfidence:
+    case OutputKind::kLabels:
       return ".png";
     case OutputKind::kCams:
       return ".npz";
@@ -103,6 +106,8 @@ std::string_view output_folder(OutputKind kind) {
       return "cams";
     case OutputKind::kOverlay:
       return "overlays";
+    case OutputKind::kLabels:
+      return "labels";
   }
   return "";
 }
@@ -122,29 +127,21 @@ std::vector<OutputKind> expected_outputs(const OutputsConfig& config) {
   }
   if (config.cams) kinds.push_back(OutputKind::kCams);
   if (config.overlays) kinds.push_back(OutputKind::kOverlay);
+  if (config.masks && config.labels) kinds.push_back(OutputKind::kLabels);
   return kinds;
 }
 
 void write_mask(const std::filesystem::path& out_dir, std::string_view id, const cv::Mat& mask) {
   const auto file = output_path(out_dir, OutputKind::kMask, id);
   require_mat(mask, CV_8UC1, "mask", id, "CV_8UC1");
-  io::write_png_indexed(file, mask, io::voc_palette());
+  io::write_png_indexed(file, mask, data::mask_palette());
 }
 
 void write_confidence(const std::filesystem::path& out_dir, std::string_view id,
                       const cv::Mat& confidence) {
   const auto file = output_path(out_dir, OutputKind::kConfidence, id);
   require_mat(confidence, CV_32FC1, "confidence", id, "CV_32FC1 values in [0, 1]");
-  cv::Mat quantised(confidence.size(), CV_16UC1);
-  for (int y = 0; y < confidence.rows; ++y) {
-    const float* in = confidence.ptr<float>(y);
-    auto* out = quantised.ptr<std::uint16_t>(y);
-    for (int x = 0; x < confidence.cols; ++x) {
-      const float v = std::isnan(in[x]) ? 0.0f : std::clamp(in[x], 0.0f, 1.0f);
-      out[x] = static_cast<std::uint16_t>(std::lround(static_cast<double>(v) * 65535.0));
-    }
-  }
-  io::write_png_u16(file, quantised);
+  io::write_png_u16(file, data::encode_confidence_map(confidence));
 }
 
 void write_cams(const std::filesystem::path& out_dir, std::string_view id,
@@ -168,7 +165,7 @@ cv::Mat render_overlay(const cv::Mat& image_rgb, const cv::Mat& mask,
   require_mat(image_rgb, CV_8UC3, "overlay image", "overlay", "CV_8UC3 (RGB)");
   require_mat(mask, CV_8UC1, "mask", "overlay", "CV_8UC1");
   require_same_size(mask, image_rgb, "overlay image", "overlay");
-  const io::Palette palette = io::voc_palette();
+  const io::Palette palette = data::mask_palette();
   cv::Mat out;
   cv::cvtColor(image_rgb, out, cv::COLOR_RGB2BGR);
   std::array<bool, 256> present{};
@@ -181,7 +178,7 @@ cv::Mat render_overlay(const cv::Mat& image_rgb, const cv::Mat& mask,
       if (label == 0) continue;
       cv::Vec3b colour;
       float alpha = 0.5f;
-      if (label == 255) {
+      if (label == data::kIgnoreLabel) {
         colour = hatch_is_dark(x, y) ? kHatchDark : kHatchLight;
         alpha = 0.7f;
       } else {
@@ -202,7 +199,7 @@ cv::Mat render_overlay(const cv::Mat& image_rgb, const cv::Mat& mask,
     entries.emplace_back(
         label, c < class_names.size() ? class_names[c] : fmt::format("class {}", label - 1));
   }
-  if (present[255]) entries.emplace_back(255, "ignored");
+  if (present[data::kIgnoreLabel]) entries.emplace_back(data::kIgnoreLabel, "ignored");
   if (entries.empty()) return out;
   const int font = cv::FONT_HERSHEY_SIMPLEX;
   const double scale = std::clamp(std::min(out.cols, out.rows) / 700.0, 0.35, 1.5);
@@ -258,6 +255,10 @@ void write_image_outputs(const std::filesystem::path& out_dir, std::string_view 
     require_mat(outputs.mask, CV_8UC1, "mask", id, "CV_8UC1");
     require_mat(outputs.confidence, CV_32FC1, "confidence", id, "CV_32FC1 values in [0, 1]");
     require_same_size(outputs.mask, outputs.confidence, "confidence", id);
+    if (config.labels) {
+      require_mat(outputs.labels, CV_8UC1, "labels", id, "CV_8UC1");
+      require_same_size(outputs.mask, outputs.labels, "labels", id);
+    }
   }
   if (config.cams) {
     write_cams(out_dir, id, outputs.keys, outputs.cams, outputs.initial, config.cam_dtype);
@@ -265,6 +266,10 @@ void write_image_outputs(const std::filesystem::path& out_dir, std::string_view 
   if (config.overlays) {
     require_same_size(outputs.mask, outputs.image_rgb, "overlay image", id);
     write_overlay(out_dir, id, outputs.image_rgb, outputs.mask, class_names);
+  }
+  if (config.masks && config.labels) {
+    io::write_png_indexed(output_path(out_dir, OutputKind::kLabels, id), outputs.labels,
+                          data::mask_palette());
   }
   if (config.masks) {
     write_confidence(out_dir, id, outputs.confidence);

@@ -157,7 +157,7 @@ ImageFeatures compute_image_features(const clip::ClipModel& model,
     } else {
       try {
         auto start = Clock::now();
-        const data::DecodedImage image = data::decode_image(sample.image);
+        const data::DecodedImage image = data::decode_image(sample.image, input.exif_orientation);
         out.decode_seconds += seconds_since(start);
         start = Clock::now();
         const at::Tensor pixels = detail::clip_input(image, input, patch);

@@ -102,6 +102,10 @@ PredictSummary predict_folder(const PredictInputs& inputs, const PredictConfig& 
   if (config.crf) crf::validate(config.crf_config, "predict", "crf");
   const auto images = list_images(inputs.images, inputs.split);
   Segmenter segmenter(inputs.checkpoint, inputs.device);
+  // The image policy of the training run (itself that of the masks' generate run).
+  const data::ExifOrientation exif = exif_policy(segmenter.config().input);
+  throw_if_problems(check_images(images, exif, config.crf_config.threads),
+                    fmt::format("images to predict ({}; nothing was written)", images.size()));
   const crf::CrfConfig& c = config.crf_config;
   reporter.info(fmt::format(
       "{} images; scales {}{}{}; {} classes; on {}", images.size(), fmt::join(config.scales, ","),
@@ -114,12 +118,12 @@ PredictSummary predict_folder(const PredictInputs& inputs, const PredictConfig& 
       segmenter.config().model.num_classes, segmenter.device()));
   crf::CrfWorkspace workspace;  // one per worker: reused by every image
   std::filesystem::create_directories(inputs.out);
-  const io::Palette palette = io::voc_palette();
+  const io::Palette palette = data::mask_palette();
   PredictSummary summary;
   std::int64_t done = 0;
   for (const auto& [id, file] : images) {
     try {
-      const cv::Mat bgr = read_image_bgr(file);
+      const cv::Mat bgr = read_image_bgr(file, exif);
       at::Tensor probabilities = segmenter.probabilities(bgr, config);
       if (config.crf) {
         probabilities = refine_with_crf(probabilities, bgr, config.crf_config, &workspace);
@@ -129,7 +133,7 @@ PredictSummary predict_folder(const PredictInputs& inputs, const PredictConfig& 
       ++summary.written;
     } catch (const std::exception& e) {
       reporter.error(fmt::format("image {}: {}", id, e.what()));
-      ++summary.failed;
+      summary.failures.emplace_back(id, e.what());
     }
     reporter.progress("predict", ++done, static_cast<std::int64_t>(images.size()));
   }

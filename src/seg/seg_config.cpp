@@ -7,6 +7,7 @@
 
 #include "clipes/core/error.h"
 #include "clipes/core/json_reader.h"
+#include "clipes/data/image.h"
 
 namespace clipes::seg {
 
@@ -44,6 +45,7 @@ TrainConfig read_config(const nlohmann::json& root, const std::string& source) {
   in.field("bgr", c.input.bgr);
   in.field("mean", c.input.mean);
   in.field("std", c.input.std);
+  in.field("exif_orientation", c.input.exif_orientation);
   in.finish();
 
   auto d = r.object("data");
@@ -87,7 +89,10 @@ nlohmann::json to_json(const TrainConfig& c) {
                 {"aspp_rates", c.model.aspp_rates},
                 {"msc", c.model.msc},
                 {"msc_scales", c.model.msc_scales}};
-  j["input"] = {{"bgr", c.input.bgr}, {"mean", c.input.mean}, {"std", c.input.std}};
+  j["input"] = {{"bgr", c.input.bgr},
+                {"mean", c.input.mean},
+                {"std", c.input.std},
+                {"exif_orientation", c.input.exif_orientation}};
   j["data"] = {{"scales", c.data.scales},   {"crop_size", c.data.crop_size},
                {"flip", c.data.flip},       {"confidence_threshold", c.data.confidence_threshold},
                {"workers", c.data.workers}, {"prefetch", c.data.prefetch}};
@@ -161,6 +166,9 @@ void validate(const TrainConfig& c, const std::string& source) {
   v.check(c.input.mean.size() == 3, "input.mean", "must hold 3 values", c.input.mean.size());
   v.check(c.input.std.size() == 3, "input.std", "must hold 3 values", c.input.std.size());
   for (float s : c.input.std) v.check(s > 0, "input.std", "must hold values > 0", s);
+  v.check(c.input.exif_orientation.empty() || data::parse_exif_orientation(c.input.exif_orientation).has_value(),
+          "input.exif_orientation", "must be \"stored\", \"apply\" or \"\" (that of the masks' run)",
+          c.input.exif_orientation);
   v.check(!c.data.scales.empty(), "data.scales", "must hold at least one scale");
   for (double s : c.data.scales) {
     v.check(s > 0 && s <= 8, "data.scales", "must hold scales in (0, 8]", s);

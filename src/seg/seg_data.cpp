@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <functional>
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
@@ -18,6 +20,7 @@
 #include <thread>
 
 #include "clipes/core/error.h"
+#include "clipes/data/dataset.h"
 #include "clipes/io/png.h"
 #include "clipes/seg/loss.h"
 
@@ -37,18 +40,33 @@ fs::path find_image(const fs::path& folder, const std::string& id) {
   return {};
 }
 
-std::vector<std::string> read_split(const fs::path& split) {
-  std::ifstream in(split);
-  if (!in) throw Error(fmt::format("cannot open split file {}", split.string()));
-  std::vector<std::string> ids;
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream words(line);
-    std::string id;
-    if (words >> id && id[0] != '#') ids.push_back(id);
+// Runs check(i) for i in [0, n) on `threads` threads (0: one per core); returns the messages of
+// what they threw, in index order.
+std::vector<std::string> problems_in_parallel(std::int64_t n, int threads,
+                                              const std::function<void(std::int64_t)>& check) {
+  std::vector<std::string> found(static_cast<std::size_t>(n));
+  std::atomic<std::int64_t> next{0};
+  const auto work = [&] {
+    for (std::int64_t i = next++; i < n; i = next++) {
+      try {
+        check(i);
+      } catch (const std::exception& e) {
+        found[static_cast<std::size_t>(i)] = e.what();
+      }
+    }
+  };
+  const std::int64_t wanted =
+      threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
+  const int count = static_cast<int>(std::max<std::int64_t>(1, std::min(n, wanted)));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < count; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  std::vector<std::string> problems;
+  for (auto& f : found) {
+    if (!f.empty()) problems.push_back(std::move(f));
   }
-  if (ids.empty()) throw Error(fmt::format("split file {} lists no ids", split.string()));
-  return ids;
+  return problems;
 }
 
 void require_folder(const fs::path& folder, const char* what) {
@@ -86,15 +104,65 @@ cv::Mat resize_label(const cv::Mat& label, int height, int width) {
 
 // ---- dataset ----------------------------------------------------------------------------------
 
-SegDataset::SegDataset(SegDataPaths paths, int num_classes, float confidence_threshold)
+data::ExifOrientation exif_policy(const InputConfig& input) {
+  return input.exif_orientation == "apply" ? data::ExifOrientation::kApply
+                                           : data::ExifOrientation::kStored;
+}
+
+std::string follow_mask_run(TrainConfig& config, const std::string& config_source,
+                            const fs::path& masks) {
+  const auto run = data::find_mask_run(masks);
+  if (!run) {
+    return fmt::format(
+        "{} has no run.json beside it (masks not written by clipes-generate): the config {} "
+        "is used as it is (model.num_classes {}, data.confidence_threshold {}, "
+        "input.exif_orientation \"{}\")",
+        masks.string(), config_source, config.model.num_classes,
+        config.data.confidence_threshold, data::to_string(exif_policy(config.input)));
+  }
+  const std::string run_file = run->file.string();
+  if (config.model.num_classes != run->num_classes()) {
+    throw Error(fmt::format(
+        "model.num_classes is {} in {} but the masks' run {} has {} classes + background = {}: "
+        "set model.num_classes to {}",
+        config.model.num_classes, config_source, run_file, run->class_names.size(),
+        run->num_classes(), run->num_classes()));
+  }
+  if (config.data.confidence_threshold < run->confidence_threshold) {
+    throw Error(fmt::format(
+        "data.confidence_threshold (μ) is {} in {} but the masks' run {} used μ = {}: its masks "
+        "already hold 255 wherever the confidence is below {}, so a lower μ cannot bring those "
+        "pixels back (μ can only tighten); use μ >= {}, or run clipes-generate again with --set "
+        "mask.confidence_threshold={}",
+        config.data.confidence_threshold, config_source, run_file, run->confidence_threshold,
+        run->confidence_threshold, run->confidence_threshold, config.data.confidence_threshold));
+  }
+  const std::string run_policy(data::to_string(run->exif));
+  if (!config.input.exif_orientation.empty() && config.input.exif_orientation != run_policy) {
+    throw Error(fmt::format(
+        "input.exif_orientation is \"{}\" in {} but the masks' run {} decoded its images with "
+        "\"{}\": the masks would not line up with the pixels; remove the key or set it to \"{}\"",
+        config.input.exif_orientation, config_source, run_file, run_policy, run_policy));
+  }
+  config.input.exif_orientation = run_policy;
+  return fmt::format(
+      "following the generate run {}: {} classes + background, its μ {} (training μ {}), "
+      "images decoded as \"{}\"",
+      run_file, run->class_names.size(), run->confidence_threshold,
+      config.data.confidence_threshold, run_policy);
+}
+
+SegDataset::SegDataset(SegDataPaths paths, int num_classes, float confidence_threshold,
+                       data::ExifOrientation exif)
     : paths_(std::move(paths)),
       num_classes_(num_classes),
-      confidence_threshold_(confidence_threshold) {
+      confidence_threshold_(confidence_threshold),
+      exif_(exif) {
   require_folder(paths_.images, "image");
   require_folder(paths_.masks, "mask");
   if (!paths_.confidence.empty()) require_folder(paths_.confidence, "confidence");
   if (!paths_.split.empty()) {
-    ids_ = read_split(paths_.split);
+    ids_ = data::read_split_ids(paths_.split);
   } else {
     for (const auto& entry : fs::directory_iterator(paths_.masks)) {
       if (entry.is_regular_file() && entry.path().extension() == ".png" &&
@@ -110,20 +178,52 @@ SegDataset::SegDataset(SegDataPaths paths, int num_classes, float confidence_thr
   images_.reserve(ids_.size());
   for (const auto& id : ids_) {
     fs::path image = find_image(paths_.images, id);
+    bool complete = true;
     if (image.empty()) {
-      throw Error(
-          fmt::format("image {}: no {}.jpg, .jpeg or .png in {}", id, id, paths_.images.string()));
+      problems_.push_back(fmt::format("{}: missing (no {}.jpg, .jpeg or .png for id {})",
+                                      (paths_.images / id).string(), id, id));
+      complete = false;
     }
     images_.push_back(std::move(image));
     if (!fs::is_regular_file(paths_.masks / (id + ".png"))) {
-      throw Error(
-          fmt::format("image {}: mask {} is missing", id, (paths_.masks / (id + ".png")).string()));
+      problems_.push_back(fmt::format("{}: missing (the mask of id {})",
+                                      (paths_.masks / (id + ".png")).string(), id));
+      complete = false;
     }
     if (!paths_.confidence.empty() && !fs::is_regular_file(paths_.confidence / (id + ".png"))) {
-      throw Error(fmt::format("image {}: confidence map {} is missing", id,
-                              (paths_.confidence / (id + ".png")).string()));
+      problems_.push_back(fmt::format("{}: missing (the confidence map of id {})",
+                                      (paths_.confidence / (id + ".png")).string(), id));
+      complete = false;
     }
+    complete_.push_back(complete ? 1 : 0);
   }
+}
+
+std::vector<std::string> check_training_data(const SegDataset& dataset, int threads) {
+  std::vector<std::string> problems = dataset.problems();
+  const auto decoded = problems_in_parallel(dataset.size(), threads, [&](std::int64_t i) {
+    if (dataset.complete(i)) read_labelled_image(dataset, i);
+  });
+  problems.insert(problems.end(), decoded.begin(), decoded.end());
+  return problems;
+}
+
+std::vector<std::string> check_images(const std::vector<std::pair<std::string, fs::path>>& images,
+                                      data::ExifOrientation exif, int threads) {
+  return problems_in_parallel(static_cast<std::int64_t>(images.size()), threads,
+                              [&](std::int64_t i) {
+                                data::decode_image(images[static_cast<std::size_t>(i)].second, exif);
+                              });
+}
+
+void throw_if_problems(const std::vector<std::string>& problems, const std::string& what,
+                       std::size_t shown) {
+  if (problems.empty()) return;
+  std::string text = fmt::format("{}: {} problem{}", what, problems.size(),
+                                 problems.size() == 1 ? "" : "s");
+  for (std::size_t i = 0; i < problems.size() && i < shown; ++i) text += "\n  " + problems[i];
+  if (problems.size() > shown) text += fmt::format("\n  ... and {} more", problems.size() - shown);
+  throw Error(text);
 }
 
 fs::path SegDataset::mask_file(std::int64_t index) const {
@@ -139,14 +239,16 @@ std::vector<std::pair<std::string, fs::path>> list_images(const fs::path& images
   require_folder(images, "image");
   std::vector<std::pair<std::string, fs::path>> out;
   if (!split.empty()) {
-    for (const auto& id : read_split(split)) {
+    std::vector<std::string> missing;
+    for (const auto& id : data::read_split_ids(split)) {
       fs::path file = find_image(images, id);
       if (file.empty()) {
-        throw Error(fmt::format("image {} (listed in {}): no {}.jpg, .jpeg or .png in {}", id,
-                                split.string(), id, images.string()));
+        missing.push_back(fmt::format("image {} (listed in {}): no {}.jpg, .jpeg or .png in {}",
+                                      id, split.string(), id, images.string()));
       }
       out.emplace_back(id, std::move(file));
     }
+    throw_if_problems(missing, "images to predict");
     return out;
   }
   for (const auto& entry : fs::directory_iterator(images)) {
@@ -163,20 +265,17 @@ std::vector<std::pair<std::string, fs::path>> list_images(const fs::path& images
   return out;
 }
 
-cv::Mat read_image_bgr(const fs::path& file) {
-  cv::Mat image = cv::imread(file.string(), cv::IMREAD_COLOR);
-  if (image.empty()) {
-    throw Error(fmt::format("cannot read image {} (missing, or not an image OpenCV decodes)",
-                            file.string()));
-  }
-  return image;
+cv::Mat read_image_bgr(const fs::path& file, data::ExifOrientation exif) {
+  cv::Mat bgr;
+  cv::cvtColor(data::load_image(file, exif).rgb, bgr, cv::COLOR_RGB2BGR);
+  return bgr;
 }
 
 LabelledImage read_labelled_image(const SegDataset& dataset, std::int64_t index) {
   LabelledImage out;
   const fs::path image_file = dataset.image_file(index);
   const fs::path mask_file = dataset.mask_file(index);
-  out.image = read_image_bgr(image_file);
+  out.image = read_image_bgr(image_file, dataset.exif());
   out.label = io::read_png_u8(mask_file);
   if (out.label.size() != out.image.size()) {
     throw Error(fmt::format("mask {} is {}x{} but image {} is {}x{} (width x height)",
@@ -203,18 +302,9 @@ LabelledImage read_labelled_image(const SegDataset& dataset, std::int64_t index)
                               confidence_file.string(), confidence.cols, confidence.rows,
                               mask_file.string(), out.label.cols, out.label.rows));
     }
-    cv::Mat confidence_i;
-    confidence.convertTo(confidence_i, CV_32S);
-    const at::Tensor labels =
-        at::from_blob(out.label.data, {out.label.rows, out.label.cols}, at::kByte);
-    const at::Tensor conf =
-        at::from_blob(confidence_i.data, {out.label.rows, out.label.cols}, at::kInt);
     // μ on the stored 16-bit scale (exact integers), so that a confidence of exactly μ (stored
     // as round(μ * 65535)) counts as confident, as it did when clipes-generate thresholded it.
-    const auto mu = static_cast<float>(std::lround(dataset.confidence_threshold() * 65535.0));
-    const at::Tensor masked = mask_unconfident(labels, conf, mu).contiguous();
-    out.label = cv::Mat(out.label.rows, out.label.cols, CV_8UC1);
-    std::memcpy(out.label.data, masked.data_ptr(), static_cast<std::size_t>(masked.numel()));
+    data::ignore_below_threshold(out.label, confidence, dataset.confidence_threshold());
   }
   return out;
 }

@@ -72,11 +72,25 @@ double train_step(DeepLabImpl& model, torch::optim::SGD& optimizer,
   return total;
 }
 
-TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inputs,
+TrainResult train_segmentation(const TrainConfig& given, const TrainInputs& inputs,
                                Reporter& reporter) {
-  validate(config, "train config");
+  validate(given, inputs.config_source);
+  TrainConfig config = given;
+  reporter.info(follow_mask_run(config, inputs.config_source, inputs.data.masks));
   TrainResult result;
   result.device = resolve_device(inputs.device);
+
+  SegDataset dataset(inputs.data, config.model.num_classes, config.data.confidence_threshold,
+                     exif_policy(config.input));
+  const auto check_start = std::chrono::steady_clock::now();
+  throw_if_problems(check_training_data(dataset, inputs.check_threads),
+                    fmt::format("training data ({} images; nothing was written)", dataset.size()));
+  reporter.info(fmt::format(
+      "checked {} images, masks{} in {:.1f} s: all present, decodable, of matching sizes, "
+      "values within the {} classes or 255",
+      dataset.size(), inputs.data.confidence.empty() ? "" : " and confidence maps",
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - check_start).count(),
+      config.model.num_classes));
   fs::create_directories(inputs.out);
   for (const auto& entry : fs::directory_iterator(inputs.out)) {  // leftovers of a killed run
     if (entry.is_regular_file() && io::is_atomic_temporary(entry.path())) {
@@ -88,7 +102,6 @@ TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inp
   result.log = inputs.out / "train_log.jsonl";
   const std::int64_t total = config.optim.iterations;
 
-  SegDataset dataset(inputs.data, config.model.num_classes, config.data.confidence_threshold);
   const std::string fingerprint = fingerprint_ids(dataset.ids());
   reporter.info(fmt::format(
       "{} training images; {} iterations of {} x {} samples, crop {}, "
@@ -172,7 +185,7 @@ TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inp
   const auto run_start = std::chrono::steady_clock::now();
   double window_loss = 0;
   std::int64_t window_count = 0;
-  for (std::int64_t it = state.iteration + 1; it <= end; ++it) {
+  for (std::int64_t it = state.iteration + 1; it <= end; ++it) try {
     const auto t0 = std::chrono::steady_clock::now();
     const double lr =
         poly_learning_rate(config.optim.lr, it - 1, total, config.optim.lr_poly_power);
@@ -181,7 +194,7 @@ TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inp
     for (int k = 0; k < config.optim.iter_size; ++k) batches.push_back(loader.next());
     const double loss = train_step(*model, *optimizer, batches, config.loss, result.device);
     if (!std::isfinite(loss)) {
-      throw Error(
+      throw WorkError(
           fmt::format("the loss became {} at iteration {} (lr {:.3g}); the last "
                       "checkpoint is {}",
                       loss, it, lr, result.checkpoint.string()));
@@ -208,11 +221,22 @@ TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inp
       window_loss = 0;
       window_count = 0;
     }
-    if (it % config.checkpoint_every == 0 || it == end) {
+    const bool stopping = inputs.stop != nullptr && inputs.stop->load() && it < end;
+    if (it % config.checkpoint_every == 0 || it == end || stopping) {
       state.sampler_state = loader.sampler_state();
       save_checkpoint(result.checkpoint, *model, optimizer.get(), state);
       reporter.debug(fmt::format("checkpoint {} at iteration {}", result.checkpoint.string(), it));
     }
+    if (stopping) {
+      result.interrupted = true;
+      break;
+    }
+  } catch (const WorkError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw WorkError(fmt::format("iteration {}: {}; the last checkpoint is {}", it, e.what(),
+                                fs::exists(result.checkpoint) ? result.checkpoint.string()
+                                                              : std::string("(none yet)")));
   }
   result.iteration = state.iteration;
   result.finished = state.iteration >= total;
@@ -224,8 +248,9 @@ TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inp
     reporter.info(
         fmt::format("finished: {} and {}", result.final_model.string(), result.plot.string()));
   } else {
-    reporter.info(
-        fmt::format("stopped after iteration {}; continue with --resume", result.iteration));
+    reporter.info(fmt::format("{} after iteration {} (checkpoint {}); continue with --resume",
+                              result.interrupted ? "interrupted" : "stopped", result.iteration,
+                              result.checkpoint.string()));
   }
   return result;
 }

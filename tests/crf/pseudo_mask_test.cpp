@@ -139,6 +139,11 @@ TEST(PseudoMask, MarginalsMapToDatasetIdsWithIgnoreBelowThreshold) {
   const PseudoMask all = pseudo_mask_from_marginals({q.data(), 3, 1, 5}, {4, 14}, 0.0f);
   const std::vector<int> labels{0, 5, 5, 0, 0};
   for (int x = 0; x < 5; ++x) EXPECT_EQ(all.labels.at<std::uint8_t>(0, x), labels[x]) << x;
+  // argmax: the labels before μ, whatever the threshold.
+  for (int x = 0; x < 5; ++x) {
+    EXPECT_EQ(mask.argmax.at<std::uint8_t>(0, x), labels[x]) << x;
+    EXPECT_EQ(all.argmax.at<std::uint8_t>(0, x), labels[x]) << x;
+  }
 }
 
 // ---- The whole step against the reference pseudo masks ------------------------------------------

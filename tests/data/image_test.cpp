@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 #include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <string>
 
 #include "clipes/core/error.h"
@@ -252,6 +253,121 @@ TEST(Image, InconsistentDecodedImagesAreRejected) {
               resize_image(DecodedImage{}, {2, 2});
             }).find("resize_image"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace clipes::data
+
+namespace clipes::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A 5x3 colour JPEG of distinct pixels, written losslessly enough to compare layouts.
+std::string small_jpeg(cv::Mat* pixels_rgb) {
+  cv::Mat bgr(3, 5, CV_8UC3);
+  for (int y = 0; y < 3; ++y) {
+    for (int x = 0; x < 5; ++x) bgr.at<cv::Vec3b>(y, x) = cv::Vec3b(40 * x, 80 * y, 200);
+  }
+  std::vector<std::uint8_t> bytes;
+  cv::imencode(".jpg", bgr, bytes, {cv::IMWRITE_JPEG_QUALITY, 100});
+  const std::string jpeg(bytes.begin(), bytes.end());
+  const fs::path dir = clipes::testing::make_temp_dir("exif_plain");
+  io::write_file_atomic(dir / "a.jpg", jpeg);
+  *pixels_rgb = decode_image(dir / "a.jpg").pixels;  // the stored array, as decoded
+  return jpeg;
+}
+
+TEST(ExifOrientation, ReadsTheTagInBothByteOrders) {
+  cv::Mat rgb;
+  const std::string jpeg = small_jpeg(&rgb);
+  EXPECT_EQ(jpeg_exif_orientation(jpeg), 1);
+  for (int o = 1; o <= 8; ++o) {
+    EXPECT_EQ(jpeg_exif_orientation(clipes::testing::jpeg_with_exif_orientation(jpeg, o)), o);
+    EXPECT_EQ(jpeg_exif_orientation(clipes::testing::jpeg_with_exif_orientation(jpeg, o, true)), o);
+  }
+  EXPECT_EQ(jpeg_exif_orientation(clipes::testing::jpeg_with_exif_orientation(jpeg, 9)), 1);
+  EXPECT_EQ(jpeg_exif_orientation("not a jpeg"), 1);
+  // Malformed metadata is "as stored", never a read past the segment: an IFD offset far beyond
+  // it (bytes 16..19 of the file: after SOI, the APP1 header, "Exif\0\0" and "II*\0"), and a
+  // segment cut short.
+  std::string bad = clipes::testing::jpeg_with_exif_orientation(jpeg, 6);
+  bad.replace(16, 4, "\xFF\xFF\xFF\xFF");
+  EXPECT_EQ(jpeg_exif_orientation(bad), 1);
+  bad.replace(16, 4, std::string("\x30\0\0\0", 4));
+  EXPECT_EQ(jpeg_exif_orientation(bad), 1);
+  EXPECT_EQ(jpeg_exif_orientation(clipes::testing::jpeg_with_exif_orientation(jpeg, 6).substr(0, 30)),
+            1);
+  EXPECT_EQ(parse_exif_orientation("apply"), ExifOrientation::kApply);
+  EXPECT_EQ(parse_exif_orientation("stored"), ExifOrientation::kStored);
+  EXPECT_FALSE(parse_exif_orientation("rotate").has_value());
+}
+
+// Pillow's exif_transpose, pixel by pixel: where the displayed pixel (x, y) comes from in a W x H
+// stored array.
+cv::Point source_of(int o, int x, int y, int w, int h) {
+  switch (o) {
+    case 2: return {w - 1 - x, y};
+    case 3: return {w - 1 - x, h - 1 - y};
+    case 4: return {x, h - 1 - y};
+    case 5: return {y, x};
+    case 6: return {y, h - 1 - x};
+    case 7: return {w - 1 - y, h - 1 - x};
+    case 8: return {w - 1 - y, x};
+    default: return {x, y};
+  }
+}
+
+TEST(ExifOrientation, StoredKeepsThePixelArrayAndApplyTurnsItAsPillow) {
+  cv::Mat stored;
+  const std::string jpeg = small_jpeg(&stored);
+  const fs::path dir = clipes::testing::make_temp_dir("exif_decode");
+  for (int o = 1; o <= 8; ++o) {
+    const fs::path file = dir / ("o" + std::to_string(o) + ".jpg");
+    io::write_file_atomic(file, clipes::testing::jpeg_with_exif_orientation(jpeg, o));
+    const cv::Mat as_stored = load_image(file).rgb;
+    EXPECT_EQ(cv::norm(as_stored, stored, cv::NORM_INF), 0) << o;  // the default: the array
+    const cv::Mat turned = load_image(file, ExifOrientation::kApply).rgb;
+    const bool swapped = o >= 5;
+    ASSERT_EQ(turned.cols, swapped ? 3 : 5) << o;
+    ASSERT_EQ(turned.rows, swapped ? 5 : 3) << o;
+    for (int y = 0; y < turned.rows; ++y) {
+      for (int x = 0; x < turned.cols; ++x) {
+        const cv::Point s = source_of(o, x, y, 5, 3);
+        EXPECT_EQ(turned.at<cv::Vec3b>(y, x), stored.at<cv::Vec3b>(s)) << o << " " << x << "," << y;
+      }
+    }
+  }
+}
+
+// The same against Pillow itself (ImageOps.exif_transpose) on a real photo, when the system
+// Python has Pillow.
+TEST(ExifOrientation, ApplyMatchesPillowsExifTranspose) {
+  const fs::path photo = clipes::testing::shared_path("data/voc-mini/JPEGImages/2007_000032.jpg");
+  CLIPES_REQUIRE_FILE(photo);
+  if (clipes::testing::run_command("/usr/bin/python3 -c 'import PIL'") != 0) {
+    GTEST_SKIP() << "SKIPPED: /usr/bin/python3 has no Pillow";
+  }
+  const fs::path dir = clipes::testing::make_temp_dir("exif_pillow");
+  for (int o : {3, 6, 8}) {
+    const fs::path tagged = dir / ("t" + std::to_string(o) + ".jpg");
+    const fs::path shown = dir / ("t" + std::to_string(o) + ".png");
+    io::write_file_atomic(tagged,
+                          clipes::testing::jpeg_with_exif_orientation(io::read_file(photo), o));
+    std::string out;
+    ASSERT_EQ(clipes::testing::run_command(
+                  "/usr/bin/python3 -c 'import sys; from PIL import Image, ImageOps; "
+                  "ImageOps.exif_transpose(Image.open(sys.argv[1])).save(sys.argv[2])' " +
+                      tagged.string() + " " + shown.string(),
+                  &out),
+              0)
+        << out;
+    const cv::Mat ours = load_image(tagged, ExifOrientation::kApply).rgb;
+    const cv::Mat pillow = load_image(shown).rgb;
+    ASSERT_EQ(ours.size(), pillow.size()) << o;
+    EXPECT_EQ(cv::norm(ours, pillow, cv::NORM_INF), 0) << o;
+    EXPECT_EQ(cv::norm(load_image(tagged).rgb, load_image(photo).rgb, cv::NORM_INF), 0) << o;
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <opencv2/core.hpp>
 
 #include "clipes/core/error.h"
+#include "clipes/data/dataset.h"
 #include "clipes/io/files.h"
 #include "clipes/io/npy.h"
 #include "clipes/io/png.h"
@@ -277,16 +278,16 @@ TEST(Evaluate, CamArchivesAreLabelledPerSettingAndTheBestMarked) {
   EXPECT_NE(r3.failures[0].reason.find("cams"), std::string::npos) << r3.failures[0].reason;
 }
 
-TEST(ReadSplit, TakesTheFirstTokenAndStripsPaths) {
+TEST(ReadSplitIds, TakesTheFirstTokenAndStripsPaths) {
   const fs::path dir = testing::make_temp_dir("eval_read_split");
   io::write_file_atomic(dir / "s.txt",
                         "2007_000032\n\n# comment\n/JPEGImages/2007_000033.jpg "
                         "/SegmentationClassAug/2007_000033.png\nCOCO_val2014_000000000042 0 5\r\n");
-  EXPECT_EQ(read_split(dir / "s.txt"),
+  EXPECT_EQ(data::read_split_ids(dir / "s.txt"),
             (std::vector<std::string>{"2007_000032", "2007_000033", "COCO_val2014_000000000042"}));
   io::write_file_atomic(dir / "empty.txt", "\n");
-  EXPECT_THROW(read_split(dir / "empty.txt"), Error);
-  EXPECT_THROW(read_split(dir / "absent.txt"), Error);
+  EXPECT_THROW(data::read_split_ids(dir / "empty.txt"), Error);
+  EXPECT_THROW(data::read_split_ids(dir / "absent.txt"), Error);
 }
 
 TEST(ReadConfigClassNames, ReadsOnlyTheNamesAndPutsBackgroundFirst) {

@@ -43,15 +43,32 @@ TEST(Report, TableShowsNamesScoresAndWhichClassesCount) {
   // cat: IoU 8/10, precision 8/8, recall 8/10; dog: IoU 0; mIoU = (1 + 0.8 + 0) / 3.
   EXPECT_NE(t.find("   1  cat"), std::string::npos) << t;
   EXPECT_NE(t.find("80.00       100.00     80.00"), std::string::npos) << t;
-  EXPECT_NE(t.find("mIoU          60.00 %"), std::string::npos) << t;
-  EXPECT_NE(t.find("nanmean over 3 classes"), std::string::npos) << t;
-  EXPECT_NE(t.find("absent from GT and predictions, left out: horse"), std::string::npos) << t;
-  EXPECT_NE(t.find("predicted but absent from GT, counted with IoU 0: dog (mean over GT classes "
-                   "only: 90.00 %)"),
+  // Both mIoU definitions, named; the headline (default gt-or-pred) first.
+  EXPECT_NE(t.find("mIoU              60.00 %  headline (gt-or-pred): nanmean over 3 classes with "
+                   "GT or predicted pixels (deeplab-pytorch scores())"),
             std::string::npos)
       << t;
-  EXPECT_NE(t.find("pixel acc     98.00 %"), std::string::npos) << t;
-  EXPECT_NE(t.find("coverage     100.00 %"), std::string::npos) << t;
+  EXPECT_NE(t.find("mIoU gt           90.00 %  mean over 2 classes with GT pixels (CLIP-ES's own "
+                   "eval)"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("absent from GT and predictions, left out: horse"), std::string::npos) << t;
+  EXPECT_NE(t.find("predicted but absent from GT, counted with IoU 0 in gt-or-pred, left out of "
+                   "gt: dog"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("pixel acc         98.00 %"), std::string::npos) << t;
+  EXPECT_NE(t.find("coverage         100.00 %"), std::string::npos) << t;
+  // --miou gt: the other definition heads the report.
+  EvalResult gt = hand_result(false);
+  gt.headline = MiouDefinition::kGt;
+  const std::string g = format_table(gt);
+  EXPECT_NE(g.find("mIoU              90.00 %  headline (gt): mean over 2 classes"),
+            std::string::npos)
+      << g;
+  EXPECT_NE(g.find("mIoU gt-or-pred   60.00 %  nanmean over 3 classes"), std::string::npos) << g;
+  EXPECT_NE(format_markdown(gt).find("| **mIoU** | **90.00 %** |\n| mIoU gt-or-pred | 60.00 % |"),
+            std::string::npos);
   // The absent class shows dashes, not numbers.
   EXPECT_NE(t.find("   3  horse             -            -         -"), std::string::npos) << t;
 }
@@ -62,7 +79,7 @@ TEST(Report, CamTableListsEverySettingAndMarksTheBest) {
   EXPECT_NE(t.find("* (1-max)^2"), std::string::npos) << t;
   EXPECT_NE(t.find("per class, setting (1-max)^2"), std::string::npos) << t;
   const std::string md = format_markdown(hand_result(true));
-  EXPECT_NE(md.find("| `(1-max)^2` | 60.00 | 98.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| `(1-max)^2` | 60.00 | 90.00 | 98.00 |"), std::string::npos) << md;
   EXPECT_NE(md.find("**best**"), std::string::npos) << md;
   EXPECT_NE(md.find("| 1 | cat | 80.00 | 100.00 | 80.00 | 10 | 8 |"), std::string::npos) << md;
 }

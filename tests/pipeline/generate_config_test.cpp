@@ -142,14 +142,15 @@ TEST(GenerateConfigJson, EveryFieldRoundTrips) {
                 "split": "s.txt", "labels": "l.txt", "annotations": "A", "instances": "i.json"},
     "model": "m.pt", "vocab": "v.gz",
     "model_config": "ViT-B-16", "model_act": "gelu", "model_heads": [12, 8],
-    "input": {"max_side": 800, "max_tokens": 3000},
+    "input": {"max_side": 800, "max_tokens": 3000, "exif_orientation": "apply"},
     "cam": {"attention_blocks": 6},
     "caa": {"box_threshold": 0.7, "sinkhorn_rounds": 2, "power": 1, "explicit_power": true},
     "crf": {"iterations": 5, "pos_std": 2, "pos_weight": 1.5,
             "bilateral_std": 50, "bilateral_rgb_std": 5, "bilateral_weight": 3.25,
             "image": "reference"},
     "mask": {"confidence_threshold": 0.9},
-    "outputs": {"masks": true, "cams": false, "cam_dtype": "float32", "overlays": true}})");
+    "outputs": {"masks": true, "cams": false, "cam_dtype": "float32", "overlays": true,
+                "labels": true}})");
   const auto c = read_generate_config(document, "t.json");
   c.validate("t.json");
   EXPECT_EQ(c.dataset.layout, data::DatasetLayout::kCustom);
@@ -158,6 +159,8 @@ TEST(GenerateConfigJson, EveryFieldRoundTrips) {
   EXPECT_EQ(c.input.max_tokens, 3000);
   EXPECT_EQ(c.outputs.cam_dtype, CamDtype::kFloat32);
   EXPECT_TRUE(c.outputs.overlays);
+  EXPECT_TRUE(c.outputs.labels);
+  EXPECT_EQ(c.input.exif_orientation, data::ExifOrientation::kApply);
   // to_json gives back exactly the document (floats printed shortest: 0.7, not 0.699999988).
   EXPECT_EQ(to_json(c), document) << to_json(c).dump(2);
   EXPECT_EQ(to_json(read_generate_config(to_json(c), "again")), document);
@@ -173,6 +176,8 @@ TEST(GenerateConfigJson, DefaultsAreResolvedInToJson) {
   EXPECT_EQ(j["dataset"]["layout"], "voc");
   EXPECT_EQ(j["outputs"]["cam_dtype"], "float16");
   EXPECT_EQ(j["input"]["max_tokens"], 4096);
+  EXPECT_EQ(j["input"]["exif_orientation"], "stored");  // the reference's pixels
+  EXPECT_EQ(j["outputs"]["labels"], false);
   EXPECT_EQ(j["classes"][1]["name"], "traffic light");
 }
 
@@ -217,6 +222,10 @@ TEST(GenerateConfigJson, WrongTypesAndBadNamesSayWhatWasExpected) {
   j["outputs"]["cam_dtype"] = "float64";
   EXPECT_EQ(read_error(j),
             "t.json: outputs.cam_dtype must be one of float16, float32, got \"float64\"");
+  j = minimal();
+  j["input"]["exif_orientation"] = "rotate";
+  EXPECT_EQ(read_error(j),
+            "t.json: input.exif_orientation must be one of stored, apply, got \"rotate\"");
   j = minimal();
   j["background"] = {"sky", 3};
   EXPECT_EQ(read_error(j), "t.json: background[1] must be a string, got an integer 3");

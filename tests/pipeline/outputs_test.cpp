@@ -240,6 +240,28 @@ TEST(Outputs, WriteImageOutputsWritesExactlyTheExpectedFiles) {
   EXPECT_EQ(files_under(out).size(), 6u);
 }
 
+TEST(Outputs, LabelsBeforeMuAreWrittenWhenAskedFor) {
+  const auto out = testing::make_temp_dir("out-labels");
+  OutputsConfig config;
+  config.cams = false;
+  config.labels = true;
+  EXPECT_EQ(expected_outputs(config),
+            (std::vector<OutputKind>{OutputKind::kMask, OutputKind::kConfidence,
+                                     OutputKind::kLabels}));
+  EXPECT_EQ(output_path(out, OutputKind::kLabels, "a"), out / "labels" / "a.png");
+  auto o = test_outputs();
+  EXPECT_EQ(error_of([&] { write_image_outputs(out, "a", o, config, {}); }),
+            "labels of a: expected CV_8UC1, got a 0x0 matrix of type 0");
+  EXPECT_TRUE(files_under(out).empty());
+  o.labels = test_mask();
+  o.labels.setTo(3, o.labels == 255);  // before μ: a class everywhere
+  write_image_outputs(out, "a", o, config, {});
+  EXPECT_EQ(files_under(out),
+            (std::vector<std::string>{"confidence/a.png", "labels/a.png", "masks/a.png"}));
+  EXPECT_EQ(cv::norm(io::read_png_u8(out / "labels" / "a.png"), o.labels, cv::NORM_INF), 0);
+  EXPECT_TRUE(outputs_complete(out, "a", config));
+}
+
 TEST(Resume, CompleteMeansEveryExpectedFileExists) {
   const auto out = testing::make_temp_dir("out-resume");
   OutputsConfig with_cams;

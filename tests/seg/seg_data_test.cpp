@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 #include <set>
@@ -43,10 +45,15 @@ TEST(SegData, ListsMaskIdsAndFindsTheirImages) {
   EXPECT_EQ(SegDataset(p, 4, 0.95f).ids(), (std::vector<std::string>{"img2", "img0"}));
 
   fs::remove(dir / "images" / "img1.png");
-  EXPECT_NE(error_of([&] {
-              SegDataset(paths_of(dir), 4, 0.95f);
-            }).find("image img1: no img1.jpg, .jpeg or .png in"),
-            std::string::npos);
+  fs::remove(dir / "masks" / "img2.png");
+  io::write_file_atomic(dir / "split.txt", "img0\nimg1\nimg2\n");
+  const SegDataset missing(p, 4, 0.95f);
+  EXPECT_EQ(missing.problems(),
+            (std::vector<std::string>{
+                (dir / "images" / "img1").string() + ": missing (no img1.jpg, .jpeg or .png for id img1)",
+                (dir / "masks" / "img2.png").string() + ": missing (the mask of id img2)"}));
+  EXPECT_TRUE(missing.complete(0));
+  EXPECT_FALSE(missing.complete(1));
   EXPECT_NE(error_of([&] { SegDataset(paths_of(dir, true), 4, 0.95f); }).find("confidence folder"),
             std::string::npos);
 }
@@ -256,6 +263,93 @@ TEST(SegData, ListImagesForPrediction) {
   EXPECT_NE(
       error_of([&] { list_images(dir / "images", dir / "val.txt"); }).find("image img9 (listed in"),
       std::string::npos);
+}
+
+}  // namespace
+}  // namespace clipes::seg
+
+namespace clipes::seg {
+namespace {
+
+TEST(SegData, CheckListsEveryBadTripleAtOnce) {
+  const fs::path dir = clipes::testing::make_temp_dir("seg_data_check");
+  testing::write_synthetic_dataset(dir, 6, 20, 24, 5, /*confidence=*/true);
+  SegDataPaths p = paths_of(dir);
+  p.confidence = dir / "confidence";
+  EXPECT_TRUE(check_training_data(SegDataset(p, 4, 0.95f), 2).empty());
+  cv::Mat mask = io::read_png_u8(dir / "masks" / "img1.png");
+  mask.at<std::uint8_t>(3, 4) = 9;
+  io::write_png_indexed(dir / "masks" / "img1.png", mask, io::voc_palette());
+  io::write_png_indexed(dir / "masks" / "img2.png", cv::Mat::zeros(19, 24, CV_8UC1),
+                        io::voc_palette());
+  io::write_file_atomic(dir / "images" / "img3.png", "broken");
+  fs::remove(dir / "confidence" / "img4.png");
+  io::write_png_u16(dir / "confidence" / "img5.png", cv::Mat::zeros(20, 23, CV_16UC1));
+  const auto problems = check_training_data(SegDataset(p, 4, 0.95f), 3);
+  ASSERT_EQ(problems.size(), 5u);
+  EXPECT_NE(problems[0].find("img4.png: missing (the confidence map of id img4)"), std::string::npos)
+      << problems[0];
+  EXPECT_NE(problems[1].find("img1.png: value 9 at (x=4, y=3) is beyond the 4 classes"),
+            std::string::npos)
+      << problems[1];
+  EXPECT_NE(problems[2].find("img2.png is 24x19 but image"), std::string::npos) << problems[2];
+  EXPECT_NE(problems[3].find("img3.png: not a JPEG or PNG image"), std::string::npos) << problems[3];
+  EXPECT_NE(problems[4].find("confidence map " + (dir / "confidence" / "img5.png").string() +
+                             " is 23x20"),
+            std::string::npos)
+      << problems[4];
+  const std::string e = error_of([&] { throw_if_problems(problems, "training data", 2); });
+  EXPECT_NE(e.find("training data: 5 problems\n  "), std::string::npos) << e;
+  EXPECT_NE(e.find("\n  ... and 3 more"), std::string::npos) << e;
+}
+
+TEST(SegData, TrainingFollowsTheGenerateRunOfItsMasks) {
+  const fs::path dir = clipes::testing::make_temp_dir("seg_data_follow");
+  fs::create_directories(dir / "masks");
+  TrainConfig c = testing::tiny_train_config();  // 4 classes, μ 0.95
+  EXPECT_NE(follow_mask_run(c, "tiny.json", dir / "masks").find("is used as it is"),
+            std::string::npos);
+  const auto record = [&](double mu, const char* policy) {
+    io::write_file_atomic(
+        dir / "run.json",
+        fmt::format(R"({{"tool": "clipes-generate", "config": {{"classes": [{{"name": "a"}},
+            {{"name": "b"}}, {{"name": "c"}}], "mask": {{"confidence_threshold": {}}},
+            "input": {{"exif_orientation": "{}"}}}}}})",
+                    mu, policy));
+  };
+  record(0.95, "apply");
+  TrainConfig followed = c;
+  EXPECT_NE(follow_mask_run(followed, "tiny.json", dir / "masks").find("following the generate run"),
+            std::string::npos);
+  EXPECT_EQ(followed.input.exif_orientation, "apply");
+  EXPECT_EQ(exif_policy(followed.input), data::ExifOrientation::kApply);
+
+  TrainConfig low = c;
+  low.data.confidence_threshold = 0.9f;
+  std::string e = error_of([&] { follow_mask_run(low, "tiny.json", dir / "masks"); });
+  EXPECT_NE(e.find("data.confidence_threshold (μ) is 0.9 in tiny.json but the masks' run " +
+                   (dir / "run.json").string() + " used μ = 0.95"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("μ can only tighten"), std::string::npos) << e;
+  TrainConfig higher = c;
+  higher.data.confidence_threshold = 0.97f;  // tightening is fine
+  EXPECT_NO_THROW(follow_mask_run(higher, "tiny.json", dir / "masks"));
+
+  TrainConfig classes = c;
+  classes.model.num_classes = 21;
+  e = error_of([&] { follow_mask_run(classes, "tiny.json", dir / "masks"); });
+  EXPECT_NE(e.find("model.num_classes is 21 in tiny.json but the masks' run " +
+                   (dir / "run.json").string() + " has 3 classes + background = 4"),
+            std::string::npos)
+      << e;
+  TrainConfig stored = c;
+  stored.input.exif_orientation = "stored";
+  e = error_of([&] { follow_mask_run(stored, "tiny.json", dir / "masks"); });
+  EXPECT_NE(e.find("input.exif_orientation is \"stored\" in tiny.json but the masks' run " +
+                   (dir / "run.json").string() + " decoded its images with \"apply\""),
+            std::string::npos)
+      << e;
 }
 
 }  // namespace

@@ -55,7 +55,7 @@ TEST_F(TrainSegTool, TrainsResumesAndPredicts) {
   EXPECT_NE(output.find("no initial weights"), std::string::npos) << output;
   EXPECT_TRUE(fs::exists(dir_ / "run" / "checkpoint.pt"));
   EXPECT_FALSE(fs::exists(dir_ / "run" / "model_final.pt"));
-  ASSERT_EQ(run(train_args(dir_ / "run"), &output), 1);
+  ASSERT_EQ(run(train_args(dir_ / "run"), &output), 2);
   EXPECT_NE(output.find("already holds a checkpoint"), std::string::npos) << output;
   ASSERT_EQ(run(train_args(dir_ / "run") + " --resume", &output), 0) << output;
   EXPECT_NE(output.find("resuming from"), std::string::npos) << output;
@@ -109,7 +109,7 @@ TEST_F(TrainSegTool, BadInputsFailWithOneClearLine) {
   cv::Mat mask = io::read_png_u8(dir_ / "data" / "masks" / "img0.png");
   mask.at<std::uint8_t>(1, 2) = 30;
   io::write_png_indexed(dir_ / "data" / "masks" / "img0.png", mask, io::voc_palette());
-  EXPECT_EQ(run(train_args(dir_ / "bad_value"), &output), 1);
+  EXPECT_EQ(run(train_args(dir_ / "bad_value"), &output), 2);
   EXPECT_NE(output.find("img0.png: value 30 at (x=2, y=1) is beyond the 4 classes"),
             std::string::npos)
       << output;
@@ -117,22 +117,22 @@ TEST_F(TrainSegTool, BadInputsFailWithOneClearLine) {
   testing::write_synthetic_dataset(dir_ / "data", 3, 36, 40, 21, true);
   io::write_png_indexed(dir_ / "data" / "masks" / "img1.png", cv::Mat::zeros(35, 40, CV_8UC1),
                         io::voc_palette());
-  EXPECT_EQ(run(train_args(dir_ / "bad_size"), &output), 1);
+  EXPECT_EQ(run(train_args(dir_ / "bad_size"), &output), 2);
   EXPECT_NE(output.find("img1.png is 40x35 but image"), std::string::npos) << output;
 
-  EXPECT_EQ(run(train_args(dir_ / "typo") + " --set optim.lr_mult=2", &output), 1);
+  EXPECT_EQ(run(train_args(dir_ / "typo") + " --set optim.lr_mult=2", &output), 2);
   EXPECT_NE(output.find("unknown key optim.lr_mult"), std::string::npos) << output;
   EXPECT_EQ(run("predict --checkpoint " + (dir_ / "none.pt").string() + " --images " +
                     (dir_ / "data" / "images").string() + " --out " + (dir_ / "p").string() +
                     " --scales 1,x",
                 &output),
-            1);
+            2);
   EXPECT_NE(output.find("--scales: expected positive numbers"), std::string::npos) << output;
   EXPECT_EQ(run("predict --checkpoint " + (dir_ / "none.pt").string() + " --images " +
                     (dir_ / "data" / "images").string() + " --out " + (dir_ / "p").string() +
                     " --crf --crf-image bgr",
                 &output),
-            1);
+            2);
   EXPECT_NE(output.find(R"(--crf-image must be "rgb" or "reference", got "bgr")"),
             std::string::npos)
       << output;

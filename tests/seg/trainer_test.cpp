@@ -3,7 +3,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
+#include <random>
 #include <opencv2/core.hpp>
 
 #include "clipes/core/error.h"
@@ -163,6 +165,63 @@ TEST(Trainer, StoppedAndResumedRunEndsWithTheSameWeights) {
             std::string::npos);
 }
 
+// Raises `stop` when the training reaches iteration `at`, as a SIGINT handler would mid-iteration.
+class StopAt final : public Reporter {
+ public:
+  StopAt(std::int64_t at, std::atomic<bool>* stop) : at_(at), stop_(stop) {}
+  void log(LogLevel, std::string_view) override {}
+  void progress(std::string_view, std::int64_t done, std::int64_t) override {
+    if (done == at_) stop_->store(true);
+  }
+
+ private:
+  std::int64_t at_;
+  std::atomic<bool>* stop_;
+};
+
+TEST(Trainer, AStopRequestKeepsTheWorkAndResumeEndsBitForBit) {
+  const fs::path dir = clipes::testing::make_temp_dir("seg_trainer_stop");
+  testing::write_synthetic_dataset(dir / "data", 5, 40, 44, 21, /*confidence=*/true);
+  TrainConfig c = testing::tiny_train_config();
+  c.optim.iterations = 7;
+  c.checkpoint_every = 3;
+  c.data.workers = 2;
+  NullReporter quiet;
+  TrainInputs whole = inputs_for(dir / "data", dir / "whole");
+  whole.data.confidence = dir / "data" / "confidence";
+  const TrainResult a = train_segmentation(c, whole, quiet);
+  ASSERT_TRUE(a.finished);
+
+  // Interrupted at a random iteration (not a checkpoint multiple as a rule): finished, saved.
+  const std::int64_t at = 1 + static_cast<std::int64_t>(std::random_device{}() % 6);
+  SCOPED_TRACE("interrupted at iteration " + std::to_string(at));
+  std::atomic<bool> stop{false};
+  StopAt reporter(at, &stop);
+  TrainInputs parts = inputs_for(dir / "data", dir / "parts");
+  parts.data.confidence = dir / "data" / "confidence";
+  parts.stop = &stop;
+  const TrainResult b1 = train_segmentation(c, parts, reporter);
+  EXPECT_TRUE(b1.interrupted);
+  EXPECT_FALSE(b1.finished);
+  EXPECT_EQ(b1.iteration, at);
+  EXPECT_EQ(CheckpointReader(b1.checkpoint, "cpu").state().iteration, at);
+  EXPECT_EQ(lines_of(b1.log).size(), static_cast<std::size_t>(at));
+  for (const auto& entry : fs::directory_iterator(dir / "parts")) {
+    EXPECT_FALSE(io::is_atomic_temporary(entry.path())) << entry.path();
+  }
+
+  stop = false;
+  parts.resume = true;
+  const TrainResult b2 = train_segmentation(c, parts, quiet);
+  EXPECT_TRUE(b2.finished);
+  EXPECT_FALSE(b2.interrupted);
+  EXPECT_EQ(b2.start_iteration, at);
+  const auto wa = weights_of(a.final_model);
+  const auto wb = weights_of(b2.final_model);
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [name, t] : wa) EXPECT_TRUE(at::equal(t, wb.at(name))) << name;
+}
+
 TEST(Trainer, RefusesToOverwriteOrResumeNothing) {
   const fs::path dir = clipes::testing::make_temp_dir("seg_trainer_refuse");
   testing::write_synthetic_dataset(dir / "data", 2, 24, 24, 13);
@@ -192,8 +251,12 @@ TEST(Trainer, BadMasksStopTrainingWithTheFileNamed) {
   NullReporter reporter;
   const std::string e =
       error_of([&] { train_segmentation(c, inputs_for(dir / "data", dir / "out"), reporter); });
+  EXPECT_NE(e.find("training data (2 images; nothing was written): 1 problem\n  "),
+            std::string::npos)
+      << e;
   EXPECT_NE(e.find("img1.png: value 40 at (x=3, y=2) is beyond the 4 classes"), std::string::npos)
       << e;
+  EXPECT_FALSE(fs::exists(dir / "out"));  // found before iteration 1: nothing written
 }
 
 TEST(Trainer, CudaWithoutAGpuIsAClearError) {

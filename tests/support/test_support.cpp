@@ -84,4 +84,42 @@ int run_command(const std::string& command, std::string* output) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+std::string jpeg_with_exif_orientation(std::string_view jpeg, int orientation, bool big_endian) {
+  const auto u16 = [&](std::string& out, unsigned v) {
+    const char hi = static_cast<char>(v >> 8), lo = static_cast<char>(v & 0xFF);
+    out += big_endian ? hi : lo;
+    out += big_endian ? lo : hi;
+  };
+  const auto u32 = [&](std::string& out, unsigned v) {
+    if (big_endian) {
+      u16(out, v >> 16);
+      u16(out, v & 0xFFFF);
+    } else {
+      u16(out, v & 0xFFFF);
+      u16(out, v >> 16);
+    }
+  };
+  std::string tiff = big_endian ? "MM" : "II";
+  u16(tiff, 42);
+  u32(tiff, 8);  // IFD0 right after the header
+  u16(tiff, 2);  // two entries: a harmless one first, then Orientation
+  u16(tiff, 0x010F);  // Make, ASCII, 4 bytes inline
+  u16(tiff, 2);
+  u32(tiff, 4);
+  tiff += std::string("cam", 4);
+  u16(tiff, 0x0112);  // Orientation, SHORT, 1
+  u16(tiff, 3);
+  u32(tiff, 1);
+  u16(tiff, static_cast<unsigned>(orientation));
+  u16(tiff, 0);
+  u32(tiff, 0);  // no next IFD
+  const std::string payload = std::string("Exif\0\0", 6) + tiff;
+  std::string segment = "\xFF\xE1";
+  const std::size_t length = payload.size() + 2;
+  segment += static_cast<char>(length >> 8);
+  segment += static_cast<char>(length & 0xFF);
+  segment += payload;
+  return std::string(jpeg.substr(0, 2)) + segment + std::string(jpeg.substr(2));
+}
+
 }  // namespace clipes::testing

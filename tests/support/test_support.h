@@ -62,6 +62,12 @@ std::string error_of(F&& statement) {
   return kNoError;
 }
 
+/// `jpeg` (a whole JPEG file) with an APP1 "Exif" segment holding orientation tag `orientation`
+/// inserted after its start marker: the same pixel array, tagged as a phone tags a turned photo.
+/// big_endian: a Motorola ("MM") TIFF header instead of Intel ("II").
+std::string jpeg_with_exif_orientation(std::string_view jpeg, int orientation,
+                                       bool big_endian = false);
+
 /// Runs a shell command, capturing stdout and stderr together; returns the exit code.
 int run_command(const std::string& command, std::string* output = nullptr);
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "console_reporter.h"
+#include "run_control.h"
 
 namespace clipes::cli {
 
@@ -31,9 +32,9 @@ int report_generate_summary(const pipeline::GenerateSummary& summary) {
   spdlog::info("run record: {}", summary.run_file.string());
   if (summary.interrupted) {
     spdlog::warn("interrupted: run the same command again to resume");
-    return 130;
+    return kExitInterrupted;
   }
-  return summary.failures.empty() ? 0 : 1;
+  return summary.failures.empty() ? kExitOk : kExitSomeFailed;
 }
 
 int rank_prompts(const pipeline::GenerateConfig& config, const std::string& templates_file,
@@ -59,9 +60,9 @@ int rank_prompts(const pipeline::GenerateConfig& config, const std::string& temp
   if (summary.interrupted) {
     spdlog::warn("interrupted: {} of {} templates scored", summary.ranking.size(),
                  summary.templates);
-    return 130;
+    return kExitInterrupted;
   }
-  return summary.failures.empty() ? 0 : 1;
+  return summary.failures.empty() ? kExitOk : kExitSomeFailed;
 }
 
 }  // namespace clipes::cli

@@ -18,6 +18,7 @@ namespace clipes::crf {
 
 struct PseudoMask {
   cv::Mat labels;      ///< CV_8UC1 H×W: 0 background, key + 1 for class `key`, 255 ignored
+  cv::Mat argmax;      ///< CV_8UC1 H×W: `labels` before μ (the CRF's argmax everywhere)
   cv::Mat confidence;  ///< CV_32FC1 H×W: max over labels of Q
 };
 
@@ -35,7 +36,8 @@ std::vector<float> crf_probabilities(const PlanarView& cams, CrfImageMode mode);
 std::vector<float> crf_unary(const PlanarView& probabilities, CrfImageMode mode);
 
 /// Labels and confidence from marginals q [K+1, H, W]: argmax (first on ties) l -> 0 for l = 0,
-/// keys[l − 1] + 1 otherwise; 255 where max Q < confidence_threshold.
+/// keys[l − 1] + 1 otherwise (PseudoMask::argmax); in `labels`, data::kIgnoreLabel where
+/// max Q fails data::below_confidence_threshold.
 /// keys: K 0-based class indices in [0, 253].
 PseudoMask pseudo_mask_from_marginals(const PlanarView& q, const std::vector<int>& keys,
                                       float confidence_threshold);

@@ -87,10 +87,20 @@ struct LabelLine {
   std::string problem;      ///< unknown class / no labels, "file:line: ..." (empty when fine)
 };
 
-/// Ids of a split file: the first whitespace-separated token of each non-blank line that does
-/// not start with '#' (so a label list also serves as a split file). Throws clipes::Error for an
-/// unreadable file or a duplicate id ("file:line: duplicate id X (first at line N)").
+/// The id of a split file's token: a file name with a .png/.jpg/.jpeg/.npz extension gives its
+/// stem ("/JPEGImages/2007_000033.jpg" -> "2007_000033", as deeplab's train_aug.txt); any other
+/// token is the id as it is (so "b/c" stays, and is refused as an id by id_problem).
+std::string id_of_token(std::string_view token);
+
+/// Ids of a split file, the one reader of id lists for every tool (generate, train-seg, predict,
+/// eval): id_of_token of the first whitespace-separated token of each non-blank line that does
+/// not start with '#' (so a label list or a deeplab "image mask" list also serves as a split
+/// file). Throws clipes::Error for an unreadable file or a duplicate id ("file:line: duplicate
+/// id X (first at line N)").
 std::vector<LabelLine> read_id_list(const std::filesystem::path& file);
+
+/// read_id_list's ids alone; a file that lists none throws clipes::Error.
+std::vector<std::string> read_split_ids(const std::filesystem::path& file);
 
 /// A labels file: `<id> <class> <class> ...` per line, classes as ClassIndex tokens; blank lines
 /// and lines starting with '#' are skipped; repeated classes on a line count once. A line with

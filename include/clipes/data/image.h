@@ -13,7 +13,9 @@
 /// clipes::Error.
 
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <opencv2/core/mat.hpp>
 
@@ -57,10 +59,33 @@ struct LoadedImage {
   cv::Mat rgb;
 };
 
-/// Decodes a JPEG or PNG file (recognised by its signature, not its name). Throws clipes::Error
-/// naming the file and what was found when it is missing, unreadable, empty, truncated, corrupt,
-/// of zero size, or in a format or mode listed as unsupported above.
-DecodedImage decode_image(const std::filesystem::path& file);
+/// What the tools do with a JPEG's EXIF orientation tag: one policy for every tool that reads a
+/// photo (generate, train-seg, predict, overlays, benches). kStored, the default, keeps the
+/// stored pixel array as Pillow's Image.open and the authors' code do; kApply turns the pixels
+/// as the tag says (Pillow's ImageOps.exif_transpose), as phone galleries show them. A generate
+/// run records its policy (config input.exif_orientation, run.json) and train-seg and predict
+/// follow it, so that masks and the pixels they label stay aligned.
+enum class ExifOrientation { kStored, kApply };
+/// "stored", "apply".
+std::string_view to_string(ExifOrientation policy);
+/// Inverse of to_string; std::nullopt for anything else.
+std::optional<ExifOrientation> parse_exif_orientation(std::string_view text);
+
+/// The EXIF orientation (1..8) of a JPEG file's bytes: tag 0x0112 of IFD0 in its APP1 "Exif"
+/// segment; 1 (as stored) when there is none or it is malformed or out of range.
+int jpeg_exif_orientation(std::string_view jpeg_bytes);
+
+/// `pixels` (any type) turned as EXIF orientation `orientation` asks (Pillow's exif_transpose):
+/// 2 mirror, 3 rotate 180, 4 flip, 5 transpose, 6 rotate 90 clockwise, 7 transverse, 8 rotate
+/// 90 counter-clockwise; 1 (or anything else) returns `pixels` unchanged.
+cv::Mat apply_exif_orientation(const cv::Mat& pixels, int orientation);
+
+/// Decodes a JPEG or PNG file (recognised by its signature, not its name); with kApply, a JPEG's
+/// EXIF orientation is applied to the pixels. Throws clipes::Error naming the file and what was
+/// found when it is missing, unreadable, empty, truncated, corrupt, of zero size, or in a format
+/// or mode listed as unsupported above.
+DecodedImage decode_image(const std::filesystem::path& file,
+                          ExifOrientation exif = ExifOrientation::kStored);
 
 /// Pillow's convert("RGB"): CV_8UC3, R, G, B order, same size. "1"/"L"/"LA" replicate the grey
 /// value, "P" looks the index up in the palette, "RGBA" drops alpha.
@@ -73,7 +98,8 @@ cv::Mat to_rgb(const DecodedImage& image);
 DecodedImage resize_image(const DecodedImage& image, cv::Size size,
                           PillowFilter filter = PillowFilter::kBicubic);
 
-/// decode_image + to_rgb.
-LoadedImage load_image(const std::filesystem::path& file);
+/// decode_image + to_rgb: the one image decoder of every tool.
+LoadedImage load_image(const std::filesystem::path& file,
+                       ExifOrientation exif = ExifOrientation::kStored);
 
 }  // namespace clipes::data

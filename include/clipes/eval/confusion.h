@@ -5,13 +5,17 @@
 
 #include <cstdint>
 #include <opencv2/core/mat.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "clipes/data/mask_files.h"
 
 namespace clipes::eval {
 
 /// The label value that means "ignore" in ground truth and "no prediction" in predictions.
-inline constexpr int kIgnoreLabel = 255;
+inline constexpr int kIgnoreLabel = data::kIgnoreLabel;
 /// The most classes (background included) 8-bit label maps can hold: ids 0..254.
 inline constexpr int kMaxClasses = 255;
 
@@ -94,10 +98,23 @@ struct Scores {
   /// Classes with neither GT nor predicted pixels: IoU NaN, left out of the mIoU.
   std::vector<int> absent;
   /// Mean IoU over the classes that occur in the GT only (differs from mean_iou exactly when
-  /// predicted_not_in_gt is not empty); reported for comparison, not the reference's number.
+  /// predicted_not_in_gt is not empty): CLIP-ES's own evaluation's definition.
   double mean_iou_gt_classes = 0;
 };
 
 Scores compute_scores(const ConfusionMatrix& matrix);
+
+/// The two mIoU definitions of the literature; reports give both, each named, and one headline.
+enum class MiouDefinition {
+  kGtOrPred,  ///< "gt-or-pred": nanmean over classes with GT or predicted pixels (Scores::mean_iou)
+  kGt,        ///< "gt": mean over classes with GT pixels (Scores::mean_iou_gt_classes)
+};
+/// "gt-or-pred", "gt".
+std::string_view to_string(MiouDefinition definition);
+std::optional<MiouDefinition> parse_miou_definition(std::string_view text);
+/// What it averages and whose definition it is, for reports.
+std::string_view describe(MiouDefinition definition);
+/// The mIoU of `scores` under `definition`.
+double mean_iou(const Scores& scores, MiouDefinition definition);
 
 }  // namespace clipes::eval

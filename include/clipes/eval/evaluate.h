@@ -16,8 +16,8 @@ namespace clipes::eval {
 struct EvalOptions {
   /// Ground truth <id>.png: palette or grey 8-bit, 0 = background, k + 1 = class k, 255 = ignore.
   std::filesystem::path gt_dir;
-  /// Ids, one per line (first token; a path such as "/JPEGImages/x.jpg" gives "x"); empty: every
-  /// *.png in gt_dir, sorted.
+  /// Ids (data::read_split_ids: first token per line; a path such as "/JPEGImages/x.jpg" gives
+  /// "x"); empty: every *.png in gt_dir, sorted.
   std::filesystem::path split_file;
   /// Predicted masks <id>.png (255 = no prediction). Exactly one of pred_dir and cams_dir.
   std::filesystem::path pred_dir;
@@ -38,6 +38,8 @@ struct EvalOptions {
   int threads = 0;
   /// A missing prediction counts as all background (and is listed) instead of failing.
   bool allow_missing = false;
+  /// The mIoU that heads the report and picks the best CAM setting (both are reported).
+  MiouDefinition headline = MiouDefinition::kGtOrPred;
 };
 
 /// Throws clipes::Error on options that cannot run (both or neither of pred_dir/cams_dir, no
@@ -69,7 +71,8 @@ struct EvalResult {
   std::vector<std::string> missing;     ///< ids counted as all background (allow_missing)
   std::vector<ImageFailure> failures;   ///< in id order; non-empty: `settings` is empty
   std::vector<SettingResult> settings;  ///< PNG mode: one; CAM mode: one per background
-  int best = 0;                         ///< index of the highest mIoU in `settings`
+  MiouDefinition headline = MiouDefinition::kGtOrPred;  ///< EvalOptions::headline
+  int best = 0;  ///< index of the highest headline mIoU in `settings`
   int threads = 1;
   double seconds = 0;  ///< wall time of the pass
 
@@ -82,8 +85,6 @@ struct EvalResult {
 /// unreadable split file, invalid options).
 EvalResult evaluate(const EvalOptions& options, Reporter& reporter);
 
-/// The ids of a split file (see EvalOptions::split_file).
-std::vector<std::string> read_split(const std::filesystem::path& file);
 /// The stems of every *.png in `dir`, sorted.
 std::vector<std::string> list_png_ids(const std::filesystem::path& dir);
 

@@ -35,6 +35,7 @@
 #include "clipes/cam/cam_config.h"
 #include "clipes/crf/crf_config.h"
 #include "clipes/data/dataset.h"
+#include "clipes/data/image.h"
 
 namespace clipes::pipeline {
 
@@ -49,6 +50,9 @@ struct ClassConfig {
 struct InputConfig {
   int max_side = 0;                ///< > 0: a longer side above it is downscaled to it first
   std::int64_t max_tokens = 4096;  ///< images with more patch tokens (after max_side) are refused
+  /// EXIF orientation of JPEGs: kStored (the pixel array, as the reference) or kApply
+  /// ("exif_orientation": "apply"); recorded in run.json, followed by train-seg and predict.
+  data::ExifOrientation exif_orientation = data::ExifOrientation::kStored;
 };
 
 /// Storage type of the refined CAMs in cams/<id>.npz.
@@ -63,6 +67,7 @@ struct OutputsConfig {
   bool cams = true;                         ///< cams/<id>.npz (keys, cams, initial)
   CamDtype cam_dtype = CamDtype::kFloat16;  ///< dtype of `cams` in the npz
   bool overlays = false;                    ///< overlays/<id>.jpg for people to look at
+  bool labels = false;  ///< labels/<id>.png: the mask before μ (clipes-eval's pre-μ score)
 };
 
 struct GenerateConfig {

@@ -4,7 +4,9 @@
 /// temporaries left by a killed run.
 ///
 ///   masks/<id>.png       8-bit palette PNG, VOC colour map: 0 background, c+1 class c, 255 ignored
+///   labels/<id>.png      with outputs.labels: the mask before μ (the CRF's argmax everywhere)
 ///   confidence/<id>.png  16-bit grey PNG: round(confidence · 65535)
+/// (the formats are data/mask_files.h's)
 ///   cams/<id>.npz        keys int64 [K], cams float16|float32 [K,H,W], initial float32 [K,h,w]
 ///   overlays/<id>.jpg    image blended with the mask colours, hatched ignored pixels, a legend
 ///
@@ -26,24 +28,24 @@
 
 namespace clipes::pipeline {
 
-enum class OutputKind { kMask, kConfidence, kCams, kOverlay };
+enum class OutputKind { kMask, kConfidence, kCams, kOverlay, kLabels };
 
-/// "masks", "confidence", "cams", "overlays": the subfolder of each kind.
+/// "masks", "confidence", "cams", "overlays", "labels": the subfolder of each kind.
 std::string_view output_folder(OutputKind kind);
 
 /// <out_dir>/<folder>/<id><.png|.png|.npz|.jpg>; throws clipes::Error for an unusable id.
 std::filesystem::path output_path(const std::filesystem::path& out_dir, OutputKind kind,
                                   std::string_view id);
 
-/// The kinds written per image under `config`: mask and confidence when config.masks, then cams
-/// and overlays when enabled.
+/// The kinds written per image under `config`: mask and confidence when config.masks, then cams,
+/// overlays and labels when enabled.
 std::vector<OutputKind> expected_outputs(const OutputsConfig& config);
 
-/// mask: CV_8UC1 H×W (0 background, c+1 class c, 255 ignored). Written with io::voc_palette().
+/// mask: CV_8UC1 H×W (0 background, c+1 class c, 255 ignored). Written with data::mask_palette().
 void write_mask(const std::filesystem::path& out_dir, std::string_view id, const cv::Mat& mask);
 
 /// confidence: CV_32FC1 H×W, values in [0, 1] (spec §7: max Q). Stored as round(v·65535),
-/// values outside [0, 1] clamped. Read back with io::read_png_u16(...) / 65535.
+/// values outside [0, 1] clamped (data::encode_confidence); read back with data::decode_confidence.
 void write_confidence(const std::filesystem::path& out_dir, std::string_view id,
                       const cv::Mat& confidence);
 
@@ -71,6 +73,7 @@ struct ImageOutputs {
   std::vector<std::int64_t> keys;  ///< [K] class indices in label order
   cv::Mat mask;                    ///< CV_8UC1 H×W
   cv::Mat confidence;              ///< CV_32FC1 H×W
+  cv::Mat labels;                  ///< CV_8UC1 H×W, the mask before μ (needed when config.labels)
   at::Tensor cams;                 ///< [K, H, W] float32 (needed when config.cams)
   at::Tensor initial;              ///< [K, h, w] float32 (needed when config.cams)
   cv::Mat image_rgb;               ///< CV_8UC3 H×W (needed when config.overlays)

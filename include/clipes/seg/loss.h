@@ -8,11 +8,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "clipes/data/mask_files.h"
 #include "clipes/seg/seg_config.h"
 
 namespace clipes::seg {
 
-constexpr std::int64_t kIgnoreLabel = 255;
+constexpr std::int64_t kIgnoreLabel = data::kIgnoreLabel;
 
 /// CGL's mask: labels with every pixel whose confidence is below `mu` set to 255.
 /// labels: [..., H, W] integer; confidence: same shape, on the scale of `mu` (float in [0, 1], or

@@ -82,12 +82,15 @@ struct PredictInputs {
 
 struct PredictSummary {
   std::int64_t written = 0;
-  std::int64_t failed = 0;  ///< images that could not be read or predicted (each reported)
+  /// (id, reason) of each image that could not be read or predicted (each also reported)
+  std::vector<std::pair<std::string, std::string>> failures;
 };
 
-/// Predicts every listed image (probabilities, then refine_with_crf when config.crf, then argmax);
-/// one bad image is reported (id, reason) and skipped. Throws clipes::Error for an invalid
-/// config.crf_config before any image is read.
+/// Predicts every listed image (probabilities, then refine_with_crf when config.crf, then argmax),
+/// decoding them with the checkpoint's input.exif_orientation. Before the first image, every image
+/// is decoded in parallel (check_images): problems are listed together in one clipes::Error and
+/// nothing is written; so is an invalid config.crf_config. One image failing later is reported
+/// (id, reason) and skipped.
 PredictSummary predict_folder(const PredictInputs& inputs, const PredictConfig& config,
                               Reporter& reporter);
 

@@ -33,6 +33,9 @@ struct InputConfig {
   bool bgr = true;  ///< channel order fed to the network (Caffe-converted weights: BGR)
   std::vector<float> mean{104.008f, 116.669f, 122.675f};  ///< per channel in the fed order, 0..255
   std::vector<float> std{1.0f, 1.0f, 1.0f};               ///< per channel in the fed order, 0..255
+  /// JPEG EXIF orientation (data::ExifOrientation): "stored" (the pixel array), "apply", or ""
+  /// (the default): that of the generate run whose masks are trained on, "stored" without one.
+  std::string exif_orientation;
 };
 
 /// Training samples: random scale, crop (image padded with the mean, label with 255), flip.

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "clipes/data/image.h"
+#include "clipes/data/mask_files.h"
 #include "clipes/seg/seg_config.h"
 
 namespace clipes::seg {
@@ -27,16 +29,30 @@ struct SegDataPaths {
   std::filesystem::path images;      ///< <id>.jpg (or .jpeg/.png)
   std::filesystem::path masks;       ///< <id>.png: 8-bit palette/grey, class ids, 255 = ignore
   std::filesystem::path confidence;  ///< optional: <id>.png, 16-bit, round(confidence * 65535)
-  std::filesystem::path split;       ///< optional: ids to use, first token of each line;
+  std::filesystem::path split;       ///< optional: ids to use (data::read_split_ids);
                                      ///< without it every <id>.png of `masks`
 };
 
-/// The list of training images, checked when opened (every id has an image and a mask, and a
-/// confidence map when a confidence folder is given).
+/// The decoding policy of `input.exif_orientation` ("" = stored).
+data::ExifOrientation exif_policy(const InputConfig& input);
+
+/// Makes `config` follow the generate run that wrote `masks` (data::find_mask_run): its class
+/// count, μ and image policy. `config_source` names the config in messages. Throws clipes::Error
+/// when the config contradicts the run (model.num_classes against the run's classes + 1,
+/// input.exif_orientation set to the other policy: both values and files named) or when
+/// data.confidence_threshold is below the run's μ (its masks already ignore those pixels, so a
+/// lower μ cannot take effect). input.exif_orientation "" takes the run's. Returns the line to
+/// log: what was taken from which run.json, or, without one, that the config is used alone.
+std::string follow_mask_run(TrainConfig& config, const std::string& config_source,
+                            const std::filesystem::path& masks);
+
+/// The list of training images. Opening it lists every id (from the split or the mask folder)
+/// and notes each missing file in problems(); check_training_data checks the rest.
 class SegDataset {
  public:
-  /// Throws clipes::Error naming the first id whose file is missing, or an empty list.
-  SegDataset(SegDataPaths paths, int num_classes, float confidence_threshold);
+  /// Throws clipes::Error for a missing folder or an empty list.
+  SegDataset(SegDataPaths paths, int num_classes, float confidence_threshold,
+             data::ExifOrientation exif = data::ExifOrientation::kStored);
 
   std::int64_t size() const { return static_cast<std::int64_t>(ids_.size()); }
   const std::vector<std::string>& ids() const { return ids_; }
@@ -46,23 +62,50 @@ class SegDataset {
   std::filesystem::path confidence_file(std::int64_t index) const;
   int num_classes() const { return num_classes_; }
   float confidence_threshold() const { return confidence_threshold_; }
+  data::ExifOrientation exif() const { return exif_; }
+  /// "file: what is wrong" for each missing image, mask or confidence map (in id order).
+  const std::vector<std::string>& problems() const { return problems_; }
+  /// False when the files of `index` are not all present.
+  bool complete(std::int64_t index) const { return complete_.at(index) != 0; }
 
  private:
   SegDataPaths paths_;
   int num_classes_;
   float confidence_threshold_;
+  data::ExifOrientation exif_;
   std::vector<std::string> ids_;
   std::vector<std::filesystem::path> images_;
+  std::vector<char> complete_;
+  std::vector<std::string> problems_;
 };
 
-/// Image files of a folder for prediction: ids from `split` (first token of each line) or every
-/// .jpg/.jpeg/.png of the folder, sorted. Returns (id, file) pairs; a listed id without an image
-/// throws clipes::Error.
+/// The check before training: every image/mask/confidence triple read in `threads` threads (0:
+/// one per core) as read_labelled_image reads it (present, decodable, same size, values within
+/// the classes or 255). Returns every problem ("file: what is wrong"), in id order; empty when
+/// all is well.
+std::vector<std::string> check_training_data(const SegDataset& dataset, int threads = 0);
+
+/// The check before predicting: each image decoded in `threads` threads (0: one per core).
+/// Returns every problem ("file: what is wrong"), in list order.
+std::vector<std::string> check_images(
+    const std::vector<std::pair<std::string, std::filesystem::path>>& images,
+    data::ExifOrientation exif, int threads = 0);
+
+/// Throws one clipes::Error listing `problems` (at most `shown`, then how many more) after
+/// `what`, when there are any.
+void throw_if_problems(const std::vector<std::string>& problems, const std::string& what,
+                       std::size_t shown = 50);
+
+/// Image files of a folder for prediction: ids from `split` (data::read_split_ids) or every
+/// .jpg/.jpeg/.png of the folder, sorted. Returns (id, file) pairs; listed ids without an image
+/// throw one clipes::Error naming them all.
 std::vector<std::pair<std::string, std::filesystem::path>> list_images(
     const std::filesystem::path& images, const std::filesystem::path& split);
 
-/// Reads an 8-bit colour image as BGR (CV_8UC3); throws clipes::Error naming the file.
-cv::Mat read_image_bgr(const std::filesystem::path& file);
+/// Reads an 8-bit colour image as BGR (CV_8UC3) with the pipeline's decoder (data::load_image:
+/// the pixels clipes-generate saw under the same policy); throws clipes::Error naming the file.
+cv::Mat read_image_bgr(const std::filesystem::path& file,
+                       data::ExifOrientation exif = data::ExifOrientation::kStored);
 
 /// One image with its label map, before augmentation.
 struct LabelledImage {

@@ -3,6 +3,7 @@
 /// the confidence-guided loss, SGD with poly decay, gradient accumulation, atomic checkpoints,
 /// exact resume, a JSONL log and a loss plot. Reports through clipes::Reporter; never prints.
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -27,6 +28,11 @@ struct TrainInputs {
   std::string device;                  ///< "cpu", "cuda", "cuda:N"; "" = CUDA when available
   bool resume = false;                 ///< continue from <out>/checkpoint.pt
   std::int64_t stop_after = 0;         ///< stop (with a checkpoint) after this iteration; 0 = end
+  std::string config_source = "the train config";  ///< names the config in messages
+  /// Raised (e.g. by a tool's SIGINT/SIGTERM handler): the current iteration is finished, a
+  /// checkpoint written and the call returns with `interrupted`. Null: never.
+  const std::atomic<bool>* stop = nullptr;
+  int check_threads = 0;  ///< threads of the data check before iteration 1 (0: one per core)
 };
 
 /// Files in `out`: config.json (the effective config), train_log.jsonl (one line per step:
@@ -36,6 +42,7 @@ struct TrainResult {
   std::int64_t start_iteration = 0;  ///< 0, or the resumed checkpoint's iteration
   std::int64_t iteration = 0;        ///< steps done when the call returned
   bool finished = false;             ///< iteration == optim.iterations
+  bool interrupted = false;          ///< stopped by inputs.stop (a checkpoint was written)
   double last_loss = 0;
   std::string device;
   std::filesystem::path checkpoint;
@@ -44,11 +51,15 @@ struct TrainResult {
   std::filesystem::path plot;  ///< empty unless finished
 };
 
-/// Trains (or resumes) as `config` says. Without `resume`, an existing <out>/checkpoint.pt is an
-/// error (nothing is overwritten by accident); with it, the stored config must equal `config`
-/// (data.workers, data.prefetch and log_every may differ) and the image list must be the same.
-/// Data errors (size mismatch, a mask value beyond the classes) and a non-finite loss throw
-/// clipes::Error.
+/// Trains (or resumes) as `config` says, after follow_mask_run (the generate run of the masks, if
+/// any, fixes the class count, μ floor and image policy; the resolved config is what is saved).
+/// Before anything is written, every training triple is checked (check_training_data): all
+/// problems are listed in one clipes::Error. Without `resume`, an existing <out>/checkpoint.pt is
+/// an error (nothing is overwritten by accident); with it, the stored config must equal the
+/// resolved config (data.workers, data.prefetch and log_every may differ) and the image list
+/// must be the same. These errors, before iteration 1, are clipes::Error; an error during the
+/// iterations (a non-finite loss, a write that fails) is a clipes::WorkError naming the last
+/// checkpoint.
 TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inputs,
                                Reporter& reporter);
 
