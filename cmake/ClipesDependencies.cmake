@@ -44,3 +44,26 @@ find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 find_package(ICU REQUIRED COMPONENTS uc)  # Unicode lower case and NFC for the CLIP tokenizer
+
+# Distributed training (c10d): Gloo on the CPU, NCCL on CUDA. LibTorch's c10d headers compile
+# the Gloo process group only with USE_C10D_GLOO and Gloo's own headers (Debian: libgloo-dev;
+# PyPI's LibTorch ships none), NCCL's only with USE_C10D_NCCL and nccl.h.
+include(CheckCXXSourceCompiles)
+set(CMAKE_REQUIRED_LIBRARIES torch)
+set(CMAKE_REQUIRED_FLAGS "-std=c++17")
+find_library(CLIPES_GLOO_LIBRARY gloo)
+set(CMAKE_REQUIRED_DEFINITIONS -DUSE_C10D_GLOO)
+check_cxx_source_compiles([[
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+int main() { return c10d::ProcessGroupGloo::Options::create() ? 0 : 1; }]] CLIPES_HAVE_GLOO)
+set(CLIPES_HAVE_NCCL OFF)
+if(CLIPES_TORCH_CUDA)
+  set(CMAKE_REQUIRED_DEFINITIONS -DUSE_C10D_NCCL)
+  check_cxx_source_compiles([[
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+int main() { return c10d::ProcessGroupNCCL::Options::create() ? 0 : 1; }]] CLIPES_HAVE_NCCL)
+endif()
+unset(CMAKE_REQUIRED_LIBRARIES)
+unset(CMAKE_REQUIRED_FLAGS)
+unset(CMAKE_REQUIRED_DEFINITIONS)
+message(STATUS "clipes: distributed backends: Gloo ${CLIPES_HAVE_GLOO}, NCCL ${CLIPES_HAVE_NCCL}")

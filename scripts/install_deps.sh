@@ -10,6 +10,7 @@ packages=(
   libopencv-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev
   libpcre2-dev zlib1g-dev libpng-dev libpugixml-dev libssl-dev
   libicu-dev             # Unicode lower case and NFC normalisation (CLIP tokenizer)
+  libgloo-dev            # the Gloo process group of distributed training (c10d headers)
   python3 python3-torch python3-numpy   # scripts/make_tiny_clip.py writes the test fixtures
   python3-skimage        # the demo's sample photos (skimage.data)
 )

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <exception>
 #include <sstream>
 #include <string>
@@ -19,6 +20,7 @@
 #include "clipes/seg/predict.h"
 #include "clipes/seg/trainer.h"
 #include "console_reporter.h"
+#include "launch.h"
 #include "run_control.h"
 
 namespace {
@@ -27,12 +29,29 @@ struct Common {
   std::string device;
   int threads = 0;
   bool verbose = false;
+  int nproc = 0;
 };
 
 void add_common(CLI::App* app, Common& c) {
   app->add_option("--device", c.device, "cpu, cuda or cuda:N (default: CUDA when available)");
   app->add_option("--threads", c.threads, "CPU threads for LibTorch and the CRF (0 = all cores)");
   app->add_flag("-v,--verbose", c.verbose, "debug messages");
+  app->add_option("--nproc", c.nproc,
+                  "start N local ranks of this command (as torchrun --nproc-per-node N)");
+}
+
+/// The command line without its --nproc option: what each local rank runs.
+std::vector<char*> without_nproc(int argc, char** argv) {
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--nproc") {
+      ++i;
+    } else if (a.rfind("--nproc=", 0) != 0) {
+      args.push_back(argv[i]);
+    }
+  }
+  return args;
 }
 
 std::vector<double> parse_scales(const std::string& text) {
@@ -84,6 +103,18 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--stop-after", train.stop_after,
                         "stop with a checkpoint after this iteration (resume later)");
   train_cmd->add_option("--set", overrides, "override a config value: --set optim.lr=2e-4");
+  std::string dist_backend;
+  int dist_timeout = 300;
+  train_cmd
+      ->add_option("--dist-backend", dist_backend,
+                   "gloo or nccl (default: NCCL on CUDA, Gloo on the CPU) for several ranks")
+      ->check(CLI::IsMember({"gloo", "nccl"}));
+  train_cmd
+      ->add_option("--dist-timeout", dist_timeout,
+                   "seconds a rank waits for the others (joining, each step) before it stops "
+                   "with an error naming the missing rank")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   add_common(train_cmd, common);
 
   clipes::seg::PredictInputs predict;
@@ -117,10 +148,24 @@ int main(int argc, char** argv) {
     return cli::parse_error_exit(app, e);
   }
   cli::setup_logging(common.verbose);
+  try {
+    if (common.nproc > 0) {
+      std::vector<char*> args = without_nproc(argc, argv);
+      return cli::run_local_ranks(common.nproc, static_cast<int>(args.size()), args.data());
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return cli::kExitUsage;
+  }
   cli::ConsoleReporter reporter(common.verbose);
   try {
     const int threads = cli::set_threads(common.threads);
+    clipes::seg::DistConfig dist = clipes::seg::dist_config_from_env(cli::launch_environment());
+    cli::tag_logging_for_rank(dist.rank, dist.world_size, common.verbose);
     if (train_cmd->parsed()) {
+      dist.backend = dist_backend;
+      dist.timeout = std::chrono::seconds(dist_timeout);
+      train.dist = dist;
       const clipes::seg::TrainConfig config =
           clipes::seg::load_train_config(config_file, overrides);
       train.data.confidence = confidence;

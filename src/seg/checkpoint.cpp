@@ -49,6 +49,7 @@ void save_checkpoint(const std::filesystem::path& file, DeepLabImpl& model,
   archive.write("iteration", c10::IValue(state.iteration));
   archive.write("sampler_state", c10::IValue(state.sampler_state));
   archive.write("dataset_fingerprint", c10::IValue(state.dataset_fingerprint));
+  archive.write("world_size", c10::IValue(static_cast<std::int64_t>(state.world_size)));
   at::Tensor history = at::empty({static_cast<std::int64_t>(state.history.size()), 4}, at::kDouble);
   auto h = history.accessor<double, 2>();
   for (std::size_t i = 0; i < state.history.size(); ++i) {
@@ -99,6 +100,8 @@ CheckpointReader::CheckpointReader(const std::filesystem::path& file, const std:
   state_.sampler_state = value.toStringRef();
   archive_->read("dataset_fingerprint", value);
   state_.dataset_fingerprint = value.toStringRef();
+  // Checkpoints written before distributed training have no world size: one process.
+  state_.world_size = archive_->try_read("world_size", value) ? static_cast<int>(value.toInt()) : 1;
   at::Tensor history;
   archive_->read("history", history, /*is_buffer=*/true);
   history = history.to(at::kCPU, at::kDouble).contiguous();

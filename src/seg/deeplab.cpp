@@ -47,7 +47,12 @@ class FrozenBatchNormImpl : public torch::nn::Module {
     running_mean = register_buffer("running_mean", at::zeros({channels}));
     running_var = register_buffer("running_var", at::ones({channels}));
   }
-  at::Tensor forward(const at::Tensor& x) const {
+  at::Tensor forward(const at::Tensor& x) {
+    if (calibrating) {  // DeepLabImpl::calibrate_normalisation
+      at::NoGradGuard no_grad;
+      running_mean.copy_(x.mean({0, 2, 3}));
+      running_var.copy_(x.var({0, 2, 3}, /*unbiased=*/false));
+    }
     return at::batch_norm(x, weight, bias, running_mean, running_var, /*training=*/false,
                           /*momentum=*/0.0, kEps, /*cudnn_enabled=*/true);
   }
@@ -56,6 +61,7 @@ class FrozenBatchNormImpl : public torch::nn::Module {
   at::Tensor bias;
   at::Tensor running_mean;
   at::Tensor running_var;
+  bool calibrating = false;
 };
 
 /// conv -> frozen bn -> optional relu, named `conv` and `bn` (deeplab-pytorch's _ConvBnReLU).
@@ -240,6 +246,22 @@ DeepLabImpl::DeepLabImpl(const DeepLabConfig& config, std::uint64_t seed) : conf
 }
 
 torch::nn::Module& DeepLabImpl::base() { return *base_; }
+
+void DeepLabImpl::calibrate_normalisation(const at::Tensor& images) {
+  std::vector<std::shared_ptr<detail::FrozenBatchNormImpl>> norms;
+  for (const auto& m : base_->modules(/*include_self=*/false)) {
+    if (auto bn = std::dynamic_pointer_cast<detail::FrozenBatchNormImpl>(m)) norms.push_back(bn);
+  }
+  for (auto& bn : norms) bn->calibrating = true;
+  try {
+    at::NoGradGuard no_grad;
+    forward_single(images);
+  } catch (...) {
+    for (auto& bn : norms) bn->calibrating = false;
+    throw;
+  }
+  for (auto& bn : norms) bn->calibrating = false;
+}
 
 std::int64_t DeepLabImpl::output_size(std::int64_t input_size) const {
   const std::int64_t stem = conv_out(input_size, 7, 2, 3);

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace clipes::seg {
@@ -15,13 +16,6 @@ at::Tensor pixel_cross_entropy(const at::Tensor& logits, const at::Tensor& label
               "loss: logits ", logits.sizes(), " and labels ", labels.sizes(), " do not match");
   return at::cross_entropy_loss(logits, labels.to(at::kLong), /*weight=*/{}, at::Reduction::None,
                                 kIgnoreLabel);
-}
-
-/// Sum of `loss` over `mask` divided by the count, or an empty tensor when the mask is empty.
-at::Tensor masked_mean(const at::Tensor& loss, const at::Tensor& mask, bool* present) {
-  const at::Tensor count = mask.sum();
-  if (present != nullptr) *present = count.item<double>() > 0;
-  return (loss * mask).sum() / count.clamp_min(1);
 }
 
 at::Tensor source_index(std::int64_t in, std::int64_t out) {
@@ -40,26 +34,82 @@ at::Tensor mask_unconfident(const at::Tensor& labels, const at::Tensor& confiden
   return labels.masked_fill(confidence < mu, kIgnoreLabel);
 }
 
-at::Tensor mean_cross_entropy(const at::Tensor& logits, const at::Tensor& labels) {
+namespace {
+
+/// The (sum, count) terms of one output's loss: cross-entropy one, class-balanced two.
+void add_terms(const at::Tensor& logits, const at::Tensor& labels, LossKind kind,
+               LossTerms& terms) {
   const at::Tensor loss = pixel_cross_entropy(logits, labels);
-  return masked_mean(loss, (labels != kIgnoreLabel).to(loss.scalar_type()), nullptr);
+  auto add = [&](const at::Tensor& mask) {
+    const at::Tensor m = mask.to(loss.scalar_type());
+    terms.sums.push_back((loss * m).sum());
+    terms.counts.push_back(m.sum().item<double>());
+  };
+  if (kind == LossKind::kClassBalanced) {
+    add(labels == 0);
+    add((labels != 0) & (labels != kIgnoreLabel));
+  } else {
+    add(labels != kIgnoreLabel);
+  }
 }
 
-at::Tensor class_balanced_cross_entropy(const at::Tensor& logits, const at::Tensor& labels) {
-  const at::Tensor loss = pixel_cross_entropy(logits, labels);
-  bool has_bg = false;
-  bool has_fg = false;
-  const at::Tensor bg = masked_mean(loss, (labels == 0).to(loss.scalar_type()), &has_bg);
-  const at::Tensor fg =
-      masked_mean(loss, ((labels != 0) & (labels != kIgnoreLabel)).to(loss.scalar_type()), &has_fg);
-  if (has_bg && has_fg) return (bg + fg) / 2;
-  if (has_fg) return fg;
-  return bg;  // also the all-ignored case: 0 (with a gradient path, zero everywhere)
+/// One output's loss from its terms; T is at::Tensor or double.
+template <typename T>
+T combine_output(const T* sums, const double* counts, LossKind kind) {
+  auto mean = [&](int i) { return sums[i] / std::max(counts[i], 1.0); };
+  if (kind != LossKind::kClassBalanced) return mean(0);
+  if (counts[0] > 0 && counts[1] > 0) return (mean(0) + mean(1)) / 2;
+  if (counts[1] > 0) return mean(1);
+  return mean(0);  // also the all-ignored case: 0 (with a gradient path, zero everywhere)
+}
+
+template <typename T>
+T combine(const std::vector<T>& sums, const std::vector<double>& counts, LossKind kind, T zero) {
+  const std::size_t per = kind == LossKind::kClassBalanced ? 2 : 1;
+  TORCH_CHECK(!sums.empty() && sums.size() == counts.size() && sums.size() % per == 0,
+              "combine_loss_terms: ", sums.size(), " sums and ", counts.size(), " counts");
+  T total = zero;
+  for (std::size_t i = 0; i < sums.size(); i += per) {
+    const T l = combine_output(&sums[i], &counts[i], kind);
+    total = i == 0 ? l : total + l;
+  }
+  return total;
+}
+
+}  // namespace
+
+LossTerms multi_scale_loss_terms(const std::vector<at::Tensor>& outputs, const at::Tensor& labels,
+                                 LossKind kind) {
+  TORCH_CHECK(!outputs.empty(), "multi_scale_loss: no outputs");
+  LossTerms terms;
+  for (const auto& logits : outputs) {
+    add_terms(logits, resize_labels_nearest(labels, logits.size(2), logits.size(3)), kind, terms);
+  }
+  return terms;
+}
+
+at::Tensor combine_loss_terms(const std::vector<at::Tensor>& sums,
+                              const std::vector<double>& counts, LossKind kind) {
+  return combine(sums, counts, kind, at::Tensor());
+}
+
+double combine_loss_terms(const std::vector<double>& sums, const std::vector<double>& counts,
+                          LossKind kind) {
+  return combine(sums, counts, kind, 0.0);
 }
 
 at::Tensor segmentation_loss(const at::Tensor& logits, const at::Tensor& labels, LossKind kind) {
-  return kind == LossKind::kClassBalanced ? class_balanced_cross_entropy(logits, labels)
-                                          : mean_cross_entropy(logits, labels);
+  LossTerms terms;
+  add_terms(logits, labels, kind, terms);
+  return combine_loss_terms(terms.sums, terms.counts, kind);
+}
+
+at::Tensor mean_cross_entropy(const at::Tensor& logits, const at::Tensor& labels) {
+  return segmentation_loss(logits, labels, LossKind::kCrossEntropy);
+}
+
+at::Tensor class_balanced_cross_entropy(const at::Tensor& logits, const at::Tensor& labels) {
+  return segmentation_loss(logits, labels, LossKind::kClassBalanced);
 }
 
 at::Tensor resize_labels_nearest(const at::Tensor& labels, std::int64_t height,
@@ -78,14 +128,8 @@ at::Tensor resize_labels_nearest(const at::Tensor& labels, std::int64_t height,
 
 at::Tensor multi_scale_loss(const std::vector<at::Tensor>& outputs, const at::Tensor& labels,
                             LossKind kind) {
-  TORCH_CHECK(!outputs.empty(), "multi_scale_loss: no outputs");
-  at::Tensor total;
-  for (const auto& logits : outputs) {
-    at::Tensor l = segmentation_loss(
-        logits, resize_labels_nearest(labels, logits.size(2), logits.size(3)), kind);
-    total = total.defined() ? total + l : l;
-  }
-  return total;
+  const LossTerms terms = multi_scale_loss_terms(outputs, labels, kind);
+  return combine_loss_terms(terms.sums, terms.counts, kind);
 }
 
 }  // namespace clipes::seg

@@ -140,9 +140,10 @@ std::string_view to_string(LossKind kind) {
 }
 
 std::vector<int> resnet_blocks(int depth) {
+  if (depth == 14) return {1, 1, 1, 1};  // configs/train-tiny.json: tests and smoke runs
   if (depth == 50) return {3, 4, 6, 3};
   if (depth == 101) return {3, 4, 23, 3};
-  throw Error(fmt::format("ResNet depth must be 50 or 101, got {}", depth));
+  throw Error(fmt::format("ResNet depth must be 14, 50 or 101, got {}", depth));
 }
 
 void validate(const TrainConfig& c, const std::string& source) {
@@ -150,7 +151,8 @@ void validate(const TrainConfig& c, const std::string& source) {
   v.check(c.model.num_classes >= 2, "model.num_classes", "must be >= 2", c.model.num_classes);
   v.check(c.model.num_classes <= 255, "model.num_classes", "must be <= 255 (255 = ignore)",
           c.model.num_classes);
-  v.check(c.model.depth == 50 || c.model.depth == 101, "model.depth", "must be 50 or 101",
+  v.check(c.model.depth == 14 || c.model.depth == 50 || c.model.depth == 101, "model.depth",
+          "must be 14, 50 or 101",
           c.model.depth);
   v.check(c.model.width >= 1 && c.model.width <= 512, "model.width", "must be in 1..512",
           c.model.width);

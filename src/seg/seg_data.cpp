@@ -199,9 +199,12 @@ SegDataset::SegDataset(SegDataPaths paths, int num_classes, float confidence_thr
   }
 }
 
-std::vector<std::string> check_training_data(const SegDataset& dataset, int threads) {
+std::vector<std::string> check_training_data(const SegDataset& dataset, int threads,
+                                             LoaderShard shard) {
   std::vector<std::string> problems = dataset.problems();
-  const auto decoded = problems_in_parallel(dataset.size(), threads, [&](std::int64_t i) {
+  const std::int64_t count = (dataset.size() - shard.index + shard.count - 1) / shard.count;
+  const auto decoded = problems_in_parallel(count, threads, [&](std::int64_t j) {
+    const std::int64_t i = shard.index + j * shard.count;
     if (dataset.complete(i)) read_labelled_image(dataset, i);
   });
   problems.insert(problems.end(), decoded.begin(), decoded.end());
@@ -428,12 +431,13 @@ struct BatchLoader::Impl {
     std::vector<std::future<TrainingSample>> samples;  // empty without workers
   };
 
-  Impl(SegDataset d, AugmentConfig a, InputConfig i, BatchSampler s, int b)
+  Impl(SegDataset d, AugmentConfig a, InputConfig i, BatchSampler s, int b, LoaderShard sh)
       : dataset(std::move(d)),
         augment(std::move(a)),
         input(std::move(i)),
         sampler(std::move(s)),
-        batch_size(b) {}
+        batch_size(b),
+        shard(sh) {}
 
   TrainingSample make(const SampleTicket& t) const {
     return augment_sample(read_labelled_image(dataset, t.index), augment, input, t.seed);
@@ -443,6 +447,11 @@ struct BatchLoader::Impl {
     Pending p;
     p.state_before = sampler.state();
     p.tickets = sampler.next(batch_size);
+    if (shard.count > 1) {
+      const auto share = static_cast<std::ptrdiff_t>(batch_size / shard.count);
+      const auto first = p.tickets.begin() + shard.index * share;
+      p.tickets = std::vector<SampleTicket>(first, first + share);
+    }
     if (!threads.empty()) {
       std::lock_guard<std::mutex> lock(mutex);
       for (const auto& t : p.tickets) {
@@ -479,6 +488,7 @@ struct BatchLoader::Impl {
   InputConfig input;
   BatchSampler sampler;
   int batch_size;
+  LoaderShard shard;
   std::deque<Pending> pending;
   std::mutex mutex;
   std::condition_variable cv;
@@ -488,9 +498,14 @@ struct BatchLoader::Impl {
 };
 
 BatchLoader::BatchLoader(SegDataset dataset, AugmentConfig augment, InputConfig input,
-                         BatchSampler sampler, int batch_size)
+                         BatchSampler sampler, int batch_size, LoaderShard shard)
     : impl_(std::make_unique<Impl>(std::move(dataset), std::move(augment), std::move(input),
-                                   std::move(sampler), batch_size)) {
+                                   std::move(sampler), batch_size, shard)) {
+  if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count ||
+      batch_size % shard.count != 0) {
+    throw Error(fmt::format("BatchLoader: shard {} of {} cannot share batches of {}", shard.index,
+                            shard.count, batch_size));
+  }
   for (int i = 0; i < impl_->augment.workers; ++i) {
     impl_->threads.emplace_back([impl = impl_.get()] { impl->worker_loop(); });
   }

@@ -66,7 +66,7 @@ TEST(SegConfig, RejectsUnknownKeysWrongTypesAndRanges) {
             std::string::npos);
   EXPECT_NE(error_of(R"({"model": {"depth": "101"}})").find("model.depth must be an integer"),
             std::string::npos);
-  EXPECT_NE(error_of(R"({"model": {"depth": 152}})").find("model.depth must be 50 or 101, got 152"),
+  EXPECT_NE(error_of(R"({"model": {"depth": 152}})").find("model.depth must be 14, 50 or 101, got 152"),
             std::string::npos);
   EXPECT_NE(error_of(R"({"model": {"layout": "keras"}})")
                 .find("model.layout must be \"caffe\" or \"pytorch\", got \"keras\""),

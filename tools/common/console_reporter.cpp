@@ -62,6 +62,7 @@ void ConsoleReporter::log(LogLevel level, std::string_view message) {
 }
 
 void ConsoleReporter::progress(std::string_view stage, std::int64_t done, std::int64_t total) {
+  if (!spdlog::should_log(spdlog::level::info)) return;  // e.g. a rank other than 0
   std::lock_guard<std::mutex> lock(mutex_);
   const auto now = std::chrono::steady_clock::now();
   if (stage != stage_) {

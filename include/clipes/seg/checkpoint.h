@@ -37,6 +37,7 @@ struct CheckpointState {
   std::string sampler_state;        ///< BatchSampler::state() before the next step's batches
   std::string dataset_fingerprint;  ///< of the ordered image ids (resume checks it)
   std::vector<HistoryRow> history;  ///< one row per step done
+  int world_size = 1;               ///< processes that trained it (resume needs as many)
 };
 
 /// Writes model (+ optimizer when not null) and state to `file` atomically.

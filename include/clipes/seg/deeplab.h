@@ -60,6 +60,14 @@ class DeepLabImpl : public torch::nn::Module {
   /// Side of the logits for an input side (output stride 8, rounded as the layers round).
   std::int64_t output_size(std::int64_t input_size) const;
 
+  /// The frozen normalisation of a network trained from scratch: one forward pass over
+  /// `images` ([N,3,H,W], normalised input) in which each frozen batch norm, in order, takes the
+  /// per-channel mean and variance of what reaches it as its running statistics. Every layer then
+  /// starts at zero mean and unit variance (the last norm of each residual branch scaled by
+  /// 1/sqrt(blocks)) whatever the input's scale: without it, Caffe's inputs (pixel - mean, std 1)
+  /// pass identity norms unnormalised and the first losses explode.
+  void calibrate_normalisation(const at::Tensor& images);
+
   ParameterGroups parameter_groups() const;
   const DeepLabConfig& config() const { return config_; }
   /// The plain network (the `base` submodule): the names the initial weights use.

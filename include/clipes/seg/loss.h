@@ -41,4 +41,23 @@ at::Tensor resize_labels_nearest(const at::Tensor& labels, std::int64_t height, 
 at::Tensor multi_scale_loss(const std::vector<at::Tensor>& outputs, const at::Tensor& labels,
                             LossKind kind);
 
+/// multi_scale_loss taken apart so that ranks of a data-parallel step can add up their shares:
+/// the loss of each output is a function of summed pixel losses and the pixel counts they are
+/// divided by (cross-entropy: one (sum, count) per output; class-balanced: background then
+/// foreground per output). With the counts of the whole global batch, the sum over the ranks of
+/// combine_loss_terms(local sums, global counts) is the loss of the global batch.
+struct LossTerms {
+  std::vector<at::Tensor> sums;  ///< scalar tensors, with their gradient paths
+  std::vector<double> counts;    ///< labelled pixels each sum is over
+};
+LossTerms multi_scale_loss_terms(const std::vector<at::Tensor>& outputs, const at::Tensor& labels,
+                                 LossKind kind);
+
+/// The loss from the terms' sums (tensors or plain numbers) and counts: for each output the sum
+/// over its count (count 0: the term is dropped as in class_balanced_cross_entropy), summed.
+at::Tensor combine_loss_terms(const std::vector<at::Tensor>& sums,
+                              const std::vector<double>& counts, LossKind kind);
+double combine_loss_terms(const std::vector<double>& sums, const std::vector<double>& counts,
+                          LossKind kind);
+
 }  // namespace clipes::seg

@@ -20,7 +20,7 @@ enum class ResNetLayout {
 /// DeepLab-v2 (ResNet, dilated, ASPP) with the multi-scale (MSC) wrapper.
 struct DeepLabConfig {
   int num_classes = 21;  ///< output classes, background included (ids 0..n-1)
-  int depth = 101;       ///< 50 (blocks 3,4,6,3) or 101 (blocks 3,4,23,3)
+  int depth = 101;  ///< 14 (blocks 1,1,1,1: tests), 50 (3,4,6,3) or 101 (3,4,23,3)
   int width = 64;        ///< stem channels; stage outputs are 4/8/16/32 x width
   ResNetLayout layout = ResNetLayout::kCaffe;  ///< "caffe" or "pytorch" (JSON)
   std::vector<int> aspp_rates{6, 12, 18, 24};  ///< dilations of the summed 3x3 ASPP branches

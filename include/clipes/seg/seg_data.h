@@ -46,6 +46,12 @@ data::ExifOrientation exif_policy(const InputConfig& input);
 std::string follow_mask_run(TrainConfig& config, const std::string& config_source,
                             const std::filesystem::path& masks);
 
+/// This rank's share of the work of a data-parallel job (see BatchLoader, check_training_data).
+struct LoaderShard {
+  int index = 0;
+  int count = 1;
+};
+
 /// The list of training images. Opening it lists every id (from the split or the mask folder)
 /// and notes each missing file in problems(); check_training_data checks the rest.
 class SegDataset {
@@ -83,7 +89,10 @@ class SegDataset {
 /// one per core) as read_labelled_image reads it (present, decodable, same size, values within
 /// the classes or 255). Returns every problem ("file: what is wrong"), in id order; empty when
 /// all is well.
-std::vector<std::string> check_training_data(const SegDataset& dataset, int threads = 0);
+/// With a shard, only the images i with i % shard.count == shard.index are decoded (ranks of a
+/// job check a share each); missing files are listed whatever the shard.
+std::vector<std::string> check_training_data(const SegDataset& dataset, int threads = 0,
+                                             LoaderShard shard = {});
 
 /// The check before predicting: each image decoded in `threads` threads (0: one per core).
 /// Returns every problem ("file: what is wrong"), in list order.
@@ -166,10 +175,14 @@ struct Batch {
 
 /// Prepares batches ahead (`augment.prefetch` of them) with `augment.workers` threads (0: in the
 /// calling thread, on demand). A worker's error (bad mask, unreadable image) is rethrown by next().
+/// Data-parallel ranks share each global batch: every rank's sampler draws the same
+/// `batch_size` tickets and rank `shard.index` of `shard.count` keeps the consecutive slice
+/// [index * b, (index + 1) * b), b = batch_size / count; each sample keeps its own augmentation
+/// seed, so the union over the ranks is exactly the batch one process would draw.
 class BatchLoader {
  public:
   BatchLoader(SegDataset dataset, AugmentConfig augment, InputConfig input, BatchSampler sampler,
-              int batch_size);
+              int batch_size, LoaderShard shard = {});
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "clipes/core/reporter.h"
+#include "clipes/seg/distributed.h"
 #include "clipes/seg/seg_config.h"
 #include "clipes/seg/seg_data.h"
 
@@ -33,6 +34,13 @@ struct TrainInputs {
   /// checkpoint written and the call returns with `interrupted`. Null: never.
   const std::atomic<bool>* stop = nullptr;
   int check_threads = 0;  ///< threads of the data check before iteration 1 (0: one per core)
+  /// The job this process is a rank of (dist_config_from_env); world_size 1: train alone.
+  /// With several ranks: optim.batch_size is the global batch (world_size must divide it),
+  /// each rank forwards its share, the loss is normalised over the global batch (its pixel
+  /// counts are summed over the ranks) and the gradients are summed over the ranks before each
+  /// optimiser step, so that N ranks compute the steps one process would; rank 0 broadcasts the
+  /// initial weights and alone writes files. A CUDA rank takes the GPU of its local rank.
+  DistConfig dist;
 };
 
 /// Files in `out`: config.json (the effective config), train_log.jsonl (one line per step:
@@ -45,21 +53,24 @@ struct TrainResult {
   bool interrupted = false;          ///< stopped by inputs.stop (a checkpoint was written)
   double last_loss = 0;
   std::string device;
+  int rank = 0;
+  int world_size = 1;
   std::filesystem::path checkpoint;
   std::filesystem::path final_model;  ///< empty unless finished
   std::filesystem::path log;
   std::filesystem::path plot;  ///< empty unless finished
 };
 
-/// Trains (or resumes) as `config` says, after follow_mask_run (the generate run of the masks, if
+/// Trains (or resumes) as `config` says (on every rank of inputs.dist), after follow_mask_run (the generate run of the masks, if
 /// any, fixes the class count, μ floor and image policy; the resolved config is what is saved).
 /// Before anything is written, every training triple is checked (check_training_data): all
 /// problems are listed in one clipes::Error. Without `resume`, an existing <out>/checkpoint.pt is
 /// an error (nothing is overwritten by accident); with it, the stored config must equal the
 /// resolved config (data.workers, data.prefetch and log_every may differ) and the image list
-/// must be the same. These errors, before iteration 1, are clipes::Error; an error during the
-/// iterations (a non-finite loss, a write that fails) is a clipes::WorkError naming the last
-/// checkpoint.
+/// must be the same, and so must the world size. These errors, before iteration 1, are
+/// clipes::Error (on every rank: a rank that fails stops the others, naming it); an error during
+/// the iterations (a non-finite loss, a write that fails, a rank that died) is a
+/// clipes::WorkError naming the last checkpoint.
 TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inputs,
                                Reporter& reporter);
 
@@ -68,8 +79,12 @@ std::string resolve_device(const std::string& requested);
 
 /// One optimiser step: gradients zeroed, each batch forwarded (all MSC outputs) and its loss
 /// divided by the number of batches back-propagated (gradient accumulation), then
-/// optimizer.step(). Returns the summed (i.e. averaged over batches) loss.
+/// optimizer.step(). Returns the summed (i.e. averaged over batches) loss. With `group`, the
+/// batches are this rank's shares of global batches: each loss is normalised by the global
+/// batch's pixel counts and the gradients are summed over the ranks (bucketed all-reduce)
+/// before the step; the returned loss is the global one.
 double train_step(DeepLabImpl& model, torch::optim::SGD& optimizer,
-                  const std::vector<Batch>& batches, LossKind loss, const std::string& device);
+                  const std::vector<Batch>& batches, LossKind loss, const std::string& device,
+                  Communicator* group = nullptr);
 
 }  // namespace clipes::seg
