@@ -19,6 +19,7 @@
 #include "clipes/pipeline/generate.h"
 #include "console_reporter.h"
 #include "generate_cli.h"
+#include "launch.h"
 #include "run_control.h"
 
 int main(int argc, char** argv) {
@@ -64,7 +65,9 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--limit", options.limit, "at most N images (of this shard)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--shard", shard, "process shard I of N (0-based), e.g. 3/8");
+  app.add_option("--shard", shard,
+                 "process shard I of N (0-based), e.g. 3/8; auto: the shard a SLURM array, "
+                 "Kubernetes indexed job or torchrun/srun job gives this process");
   app.add_flag("--no-crf", no_crf, "CAM stage only: no CRF, no masks (outputs.masks=false)");
   app.add_flag("--no-cams", no_cams, "do not write cams/<id>.npz (outputs.cams=false)");
   app.add_option("--cam-dtype", cam_dtype, "float16 or float32 (outputs.cam_dtype)")
@@ -91,7 +94,14 @@ int main(int argc, char** argv) {
     if (!dry_run && rank.empty() && options.out_dir.empty()) {
       throw CLI::RequiredError(out->get_name());
     }
-    options.shard = data::parse_shard(shard);
+    std::string shard_origin;
+    options.shard = shard == "auto"
+                        ? data::shard_from_environment(cli::launch_environment(), &shard_origin)
+                        : data::parse_shard(shard);
+    if (!shard_origin.empty()) {
+      std::cerr << "clipes-generate: --shard auto: shard " << options.shard.index << "/"
+                << options.shard.count << " of a " << shard_origin << "\n";
+    }
   } catch (const CLI::ParseError& e) {
     return cli::parse_error_exit(app, e);
   } catch (const Error& e) {

@@ -184,6 +184,12 @@ int main(int argc, char** argv) {
     }
     predict.split = predict_split;
     predict.device = common.device;
+    predict.shard = {dist.rank, dist.world_size};  // ranks share the images, no process group
+    if (dist.world_size > 1 && (predict.device.empty() || predict.device == "cuda")) {
+      predict.device = clipes::seg::resolve_device(predict.device) == "cuda"
+                           ? fmt::format("cuda:{}", dist.local_rank)
+                           : "cpu";
+    }
     predict_config.scales = parse_scales(scales);
     predict_config.crf_config.image = clipes::crf::parse_crf_image_mode(crf_image, "--crf-image");
     predict_config.crf_config.threads = threads;

@@ -276,6 +276,56 @@ Shard parse_shard(std::string_view text) {
   return Shard{static_cast<int>(index), static_cast<int>(count)};
 }
 
+Shard shard_from_environment(const std::map<std::string, std::string>& env, std::string* origin) {
+  const auto get = [&](const char* name) {
+    const auto it = env.find(name);
+    return it == env.end() ? std::string() : it->second;
+  };
+  struct Source {
+    const char* index;
+    const char* count;
+    const char* what;
+  };
+  const Source sources[] = {
+      {"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM job array"},
+      {"JOB_COMPLETION_INDEX", "JOB_COMPLETIONS", "Kubernetes indexed job"},
+      {"RANK", "WORLD_SIZE", "torchrun job"},
+      {"SLURM_PROCID", "SLURM_NTASKS", "SLURM job"}};
+  for (const Source& s : sources) {
+    if (get(s.index).empty()) continue;
+    if (get(s.count).empty()) {
+      throw Error(fmt::format("--shard auto: {} is set but {} is not{}", s.index, s.count,
+                              std::string(s.count) == "JOB_COMPLETIONS"
+                                  ? " (Kubernetes exports the index only: set JOB_COMPLETIONS "
+                                    "in the pod template to the job's completions)"
+                                  : ""));
+    }
+    long long index = 0;
+    long long count = 0;
+    try {
+      index = std::stoll(get(s.index));
+      count = std::stoll(get(s.count));
+      if (std::string(s.index) == "SLURM_ARRAY_TASK_ID" && !get("SLURM_ARRAY_TASK_MIN").empty()) {
+        index -= std::stoll(get("SLURM_ARRAY_TASK_MIN"));  // arrays may start anywhere (--array=1-8)
+      }
+    } catch (const std::exception&) {
+      throw Error(fmt::format("--shard auto: {}={} and {}={} must be integers", s.index,
+                              get(s.index), s.count, get(s.count)));
+    }
+    if (count < 1 || index < 0 || index >= count || count > 1 << 30) {
+      throw Error(fmt::format("--shard auto: shard {} of {} ({} {}={}, {}={}) is not within 0..N-1",
+                              index, count, s.what, s.index, get(s.index), s.count,
+                              get(s.count)));
+    }
+    if (origin != nullptr) *origin = s.what;
+    return Shard{static_cast<int>(index), static_cast<int>(count)};
+  }
+  throw Error(
+      "--shard auto: the environment names no shard (SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, "
+      "JOB_COMPLETION_INDEX/JOB_COMPLETIONS, RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS); "
+      "pass --shard I/N");
+}
+
 int shard_of(std::string_view id, int count) {
   std::uint64_t hash = 14695981039346656037ull;  // FNV-1a 64
   for (const char c : id) {

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <opencv2/imgproc.hpp>
@@ -100,7 +101,18 @@ at::Tensor refine_with_crf(const at::Tensor& probabilities, const cv::Mat& bgr,
 PredictSummary predict_folder(const PredictInputs& inputs, const PredictConfig& config,
                               Reporter& reporter) {
   if (config.crf) crf::validate(config.crf_config, "predict", "crf");
-  const auto images = list_images(inputs.images, inputs.split);
+  auto images = list_images(inputs.images, inputs.split);
+  if (inputs.shard.count > 1) {
+    const std::size_t listed = images.size();
+    images.erase(std::remove_if(images.begin(), images.end(),
+                                [&](const auto& image) {
+                                  return data::shard_of(image.first, inputs.shard.count) !=
+                                         inputs.shard.index;
+                                }),
+                 images.end());
+    reporter.info(fmt::format("shard {}/{}: {} of the {} images", inputs.shard.index,
+                              inputs.shard.count, images.size(), listed));
+  }
   Segmenter segmenter(inputs.checkpoint, inputs.device);
   // The image policy of the training run (itself that of the masks' generate run).
   const data::ExifOrientation exif = exif_policy(segmenter.config().input);

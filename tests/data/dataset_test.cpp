@@ -521,6 +521,38 @@ TEST(Shard, ParsesZeroBasedIOfN) {
   }
 }
 
+TEST(Shard, AutoTakesTheSchedulersIndex) {
+  std::string origin;
+  // A SLURM array started at 1 (--array=1-8): task 3 is shard 2 of 8.
+  EXPECT_EQ(shard_from_environment({{"SLURM_ARRAY_TASK_ID", "3"},
+                                    {"SLURM_ARRAY_TASK_MIN", "1"},
+                                    {"SLURM_ARRAY_TASK_COUNT", "8"},
+                                    {"RANK", "0"},
+                                    {"WORLD_SIZE", "2"}},
+                                   &origin),
+            (Shard{2, 8}));
+  EXPECT_EQ(origin, "SLURM job array");
+  EXPECT_EQ(shard_from_environment({{"JOB_COMPLETION_INDEX", "4"}, {"JOB_COMPLETIONS", "5"}},
+                                   &origin),
+            (Shard{4, 5}));
+  EXPECT_EQ(origin, "Kubernetes indexed job");
+  EXPECT_EQ(shard_from_environment({{"RANK", "1"}, {"WORLD_SIZE", "2"}}, &origin), (Shard{1, 2}));
+  EXPECT_EQ(shard_from_environment({{"SLURM_PROCID", "6"}, {"SLURM_NTASKS", "7"}}, &origin),
+            (Shard{6, 7}));
+  EXPECT_EQ(origin, "SLURM job");
+  EXPECT_NE(error_of([] { shard_from_environment({{"JOB_COMPLETION_INDEX", "4"}}, nullptr); })
+                .find("JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not (Kubernetes "
+                      "exports the index only"),
+            std::string::npos);
+  EXPECT_NE(error_of([] {
+              shard_from_environment({{"RANK", "2"}, {"WORLD_SIZE", "2"}}, nullptr);
+            }).find("shard 2 of 2 (torchrun job RANK=2, WORLD_SIZE=2) is not within 0..N-1"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { shard_from_environment({}, nullptr); })
+                .find("the environment names no shard"),
+            std::string::npos);
+}
+
 TEST(Shard, KnownAssignmentsAreStable) {
   // Values of 64-bit FNV-1a + splitmix64 finaliser computed by an independent Python script;
   // a change here would reshuffle the shards of runs already in progress.

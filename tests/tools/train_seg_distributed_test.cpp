@@ -105,6 +105,27 @@ TEST_F(DistributedTrain, TwoGlooRanksEndWithTheWeightsOfOneProcess) {
   EXPECT_EQ(lines, 10);
 }
 
+TEST_F(DistributedTrain, PredictRanksWriteEveryImageOnce) {
+  std::string out;
+  ASSERT_EQ(run(train_args(dir_ / "m", "--set optim.iterations=2"), &out), 0) << out;
+  const std::string predict = "predict --checkpoint " + (dir_ / "m" / "model_final.pt").string() +
+                              " --images " + (dir_ / "data" / "images").string() +
+                              " --device cpu --threads 1 --out ";
+  ASSERT_EQ(run(predict + (dir_ / "alone").string(), &out), 0) << out;
+  ASSERT_EQ(run(predict + (dir_ / "ranks").string() + " --nproc 2", &out), 0) << out;
+  // Each rank logs its share (rank 1 logs warnings only: its share is in rank 0's count).
+  EXPECT_NE(out.find("shard 0/2: "), std::string::npos) << out;
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(dir_ / "alone")) {
+    const fs::path twin = dir_ / "ranks" / entry.path().filename();
+    ASSERT_TRUE(fs::exists(twin)) << twin;
+    EXPECT_EQ(io::read_file(entry.path()), io::read_file(twin)) << twin;
+    ++files;
+  }
+  EXPECT_EQ(files, 6);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_ / "ranks"), fs::directory_iterator()), 6);
+}
+
 TEST_F(DistributedTrain, AKilledRankStopsTheOtherWithinTheTimeout) {
   const fs::path out_dir = dir_ / "kill";
   const std::string common = "WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +

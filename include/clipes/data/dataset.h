@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -155,6 +156,15 @@ struct Shard {
 
 /// Parses "I/N" (0 <= I < N); throws clipes::Error saying what is expected.
 Shard parse_shard(std::string_view text);
+
+/// `--shard auto`: the shard a job scheduler gave this process, from its environment variables
+/// (name -> value), first found of: a SLURM job array (SLURM_ARRAY_TASK_ID minus
+/// SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT), a Kubernetes indexed job
+/// (JOB_COMPLETION_INDEX of JOB_COMPLETIONS, which the pod template sets to the job's
+/// completions: Kubernetes exports the index only), a torchrun/srun job (RANK or SLURM_PROCID of
+/// WORLD_SIZE or SLURM_NTASKS). `origin` receives which one. Throws clipes::Error when none is
+/// there, or a count is missing or the index is outside it.
+Shard shard_from_environment(const std::map<std::string, std::string>& env, std::string* origin);
 
 /// The shard (0..count-1) that `id` belongs to: a fixed hash of the id's bytes (64-bit FNV-1a,
 /// then the splitmix64 finaliser) modulo count. It depends on nothing but the id and N, so

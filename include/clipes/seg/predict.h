@@ -20,6 +20,7 @@
 #include "clipes/core/reporter.h"
 #include "clipes/crf/crf_config.h"
 #include "clipes/crf/dense_crf.h"
+#include "clipes/data/dataset.h"
 #include "clipes/seg/seg_config.h"
 
 namespace clipes::seg {
@@ -78,6 +79,9 @@ struct PredictInputs {
   std::filesystem::path split;  ///< optional: ids to predict (first token per line)
   std::filesystem::path out;    ///< <out>/<id>.png, palette PNG of class ids
   std::string device;           ///< as Segmenter
+  /// This process's share of the images (data::shard_of each id): the ranks of a job (RANK of
+  /// WORLD_SIZE) predict every image once between them.
+  data::Shard shard;
 };
 
 struct PredictSummary {
