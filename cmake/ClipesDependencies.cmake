@@ -49,21 +49,26 @@ find_package(ICU REQUIRED COMPONENTS uc)  # Unicode lower case and NFC for the C
 # the Gloo process group only with USE_C10D_GLOO and Gloo's own headers (Debian: libgloo-dev;
 # PyPI's LibTorch ships none), NCCL's only with USE_C10D_NCCL and nccl.h.
 include(CheckCXXSourceCompiles)
-set(CMAKE_REQUIRED_LIBRARIES torch)
+# Compile-only checks (the headers are the question; the build links them).
+set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
+set(CMAKE_REQUIRED_INCLUDES ${TORCH_INCLUDE_DIRS} ${CUDAToolkit_INCLUDE_DIRS})
 set(CMAKE_REQUIRED_FLAGS "-std=c++17")
 find_library(CLIPES_GLOO_LIBRARY gloo)
 set(CMAKE_REQUIRED_DEFINITIONS -DUSE_C10D_GLOO)
 check_cxx_source_compiles([[
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 int main() { return c10d::ProcessGroupGloo::Options::create() ? 0 : 1; }]] CLIPES_HAVE_GLOO)
-set(CLIPES_HAVE_NCCL OFF)
 if(CLIPES_TORCH_CUDA)
   set(CMAKE_REQUIRED_DEFINITIONS -DUSE_C10D_NCCL)
   check_cxx_source_compiles([[
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 int main() { return c10d::ProcessGroupNCCL::Options::create() ? 0 : 1; }]] CLIPES_HAVE_NCCL)
 endif()
-unset(CMAKE_REQUIRED_LIBRARIES)
+unset(CMAKE_TRY_COMPILE_TARGET_TYPE)
+unset(CMAKE_REQUIRED_INCLUDES)
 unset(CMAKE_REQUIRED_FLAGS)
 unset(CMAKE_REQUIRED_DEFINITIONS)
+if(NOT CLIPES_HAVE_NCCL)
+  set(CLIPES_HAVE_NCCL OFF)
+endif()
 message(STATUS "clipes: distributed backends: Gloo ${CLIPES_HAVE_GLOO}, NCCL ${CLIPES_HAVE_NCCL}")

@@ -190,7 +190,7 @@ struct Communicator::Impl {
           config.rank == 0 ? "serve" : "reach rank 0's", config.master_addr, config.master_port,
           std::chrono::duration_cast<std::chrono::seconds>(config.timeout).count(), e.what()));
     }
-    store->set(key_joined(config.rank), {1});
+    store->set(key_joined(config.rank), std::vector<std::uint8_t>{1});
     const auto until = std::chrono::steady_clock::now() + config.timeout;
     for (;;) {
       std::vector<int> missing;
