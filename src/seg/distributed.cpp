@@ -357,10 +357,21 @@ void Communicator::agree(const std::string& error_or_empty, const std::string& w
   const double failed = all_reduce_sum({error_or_empty.empty() ? 0.0 : 1.0}).at(0);
   if (failed == 0) return;
   if (!error_or_empty.empty()) throw Error(error_or_empty);
+  // The failed ranks' messages (a store write may land just after the all-reduce: wait a bit).
   std::string reasons;
-  for (int r = 0; r < world_size(); ++r) {
-    if (r != rank() && impl_->store->check({key_error(r)})) {
-      reasons += "; " + as_text(impl_->store->get(key_error(r)));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (int found = 0; found < static_cast<int>(failed);) {
+    reasons.clear();
+    found = 0;
+    for (int r = 0; r < world_size(); ++r) {
+      if (r != rank() && impl_->store->check({key_error(r)})) {
+        reasons += "; " + as_text(impl_->store->get(key_error(r)));
+        ++found;
+      }
+    }
+    if (std::chrono::steady_clock::now() > until) break;
+    if (found < static_cast<int>(failed)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
   throw Error(fmt::format("rank {}: {} stopped because another rank failed{}", rank(), what,
