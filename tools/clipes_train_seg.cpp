@@ -73,6 +73,118 @@ std::vector<double> parse_scales(const std::string& text) {
   return scales;
 }
 
+namespace cli = clipes::cli;
+
+/// `train`: its flags and its run.
+struct TrainCommand {
+  CLI::App* app = nullptr;
+  std::string config_file;
+  std::vector<std::string> overrides;
+  clipes::seg::TrainInputs inputs;
+  std::string init;
+  std::string confidence;
+  std::string split;
+  std::string dist_backend;
+  int dist_timeout = 300;
+
+  void add(CLI::App& parent, Common& common) {
+    app = parent.add_subcommand("train", "train on images + pseudo masks");
+    app->add_option("--config", config_file, "training config (configs/train-voc.json)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    app->add_option("--images", inputs.data.images, "folder of <id>.jpg images")->required();
+    app->add_option("--masks", inputs.data.masks, "folder of <id>.png pseudo masks")->required();
+    app->add_option("--confidence", confidence, "folder of <id>.png 16-bit confidence maps");
+    app->add_option("--split", split, "file listing the ids to train on (default: every mask)");
+    app->add_option("--out", inputs.out, "output folder (checkpoints, log, plot)")->required();
+    app->add_option("--init", init, "initial weights (scripts/convert_init_weights.py)");
+    app->add_flag("--resume", inputs.resume, "continue from <out>/checkpoint.pt");
+    app->add_option("--stop-after", inputs.stop_after,
+                    "stop with a checkpoint after this iteration (resume later)");
+    app->add_option("--set", overrides, "override a config value: --set optim.lr=2e-4");
+    app->add_option("--dist-backend", dist_backend,
+                    "gloo or nccl (default: NCCL on CUDA, Gloo on the CPU) for several ranks")
+        ->check(CLI::IsMember({"gloo", "nccl"}));
+    app->add_option("--dist-timeout", dist_timeout,
+                    "seconds a rank waits for the others (joining, each step) before it stops "
+                    "with an error naming the missing rank")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    add_common(app, common);
+  }
+
+  int run(const Common& common, int threads, clipes::seg::DistConfig dist,
+          clipes::Reporter& reporter) {
+    dist.backend = dist_backend;
+    dist.timeout = std::chrono::seconds(dist_timeout);
+    inputs.dist = dist;
+    const clipes::seg::TrainConfig config = clipes::seg::load_train_config(config_file, overrides);
+    inputs.data.confidence = confidence;
+    inputs.data.split = split;
+    inputs.init_weights = init;
+    inputs.device = common.device;
+    inputs.config_source = config_file;
+    inputs.stop = cli::install_stop_signals();
+    reporter.info(fmt::format("{} CPU threads, {} data workers", threads, config.data.workers));
+    const auto r = clipes::seg::train_segmentation(config, inputs, reporter);
+    spdlog::info(
+        "{} iterations done (of {}), last loss {:.4f}; {}", r.iteration, config.optim.iterations,
+        r.last_loss,
+        r.finished ? "model: " + r.final_model.string() : "checkpoint: " + r.checkpoint.string());
+    return r.interrupted ? cli::kExitInterrupted : cli::kExitOk;
+  }
+};
+
+/// `predict`: its flags and its run.
+struct PredictCommand {
+  CLI::App* app = nullptr;
+  clipes::seg::PredictInputs inputs;
+  clipes::seg::PredictConfig config;
+  std::string scales = "1.0";
+  std::string split;
+  std::string crf_image = "rgb";
+
+  void add(CLI::App& parent, Common& common) {
+    app = parent.add_subcommand("predict", "predict masks for a folder of images");
+    app->add_option("--checkpoint", inputs.checkpoint, "model_final.pt or checkpoint.pt")
+        ->required();
+    app->add_option("--images", inputs.images, "folder of images")->required();
+    app->add_option("--split", split, "file listing the ids to predict");
+    app->add_option("--out", inputs.out, "folder for the <id>.png masks")->required();
+    app->add_option("--scales", scales, "input scales, e.g. 0.5,0.75,1.0,1.25,1.5")
+        ->capture_default_str();
+    app->add_flag("--flip", config.flip, "also average the mirrored image");
+    app->add_flag("--crf", config.crf,
+                  "refine with the dense CRF, DeepLab's parameters: 10 iterations, "
+                  "position weight 3 / sxy 1, bilateral weight 4 / sxy 67 / srgb 3");
+    app->add_option("--crf-image", crf_image,
+                    "image the CRF's bilateral kernel sees: rgb, or reference (BGR minus "
+                    "the mean, wrapped to uint8, as the CLIP-ES reference code fed it)")
+        ->capture_default_str();
+    add_common(app, common);
+  }
+
+  int run(const Common& common, int threads, const clipes::seg::DistConfig& dist,
+          clipes::Reporter& reporter) {
+    inputs.split = split;
+    inputs.device = common.device;
+    inputs.shard = {dist.rank, dist.world_size};  // ranks share the images, no process group
+    if (dist.world_size > 1 && (inputs.device.empty() || inputs.device == "cuda")) {
+      inputs.device = clipes::seg::resolve_device(inputs.device) == "cuda"
+                          ? fmt::format("cuda:{}", dist.local_rank)
+                          : "cpu";
+    }
+    config.scales = parse_scales(scales);
+    config.crf_config.image = clipes::crf::parse_crf_image_mode(crf_image, "--crf-image");
+    config.crf_config.threads = threads;
+    const auto s = clipes::seg::predict_folder(inputs, config, reporter);
+    spdlog::info("{} masks written to {}, {} images failed", s.written, inputs.out.string(),
+                 s.failures.size());
+    for (const auto& [id, reason] : s.failures) spdlog::error("failed: {}: {}", id, reason);
+    return s.failures.empty() ? cli::kExitOk : cli::kExitSomeFailed;
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -81,123 +193,29 @@ int main(int argc, char** argv) {
       "clipes-train-seg: train DeepLab-v2 (ResNet-101, MSC) on pseudo masks with the "
       "confidence-guided loss, and predict segmentation masks with it"};
   app.require_subcommand(1);
-
   Common common;
-  std::string config_file;
-  std::vector<std::string> overrides;
-  clipes::seg::TrainInputs train;
-  std::string init;
-  std::string confidence;
-  std::string split;
-  CLI::App* train_cmd = app.add_subcommand("train", "train on images + pseudo masks");
-  train_cmd->add_option("--config", config_file, "training config (configs/train-voc.json)")
-      ->required()
-      ->check(CLI::ExistingFile);
-  train_cmd->add_option("--images", train.data.images, "folder of <id>.jpg images")->required();
-  train_cmd->add_option("--masks", train.data.masks, "folder of <id>.png pseudo masks")->required();
-  train_cmd->add_option("--confidence", confidence, "folder of <id>.png 16-bit confidence maps");
-  train_cmd->add_option("--split", split, "file listing the ids to train on (default: every mask)");
-  train_cmd->add_option("--out", train.out, "output folder (checkpoints, log, plot)")->required();
-  train_cmd->add_option("--init", init, "initial weights (scripts/convert_init_weights.py)");
-  train_cmd->add_flag("--resume", train.resume, "continue from <out>/checkpoint.pt");
-  train_cmd->add_option("--stop-after", train.stop_after,
-                        "stop with a checkpoint after this iteration (resume later)");
-  train_cmd->add_option("--set", overrides, "override a config value: --set optim.lr=2e-4");
-  std::string dist_backend;
-  int dist_timeout = 300;
-  train_cmd
-      ->add_option("--dist-backend", dist_backend,
-                   "gloo or nccl (default: NCCL on CUDA, Gloo on the CPU) for several ranks")
-      ->check(CLI::IsMember({"gloo", "nccl"}));
-  train_cmd
-      ->add_option("--dist-timeout", dist_timeout,
-                   "seconds a rank waits for the others (joining, each step) before it stops "
-                   "with an error naming the missing rank")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  add_common(train_cmd, common);
-
-  clipes::seg::PredictInputs predict;
-  clipes::seg::PredictConfig predict_config;
-  std::string scales = "1.0";
-  std::string predict_split;
-  std::string crf_image = "rgb";
-  CLI::App* predict_cmd = app.add_subcommand("predict", "predict masks for a folder of images");
-  predict_cmd->add_option("--checkpoint", predict.checkpoint, "model_final.pt or checkpoint.pt")
-      ->required();
-  predict_cmd->add_option("--images", predict.images, "folder of images")->required();
-  predict_cmd->add_option("--split", predict_split, "file listing the ids to predict");
-  predict_cmd->add_option("--out", predict.out, "folder for the <id>.png masks")->required();
-  predict_cmd->add_option("--scales", scales, "input scales, e.g. 0.5,0.75,1.0,1.25,1.5")
-      ->capture_default_str();
-  predict_cmd->add_flag("--flip", predict_config.flip, "also average the mirrored image");
-  predict_cmd->add_flag("--crf", predict_config.crf,
-                        "refine with the dense CRF, DeepLab's parameters: 10 iterations, "
-                        "position weight 3 / sxy 1, bilateral weight 4 / sxy 67 / srgb 3");
-  predict_cmd
-      ->add_option("--crf-image", crf_image,
-                   "image the CRF's bilateral kernel sees: rgb, or reference (BGR minus "
-                   "the mean, wrapped to uint8, as the CLIP-ES reference code fed it)")
-      ->capture_default_str();
-  add_common(predict_cmd, common);
-
-  namespace cli = clipes::cli;
+  TrainCommand train;
+  train.add(app, common);
+  PredictCommand predict;
+  predict.add(app, common);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return cli::parse_error_exit(app, e);
   }
   cli::setup_logging(common.verbose);
+  cli::ConsoleReporter reporter(common.verbose);
   try {
-    if (common.nproc > 0) {
+    if (common.nproc > 0) {  // this process only starts and waits for the ranks
       std::vector<char*> args = without_nproc(argc, argv);
       return cli::run_local_ranks(common.nproc, static_cast<int>(args.size()), args.data());
     }
-  } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
-    return cli::kExitUsage;
-  }
-  cli::ConsoleReporter reporter(common.verbose);
-  try {
     const int threads = cli::set_threads(common.threads);
-    clipes::seg::DistConfig dist = clipes::seg::dist_config_from_env(cli::launch_environment());
+    const clipes::seg::DistConfig dist =
+        clipes::seg::dist_config_from_env(cli::launch_environment());
     cli::tag_logging_for_rank(dist.rank, dist.world_size, common.verbose);
-    if (train_cmd->parsed()) {
-      dist.backend = dist_backend;
-      dist.timeout = std::chrono::seconds(dist_timeout);
-      train.dist = dist;
-      const clipes::seg::TrainConfig config =
-          clipes::seg::load_train_config(config_file, overrides);
-      train.data.confidence = confidence;
-      train.data.split = split;
-      train.init_weights = init;
-      train.device = common.device;
-      train.config_source = config_file;
-      train.stop = cli::install_stop_signals();
-      reporter.info(fmt::format("{} CPU threads, {} data workers", threads, config.data.workers));
-      const auto r = clipes::seg::train_segmentation(config, train, reporter);
-      spdlog::info(
-          "{} iterations done (of {}), last loss {:.4f}; {}", r.iteration, config.optim.iterations,
-          r.last_loss,
-          r.finished ? "model: " + r.final_model.string() : "checkpoint: " + r.checkpoint.string());
-      return r.interrupted ? cli::kExitInterrupted : cli::kExitOk;
-    }
-    predict.split = predict_split;
-    predict.device = common.device;
-    predict.shard = {dist.rank, dist.world_size};  // ranks share the images, no process group
-    if (dist.world_size > 1 && (predict.device.empty() || predict.device == "cuda")) {
-      predict.device = clipes::seg::resolve_device(predict.device) == "cuda"
-                           ? fmt::format("cuda:{}", dist.local_rank)
-                           : "cpu";
-    }
-    predict_config.scales = parse_scales(scales);
-    predict_config.crf_config.image = clipes::crf::parse_crf_image_mode(crf_image, "--crf-image");
-    predict_config.crf_config.threads = threads;
-    const auto s = clipes::seg::predict_folder(predict, predict_config, reporter);
-    spdlog::info("{} masks written to {}, {} images failed", s.written, predict.out.string(),
-                 s.failures.size());
-    for (const auto& [id, reason] : s.failures) spdlog::error("failed: {}: {}", id, reason);
-    return s.failures.empty() ? cli::kExitOk : cli::kExitSomeFailed;
+    return train.app->parsed() ? train.run(common, threads, dist, reporter)
+                               : predict.run(common, threads, dist, reporter);
   } catch (const clipes::WorkError& e) {
     spdlog::error("{}", e.what());
     return cli::kExitSomeFailed;
