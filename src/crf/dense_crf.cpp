@@ -7,9 +7,11 @@
 #include <cstdint>
 #include <memory>
 
+#include "aligned_buffer.h"
 #include "clipes/core/error.h"
-#include "lattice_kernels.h"
+#include "kernels/kernels.h"
 #include "parallel.h"
+#include "permutohedral.h"
 
 namespace clipes::crf {
 
@@ -78,28 +80,45 @@ std::shared_ptr<const detail::CrfKernel> position_kernel(int height, int width, 
 
 }  // namespace
 
-std::shared_ptr<const detail::CrfKernel> CrfWorkspace::position_kernel(int height, int width,
-                                                                       float pos_std, int threads) {
-  // A lattice built for several threads carries the splat table the parallel splat needs.
-  const bool splat_table = detail::resolve_threads(threads) > 1;
-  auto& cache = position_kernels_;
-  auto hit = std::find_if(cache.begin(), cache.end(), [&](const auto& k) {
-    return k->height == height && k->width == width && k->pos_std == pos_std &&
-           k->lattice.has_splat_table() == splat_table;
-  });
-  if (hit == cache.end()) {
-    if (cache.size() == kCachedPositionKernels) cache.pop_back();
-    cache.insert(cache.begin(), crf::position_kernel(height, width, pos_std, threads));
-  } else {
-    std::rotate(cache.begin(), hit, hit + 1);  // most recently used first
-  }
-  return cache.front();
-}
+struct CrfWorkspace::State {
+  detail::AlignedFloats neg_unary;
+  detail::AlignedFloats q;  // Q as rows, when several threads splat it (not in one thread)
+  std::vector<detail::AlignedFloats> vertex_buffers;
+  std::vector<std::shared_ptr<const detail::CrfKernel>> position_kernels;  // most recent first
 
-CrfWorkspace::CrfWorkspace() = default;
+  // The position-only kernel of this size, from the cache or built (and cached).
+  std::shared_ptr<const detail::CrfKernel> position_kernel(int height, int width, float pos_std,
+                                                           int threads) {
+    // A lattice built for several threads carries the splat table the parallel splat needs.
+    const bool splat_table = detail::resolve_threads(threads) > 1;
+    auto& cache = position_kernels;
+    auto hit = std::find_if(cache.begin(), cache.end(), [&](const auto& k) {
+      return k->height == height && k->width == width && k->pos_std == pos_std &&
+             k->lattice.has_splat_table() == splat_table;
+    });
+    if (hit == cache.end()) {
+      if (cache.size() == kCachedPositionKernels) cache.pop_back();
+      cache.insert(cache.begin(), crf::position_kernel(height, width, pos_std, threads));
+    } else {
+      std::rotate(cache.begin(), hit, hit + 1);  // most recently used first
+    }
+    return cache.front();
+  }
+};
+
+CrfWorkspace::CrfWorkspace() : state_(std::make_unique<State>()) {}
 CrfWorkspace::~CrfWorkspace() = default;
 CrfWorkspace::CrfWorkspace(CrfWorkspace&&) noexcept = default;
 CrfWorkspace& CrfWorkspace::operator=(CrfWorkspace&&) noexcept = default;
+
+CrfWorkspace::State& CrfWorkspace::state() {
+  if (state_ == nullptr) state_ = std::make_unique<State>();  // moved from
+  return *state_;
+}
+
+std::size_t CrfWorkspace::position_kernels() const {
+  return state_ != nullptr ? state_->position_kernels.size() : 0;
+}
 
 DenseCrf::DenseCrf(const cv::Mat& image, const CrfConfig& config, CrfWorkspace* workspace)
     : config_(config) {
@@ -116,8 +135,9 @@ DenseCrf::DenseCrf(const cv::Mat& image, const CrfConfig& config, CrfWorkspace* 
 
   if (config.pos_weight > 0) {
     std::shared_ptr<const detail::CrfKernel> kernel =
-        workspace != nullptr ? workspace->position_kernel(height_, width_, config.pos_std, threads)
-                             : position_kernel(height_, width_, config.pos_std, threads);
+        workspace != nullptr
+            ? workspace->state().position_kernel(height_, width_, config.pos_std, threads)
+            : position_kernel(height_, width_, config.pos_std, threads);
     kernels_.push_back(std::move(kernel));
     weights_.push_back(config.pos_weight);
     has_gaussian_ = true;
@@ -151,9 +171,12 @@ DenseCrfStats DenseCrf::stats() const {
 }
 
 std::size_t CrfWorkspace::bytes() const {
-  std::size_t total = (neg_unary_.capacity() + q_.capacity()) * sizeof(float);
-  for (const detail::AlignedFloats& b : vertex_buffers_) total += b.capacity() * sizeof(float);
-  for (const auto& kernel : position_kernels_) total += kernel->bytes();
+  if (state_ == nullptr) return 0;
+  std::size_t total = (state_->neg_unary.capacity() + state_->q.capacity()) * sizeof(float);
+  for (const detail::AlignedFloats& b : state_->vertex_buffers) {
+    total += b.capacity() * sizeof(float);
+  }
+  for (const auto& kernel : state_->position_kernels) total += kernel->bytes();
   return total;
 }
 
@@ -182,18 +205,18 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
   const int stride = detail::row_stride(labels);
   const std::int64_t n = static_cast<std::int64_t>(height_) * width_;
   const int threads = config_.threads;
-  const detail::SimdLevel simd =
-      kernels_.empty() ? detail::detect_simd_level() : kernels_.front()->lattice.simd_level();
+  const detail::KernelTable& loops = detail::kernels_for(
+      kernels_.empty() ? detail::detect_simd_level() : kernels_.front()->lattice.simd_level());
 
   CrfWorkspace local;
-  CrfWorkspace& ws = workspace != nullptr ? *workspace : local;
+  CrfWorkspace::State& ws = (workspace != nullptr ? *workspace : local).state();
 
   // −U, label-innermost and padded.
-  detail::AlignedFloats& neg_unary = ws.neg_unary_;
+  detail::AlignedFloats& neg_unary = ws.neg_unary;
   if (neg_unary.size() < static_cast<std::size_t>(n) * stride) {
     neg_unary.resize(static_cast<std::size_t>(n) * stride);  // every lane is set below
   }
-  if (!detail::negated_rows_from_planes(simd, unary.data, labels, n, stride, neg_unary.data())) {
+  if (!loops.negated_rows(unary.data, labels, n, stride, neg_unary.data())) {
     const std::int64_t t = std::find_if(unary.data, unary.data + labels * n,
                                         [](float v) { return !std::isfinite(v); }) -
                            unary.data;
@@ -206,7 +229,7 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
   // the next splat (they swap roles after every blur).
   const std::size_t num_kernels = kernels_.size();
   std::vector<detail::MessageKernel> messages(num_kernels);
-  std::vector<detail::AlignedFloats>& buffers = ws.vertex_buffers_;
+  std::vector<detail::AlignedFloats>& buffers = ws.vertex_buffers;
   if (buffers.size() < 2 * num_kernels) buffers.resize(2 * num_kernels);
   bool fused = detail::resolve_threads(threads) == 1;
   for (std::size_t k = 0; k < num_kernels; ++k) {
@@ -234,7 +257,7 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
   // (point order, as densecrf's splat); several threads: the pass writes Q as rows, then each
   // kernel splats it in parallel over vertices. The last step writes Q as planes, straight into
   // the result.
-  detail::AlignedFloats& q = ws.q_;
+  detail::AlignedFloats& q = ws.q;
   if (!fused && q.size() < static_cast<std::size_t>(n) * stride) {
     q.resize(static_cast<std::size_t>(n) * stride);  // every pixel pass writes all of it
   }
@@ -245,13 +268,12 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
     float* dst = last ? out.data() : q.data();
     const std::int64_t plane_size = last ? n : 0;
     if (fused) {
-      detail::mean_field_range(simd, messages.data(), num_k, neg_unary.data(), labels, stride,
-                               !last, dst, plane_size, 0, static_cast<int>(n));
+      loops.mean_field(messages.data(), num_k, neg_unary.data(), labels, stride, !last, dst,
+                       plane_size, 0, static_cast<int>(n));
     } else {
       detail::parallel_for(threads, n, kMinPointChunk, [&](std::int64_t begin, std::int64_t end) {
-        detail::mean_field_range(simd, messages.data(), num_k, neg_unary.data(), labels, stride,
-                                 false, dst, plane_size, static_cast<int>(begin),
-                                 static_cast<int>(end));
+        loops.mean_field(messages.data(), num_k, neg_unary.data(), labels, stride, false, dst,
+                         plane_size, static_cast<int>(begin), static_cast<int>(end));
       });
     }
     if (last) break;

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <vector>
 
-#include "clipes/crf/permutohedral.h"
+#include "permutohedral.h"
 #include "parallel.h"
 
 #if defined(__GNUC__) || defined(__clang__)

@@ -1,4 +1,4 @@
-#include "clipes/crf/permutohedral.h"
+#include "permutohedral.h"
 
 #include <fmt/format.h>
 
@@ -8,8 +8,8 @@
 #include <mutex>
 
 #include "clipes/core/error.h"
+#include "kernels/kernels.h"
 #include "lattice_index.h"
-#include "lattice_kernels.h"
 #include "parallel.h"
 
 namespace clipes::crf {
@@ -43,7 +43,7 @@ PermutohedralLattice::PermutohedralLattice(const float* features, int num_points
     throw Error(fmt::format("permutohedral lattice: needs at least one point, got {}", num_points));
   }
   if (features == nullptr) throw Error("permutohedral lattice: features are null");
-  simd_ = detail::detect_simd_level();
+  kernels_ = &detail::kernels_for(detail::detect_simd_level());
   switch (dim) {
     case 1:
       build<1>(features, threads);
@@ -108,7 +108,7 @@ void PermutohedralLattice::build(const float* features, int threads) {
     std::fill_n(local_max, D, std::numeric_limits<int>::min());
     const detail::EmbedTables tables{bases.data(), ranks.data(), barycentric_.data(), local_min,
                                      local_max};
-    const std::int64_t bad = detail::embed_range(simd_, D, features, scale, begin, end, tables);
+    const std::int64_t bad = kernels_->embed(D, features, scale, begin, end, tables);
     const std::lock_guard<std::mutex> lock(bad_mutex);
     first_bad = std::min(first_bad, bad < end ? bad : n);
     for (int k = 0; k < D; ++k) {
@@ -237,7 +237,7 @@ LatticeStats PermutohedralLattice::stats() const {
   s.num_points = num_points_;
   s.dim = dim_;
   s.num_vertices = num_vertices_;
-  s.simd = simd_ == detail::SimdLevel::kAvx2 ? "avx2" : "baseline";
+  s.simd = kernels_->name;
   for (const detail::BlurNeighbours& nb : blur_neighbours_) {
     s.num_neighbour_links += (nb.n1 != num_vertices_) + (nb.n2 != num_vertices_);
   }
@@ -286,14 +286,13 @@ void PermutohedralLattice::splat(const float* values, const float* point_scale, 
                                  float* vertex_values, int threads) const {
   const detail::LatticeView view = tables();
   if (detail::resolve_threads(threads) > 1 && has_splat_table()) {
-    detail::parallel_for(
-        threads, num_vertices_, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
-          detail::gather_splat_range(simd_, view, values, point_scale, stride, vertex_values,
-                                     static_cast<int>(begin), static_cast<int>(end));
-        });
+    detail::parallel_for(threads, num_vertices_, kMinVertexChunk,
+                         [&](std::int64_t begin, std::int64_t end) {
+                           kernels_->gather_splat(view, values, point_scale, stride, vertex_values,
+                                                  static_cast<int>(begin), static_cast<int>(end));
+                         });
   } else {
-    detail::scatter_splat_range(simd_, view, values, point_scale, stride, vertex_values, 0,
-                                num_points_);
+    kernels_->scatter_splat(view, values, point_scale, stride, vertex_values, 0, num_points_);
   }
   std::fill_n(vertex_values + static_cast<std::int64_t>(num_vertices_) * stride, stride, 0.0f);
 }
@@ -328,8 +327,8 @@ float* PermutohedralLattice::blur(float* a, float* b, int stride, int threads) c
           to = ahead == m ? m : std::max(from, ahead - reach);
         }
         if (to > from) {
-          detail::blur_range(simd_, view, p, buffers[p % 2], buffers[(p + 1) % 2], stride,
-                             static_cast<int>(from), static_cast<int>(to));
+          kernels_->blur(view, p, buffers[p % 2], buffers[(p + 1) % 2], stride,
+                         static_cast<int>(from), static_cast<int>(to));
           done[static_cast<std::size_t>(p)] = to;
         }
       }
@@ -339,8 +338,8 @@ float* PermutohedralLattice::blur(float* a, float* b, int stride, int threads) c
   if (axis_lines_.empty()) {
     for (int p = 0; p < passes; ++p) {
       detail::parallel_for(threads, m, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
-        detail::blur_range(simd_, view, p, buffers[p % 2], buffers[(p + 1) % 2], stride,
-                           static_cast<int>(begin), static_cast<int>(end));
+        kernels_->blur(view, p, buffers[p % 2], buffers[(p + 1) % 2], stride,
+                       static_cast<int>(begin), static_cast<int>(end));
       });
     }
     return buffers[passes % 2];
@@ -351,7 +350,7 @@ float* PermutohedralLattice::blur(float* a, float* b, int stride, int threads) c
     const std::int64_t first = axis_lines_[static_cast<std::size_t>(p)];
     const std::int64_t count = axis_lines_[static_cast<std::size_t>(p) + 1] - first;
     detail::parallel_for(threads, count, kMinLineChunk, [&](std::int64_t begin, std::int64_t end) {
-      detail::blur_lines_range(simd_, view, a, stride, first + begin, first + end);
+      kernels_->blur_lines(view, a, stride, first + begin, first + end);
     });
   }
   return a;
@@ -362,8 +361,8 @@ void PermutohedralLattice::slice(const float* vertex_values, int stride, float* 
   const detail::LatticeView view = tables();
   detail::parallel_for(threads, num_points_, kMinPointChunk,
                        [&](std::int64_t begin, std::int64_t end) {
-                         detail::slice_range(simd_, view, vertex_values, stride, out,
-                                             static_cast<int>(begin), static_cast<int>(end));
+                         kernels_->slice(view, vertex_values, stride, out, static_cast<int>(begin),
+                                         static_cast<int>(end));
                        });
 }
 

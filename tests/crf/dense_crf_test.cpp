@@ -14,6 +14,7 @@
 #include "clipes/crf/pseudo_mask.h"
 #include "clipes/io/npy.h"
 #include "crf/crf_oracle.h"
+#include "crf/permutohedral.h"  // the plain reference runs on the lattice alone
 #include "support/test_support.h"
 
 namespace clipes::crf {

@@ -1,4 +1,4 @@
-#include "clipes/crf/permutohedral.h"
+#include "crf/permutohedral.h"
 
 #include <gtest/gtest.h>
 

@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "clipes/crf/crf_config.h"
-#include "clipes/crf/permutohedral.h"
 
 namespace clipes::crf {
 
@@ -33,6 +32,23 @@ struct PlanarView {
   int channels = 0;
   int height = 0;
   int width = 0;
+};
+
+/// Statistics of one kernel's permutohedral lattice, for benchmarks and logs.
+struct LatticeStats {
+  int num_points = 0;
+  int dim = 0;
+  int num_vertices = 0;
+  /// Number of blur-neighbour slots (of 2·(d+1)·num_vertices) that point at an existing vertex.
+  std::int64_t num_neighbour_links = 0;
+  /// Largest |vertex id − neighbour id| over the links (the blur's reach in the vertex order).
+  std::int64_t max_neighbour_distance = 0;
+  /// Vertex-axis pairs on a blur line (a vertex with a neighbour along the axis): what the blur
+  /// reads and writes when it runs on lines; 0 when the lattice is dense and the blur runs whole
+  /// passes over all vertices.
+  std::int64_t line_vertices = 0;
+  /// The compiled loop variant in use: "avx2" (AVX2+FMA) or "baseline".
+  const char* simd = "baseline";
 };
 
 /// Timing-free statistics of one CRF, for benchmarks and logs.
@@ -60,17 +76,13 @@ class CrfWorkspace {
   /// Position-only kernels kept (the most recently used).
   static constexpr std::size_t kCachedPositionKernels = 4;
   /// Position-only kernels held now.
-  std::size_t position_kernels() const { return position_kernels_.size(); }
+  std::size_t position_kernels() const;
 
  private:
   friend class DenseCrf;
-  // The position-only kernel of this size, from the cache or built (and cached).
-  std::shared_ptr<const detail::CrfKernel> position_kernel(int height, int width, float pos_std,
-                                                           int threads);
-  detail::AlignedFloats neg_unary_;
-  detail::AlignedFloats q_;  // Q as rows, when several threads splat it (not in one thread)
-  std::vector<detail::AlignedFloats> vertex_buffers_;
-  std::vector<std::shared_ptr<const detail::CrfKernel>> position_kernels_;
+  struct State;  // the buffers and the kernel cache (dense_crf.cpp)
+  State& state();
+  std::unique_ptr<State> state_;
 };
 
 /// The two lattices of one image, built once, then used for any number of inferences (e.g. the
