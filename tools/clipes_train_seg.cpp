@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "clipes/core/blas.h"
+#include "process_setup.h"
 #include "clipes/core/error.h"
 #include "clipes/crf/crf_config.h"
 #include "clipes/seg/predict.h"
@@ -57,7 +57,7 @@ std::vector<double> parse_scales(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
+  clipes::cli::reexec_with_runtime_settings(argv, clipes::cli::BlasKernels::kFastest);
   CLI::App app{
       "clipes-train-seg: train DeepLab-v2 (ResNet-101, MSC) on pseudo masks with the "
       "confidence-guided loss, and predict segmentation masks with it"};

@@ -19,6 +19,10 @@ namespace {
 
 constexpr std::int64_t kMinPointChunk = 4096;
 
+detail::SimdLevel simd_level(CrfLoops loops) {
+  return loops == CrfLoops::kBaseline ? detail::SimdLevel::kBaseline : detail::best_simd_level();
+}
+
 // n = 1/√(K·1 + 1e−20), as densecrf's NORMALIZE_SYMMETRIC (computed in double, stored float).
 std::vector<float> symmetric_norm(const PermutohedralLattice& lattice, int threads) {
   const std::int64_t n = lattice.num_points();
@@ -47,9 +51,9 @@ struct CrfKernel {
   int width = 0;
   float pos_std = 0;
 
-  CrfKernel(const std::vector<float>& features, int dim, int threads)
+  CrfKernel(const std::vector<float>& features, int dim, int threads, SimdLevel simd)
       : lattice(features.data(), static_cast<int>(features.size() / static_cast<std::size_t>(dim)),
-                dim, threads),
+                dim, threads, simd),
         norm(symmetric_norm(lattice, threads)) {}
 
   std::size_t bytes() const { return lattice.memory_bytes() + norm.capacity() * sizeof(float); }
@@ -62,7 +66,7 @@ namespace {
 // The Gaussian kernel's features as densecrf's DenseCRF2D computes them: float(column) / σ,
 // float(row) / σ.
 std::shared_ptr<const detail::CrfKernel> position_kernel(int height, int width, float pos_std,
-                                                         int threads) {
+                                                         int threads, detail::SimdLevel simd) {
   std::vector<float> features(static_cast<std::size_t>(height) * width * 2);
   for (int y = 0; y < height; ++y) {
     for (int x = 0; x < width; ++x) {
@@ -71,7 +75,7 @@ std::shared_ptr<const detail::CrfKernel> position_kernel(int height, int width, 
       f[1] = static_cast<float>(y) / pos_std;
     }
   }
-  auto kernel = std::make_shared<detail::CrfKernel>(features, 2, threads);
+  auto kernel = std::make_shared<detail::CrfKernel>(features, 2, threads, simd);
   kernel->height = height;
   kernel->width = width;
   kernel->pos_std = pos_std;
@@ -88,17 +92,17 @@ struct CrfWorkspace::State {
 
   // The position-only kernel of this size, from the cache or built (and cached).
   std::shared_ptr<const detail::CrfKernel> position_kernel(int height, int width, float pos_std,
-                                                           int threads) {
+                                                           int threads, detail::SimdLevel simd) {
     // A lattice built for several threads carries the splat table the parallel splat needs.
     const bool splat_table = detail::resolve_threads(threads) > 1;
     auto& cache = position_kernels;
     auto hit = std::find_if(cache.begin(), cache.end(), [&](const auto& k) {
       return k->height == height && k->width == width && k->pos_std == pos_std &&
-             k->lattice.has_splat_table() == splat_table;
+             k->lattice.has_splat_table() == splat_table && k->lattice.simd_level() == simd;
     });
     if (hit == cache.end()) {
       if (cache.size() == kCachedPositionKernels) cache.pop_back();
-      cache.insert(cache.begin(), crf::position_kernel(height, width, pos_std, threads));
+      cache.insert(cache.begin(), crf::position_kernel(height, width, pos_std, threads, simd));
     } else {
       std::rotate(cache.begin(), hit, hit + 1);  // most recently used first
     }
@@ -120,8 +124,9 @@ std::size_t CrfWorkspace::position_kernels() const {
   return state_ != nullptr ? state_->position_kernels.size() : 0;
 }
 
-DenseCrf::DenseCrf(const cv::Mat& image, const CrfConfig& config, CrfWorkspace* workspace)
-    : config_(config) {
+DenseCrf::DenseCrf(const cv::Mat& image, const CrfConfig& config, CrfWorkspace* workspace,
+                   CrfLoops loops)
+    : config_(config), loops_(loops) {
   validate(config, "dense CRF", "crf");
   if (image.empty() || image.type() != CV_8UC3) {
     throw Error(fmt::format(
@@ -132,12 +137,13 @@ DenseCrf::DenseCrf(const cv::Mat& image, const CrfConfig& config, CrfWorkspace* 
   width_ = image.cols;
   const std::int64_t n = static_cast<std::int64_t>(height_) * width_;
   const int threads = config.threads;
+  const detail::SimdLevel simd = simd_level(loops);
 
   if (config.pos_weight > 0) {
     std::shared_ptr<const detail::CrfKernel> kernel =
         workspace != nullptr
-            ? workspace->state().position_kernel(height_, width_, config.pos_std, threads)
-            : position_kernel(height_, width_, config.pos_std, threads);
+            ? workspace->state().position_kernel(height_, width_, config.pos_std, threads, simd)
+            : position_kernel(height_, width_, config.pos_std, threads, simd);
     kernels_.push_back(std::move(kernel));
     weights_.push_back(config.pos_weight);
     has_gaussian_ = true;
@@ -156,7 +162,7 @@ DenseCrf::DenseCrf(const cv::Mat& image, const CrfConfig& config, CrfWorkspace* 
         }
       }
     }
-    kernels_.push_back(std::make_shared<const detail::CrfKernel>(features, 5, threads));
+    kernels_.push_back(std::make_shared<const detail::CrfKernel>(features, 5, threads, simd));
     weights_.push_back(config.bilateral_weight);
     has_bilateral_ = true;
   }
@@ -205,8 +211,7 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
   const int stride = detail::row_stride(labels);
   const std::int64_t n = static_cast<std::int64_t>(height_) * width_;
   const int threads = config_.threads;
-  const detail::KernelTable& loops = detail::kernels_for(
-      kernels_.empty() ? detail::detect_simd_level() : kernels_.front()->lattice.simd_level());
+  const detail::KernelTable& loops = detail::kernels_for(simd_level(loops_));
 
   CrfWorkspace local;
   CrfWorkspace::State& ws = (workspace != nullptr ? *workspace : local).state();
@@ -294,9 +299,9 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
   return out;
 }
 
-std::vector<float> dense_crf(const PlanarView& unary, const cv::Mat& image,
-                             const CrfConfig& config) {
-  return DenseCrf(image, config).infer(unary);
+std::vector<float> dense_crf(const PlanarView& unary, const cv::Mat& image, const CrfConfig& config,
+                             CrfLoops loops) {
+  return DenseCrf(image, config, nullptr, loops).infer(unary);
 }
 
 }  // namespace clipes::crf

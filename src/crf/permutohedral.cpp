@@ -33,8 +33,8 @@ constexpr double kMaxLineShare = 0.85;
 }  // namespace
 
 PermutohedralLattice::PermutohedralLattice(const float* features, int num_points, int dim,
-                                           int threads)
-    : num_points_(num_points), dim_(dim) {
+                                           int threads, detail::SimdLevel simd)
+    : num_points_(num_points), dim_(dim), kernels_(&detail::kernels_for(simd)) {
   if (dim < 1 || dim > kMaxDim) {
     throw Error(fmt::format("permutohedral lattice: feature dimension must be in [1, {}], got {}",
                             kMaxDim, dim));
@@ -43,7 +43,6 @@ PermutohedralLattice::PermutohedralLattice(const float* features, int num_points
     throw Error(fmt::format("permutohedral lattice: needs at least one point, got {}", num_points));
   }
   if (features == nullptr) throw Error("permutohedral lattice: features are null");
-  kernels_ = &detail::kernels_for(detail::detect_simd_level());
   switch (dim) {
     case 1:
       build<1>(features, threads);

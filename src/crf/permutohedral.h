@@ -45,7 +45,9 @@ class PermutohedralLattice {
   ///   (unit-σ Gaussian). 1 <= dim <= kMaxDim; lifted coordinates must stay within ±30000
   ///   (|feature| up to ~3000 for d = 5), else clipes::Error.
   /// threads: workers for the parallel parts of the build (1: single-threaded, 0: all cores).
-  PermutohedralLattice(const float* features, int num_points, int dim, int threads = 1);
+  /// simd: the compiled variant of the loops that builds and filters (see simd_level()).
+  PermutohedralLattice(const float* features, int num_points, int dim, int threads = 1,
+                       detail::SimdLevel simd = detail::best_simd_level());
 
   int num_points() const { return num_points_; }
   int dim() const { return dim_; }
@@ -99,9 +101,7 @@ class PermutohedralLattice {
   /// Whether the vertex-major splat table exists (lattices built with threads != 1): it lets
   /// splat() run in parallel over vertices; otherwise splat() runs over points in one thread.
   bool has_splat_table() const { return !splat_begin_.empty(); }
-  /// The compiled loop variant in use: AVX2+FMA where the CPU has it, else the baseline (SSE2 on
-  /// x86-64); see detail::SimdLevel. CLIPES_CRF_SIMD=baseline in the environment forces the
-  /// baseline at build time.
+  /// The compiled loop variant in use (the constructor's `simd`; see detail::SimdLevel).
   detail::SimdLevel simd_level() const { return kernels_->level; }
 
  private:

@@ -9,8 +9,8 @@
 ///
 /// Free of LibTorch: planar float32 arrays in, planar float32 out. One thread by default
 /// (config.threads for more); to process many images, run one DenseCrf per worker thread, each
-/// with its own CrfWorkspace. The results do not depend on the thread count or the CPU (AVX2 or
-/// not): every variant performs the same float operations in the same order.
+/// with its own CrfWorkspace. The results do not depend on the thread count; see CrfLoops for the
+/// CPU.
 
 #include <cstddef>
 #include <cstdint>
@@ -25,6 +25,14 @@ namespace clipes::crf {
 namespace detail {
 struct CrfKernel;  // one pairwise kernel's lattice and normalisation (dense_crf.cpp)
 }  // namespace detail
+
+/// Which compiled form of the CRF's loops runs (src/crf/kernels/README.md). Every form performs the
+/// same float operations in the same order, except that AVX2+FMA fuses each a·b + c of the splat,
+/// slice and mean-field update: the two agree to about 1e-6 in the marginals.
+enum class CrfLoops {
+  kBest,      ///< AVX2+FMA where the CPU has both, else the baseline
+  kBaseline,  ///< the baseline on every CPU (SSE2 on x86-64)
+};
 
 /// A read-only view of planar float32 data [channels, height, width] in C order.
 struct PlanarView {
@@ -95,7 +103,9 @@ class DenseCrf {
   /// Throws clipes::Error for an empty or non-8-bit-3-channel image or an invalid config.
   /// workspace: where to find (and keep) the position-only kernel of this image size (null:
   ///   build it).
-  DenseCrf(const cv::Mat& image, const CrfConfig& config, CrfWorkspace* workspace = nullptr);
+  /// loops: which compiled form of the loops runs (CrfLoops).
+  DenseCrf(const cv::Mat& image, const CrfConfig& config, CrfWorkspace* workspace = nullptr,
+           CrfLoops loops = CrfLoops::kBest);
 
   int height() const { return height_; }
   int width() const { return width_; }
@@ -108,6 +118,7 @@ class DenseCrf {
 
  private:
   CrfConfig config_;
+  CrfLoops loops_ = CrfLoops::kBest;
   int height_ = 0;
   int width_ = 0;
   // Gaussian first, then bilateral (densecrf's order); shared with workspaces' caches.
@@ -118,7 +129,7 @@ class DenseCrf {
 };
 
 /// One-shot form: builds the lattices for `image` and runs inference. Shapes as in DenseCrf.
-std::vector<float> dense_crf(const PlanarView& unary, const cv::Mat& image,
-                             const CrfConfig& config);
+std::vector<float> dense_crf(const PlanarView& unary, const cv::Mat& image, const CrfConfig& config,
+                             CrfLoops loops = CrfLoops::kBest);
 
 }  // namespace clipes::crf

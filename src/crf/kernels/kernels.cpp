@@ -3,9 +3,6 @@
 
 #include "kernels.h"
 
-#include <cstdlib>
-#include <string_view>
-
 namespace clipes::crf::detail {
 
 SimdLevel best_simd_level() {
@@ -13,12 +10,6 @@ SimdLevel best_simd_level() {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SimdLevel::kAvx2;
 #endif
   return SimdLevel::kBaseline;
-}
-
-SimdLevel detect_simd_level() {
-  const char* forced = std::getenv("CLIPES_CRF_SIMD");
-  if (forced != nullptr && std::string_view(forced) == "baseline") return SimdLevel::kBaseline;
-  return best_simd_level();
 }
 
 const KernelTable& kernels_for(SimdLevel level) {

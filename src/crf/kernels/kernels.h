@@ -170,9 +170,6 @@ extern const KernelTable kKernels;  ///< kernels_avx2.cpp
 /// The fastest variant this CPU runs: AVX2+FMA where it has both, else the baseline.
 SimdLevel best_simd_level();
 
-/// best_simd_level(), unless CLIPES_CRF_SIMD=baseline asks for the baseline.
-SimdLevel detect_simd_level();
-
 /// The loops of `level` (the baseline when this build has no AVX2 variant).
 const KernelTable& kernels_for(SimdLevel level);
 
