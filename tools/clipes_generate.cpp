@@ -18,8 +18,9 @@
 #include "clipes/data/dataset.h"
 #include "clipes/pipeline/generate.h"
 #include "console_reporter.h"
-#include "process_setup.h"
 #include "generate_cli.h"
+#include "process_setup.h"
+#include "rank_prompts_cli.h"
 #include "run_control.h"
 
 int main(int argc, char** argv) {
