@@ -197,6 +197,54 @@ void ensure_size(detail::AlignedFloats& buffer, std::size_t size) {
   }
 }
 
+// −U as rows [H·W, stride], label-innermost and padded (KernelTable::negated_rows), into `rows`
+// (grown as needed). Throws clipes::Error naming the first value that is not finite.
+void negated_unary_rows(const detail::KernelTable& loops, const PlanarView& unary, int stride,
+                        detail::AlignedFloats& rows) {
+  const int labels = unary.channels;
+  const std::int64_t n = static_cast<std::int64_t>(unary.height) * unary.width;
+  if (rows.size() < static_cast<std::size_t>(n) * stride) {
+    rows.resize(static_cast<std::size_t>(n) * stride);  // every lane is set below
+  }
+  if (!loops.negated_rows(unary.data, labels, n, stride, rows.data())) {
+    const std::int64_t t = std::find_if(unary.data, unary.data + labels * n,
+                                        [](float v) { return !std::isfinite(v); }) -
+                           unary.data;
+    const std::int64_t i = t % n;
+    throw Error(fmt::format("dense CRF: unary of label {} at pixel (row {}, column {}) is {}",
+                            t / n, i / unary.width, i % unary.width, unary.data[t]));
+  }
+}
+
+// The mean-field update's view of each kernel, for rows of `stride` floats, with two vertex
+// buffers per kernel in `buffers` (grown as needed): the blurred messages of the previous step
+// and the target of the next splat (they swap roles after every blur).
+std::vector<detail::MessageKernel> message_kernels(
+    const std::vector<std::shared_ptr<const detail::CrfKernel>>& kernels,
+    const std::vector<float>& weights, int stride, std::vector<detail::AlignedFloats>& buffers) {
+  std::vector<detail::MessageKernel> messages(kernels.size());
+  if (buffers.size() < 2 * kernels.size()) buffers.resize(2 * kernels.size());
+  for (std::size_t k = 0; k < kernels.size(); ++k) {
+    const PermutohedralLattice& lattice = kernels[k]->lattice;
+    const std::size_t rows = static_cast<std::size_t>(lattice.num_vertices()) + 1;
+    // The splat reads (then masks away) what a row held before its first write to it: rows
+    // must hold finite values, which ensure_size and every later write guarantee.
+    ensure_size(buffers[2 * k], rows * stride);
+    ensure_size(buffers[2 * k + 1], rows * stride);
+    detail::LatticeView& view = messages[k].lattice;
+    view = detail::point_view(lattice);
+    // Neighbouring vertices far apart in the vertex order (the bilateral kernel): the rows a
+    // pixel touches are scattered over the buffers, worth prefetching.
+    view.scattered =
+        (lattice.max_neighbour_distance() + 1) * stride * static_cast<std::int64_t>(sizeof(float)) >
+        (std::int64_t{1} << 18);
+    messages[k].splat_target = buffers[2 * k].data();
+    messages[k].norm = kernels[k]->norm.data();
+    messages[k].weight = weights[k];
+  }
+  return messages;
+}
+
 }  // namespace
 
 std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* workspace) const {
@@ -218,44 +266,17 @@ std::vector<float> DenseCrf::infer(const PlanarView& unary, CrfWorkspace* worksp
 
   // −U, label-innermost and padded.
   detail::AlignedFloats& neg_unary = ws.neg_unary;
-  if (neg_unary.size() < static_cast<std::size_t>(n) * stride) {
-    neg_unary.resize(static_cast<std::size_t>(n) * stride);  // every lane is set below
-  }
-  if (!loops.negated_rows(unary.data, labels, n, stride, neg_unary.data())) {
-    const std::int64_t t = std::find_if(unary.data, unary.data + labels * n,
-                                        [](float v) { return !std::isfinite(v); }) -
-                           unary.data;
-    const std::int64_t i = t % n;
-    throw Error(fmt::format("dense CRF: unary of label {} at pixel (row {}, column {}) is {}",
-                            t / n, i / width_, i % width_, unary.data[t]));
-  }
+  negated_unary_rows(loops, unary, stride, neg_unary);
 
-  // Per kernel two vertex buffers: the blurred messages of the previous step and the target of
-  // the next splat (they swap roles after every blur).
+  // Per kernel two vertex buffers (message_kernels).
   const std::size_t num_kernels = kernels_.size();
-  std::vector<detail::MessageKernel> messages(num_kernels);
   std::vector<detail::AlignedFloats>& buffers = ws.vertex_buffers;
-  if (buffers.size() < 2 * num_kernels) buffers.resize(2 * num_kernels);
-  bool fused = detail::resolve_threads(threads) == 1;
-  for (std::size_t k = 0; k < num_kernels; ++k) {
-    const PermutohedralLattice& lattice = kernels_[k]->lattice;
-    const std::size_t rows = static_cast<std::size_t>(lattice.num_vertices()) + 1;
-    // The splat reads (then masks away) what a row held before its first write to it: rows
-    // must hold finite values, which ensure_size and every later write guarantee.
-    ensure_size(buffers[2 * k], rows * stride);
-    ensure_size(buffers[2 * k + 1], rows * stride);
-    detail::LatticeView& view = messages[k].lattice;
-    view = detail::point_view(lattice);
-    // Neighbouring vertices far apart in the vertex order (the bilateral kernel): the rows a
-    // pixel touches are scattered over the buffers, worth prefetching.
-    view.scattered =
-        (lattice.max_neighbour_distance() + 1) * stride * static_cast<std::int64_t>(sizeof(float)) >
-        (std::int64_t{1} << 18);
-    messages[k].splat_target = buffers[2 * k].data();
-    messages[k].norm = kernels_[k]->norm.data();
-    messages[k].weight = weights_[k];
-    fused = fused || !lattice.has_splat_table();
-  }
+  std::vector<detail::MessageKernel> messages =
+      message_kernels(kernels_, weights_, stride, buffers);
+  // One thread, or a lattice without the splat table: the pixel pass scatters (see below).
+  const bool fused = detail::resolve_threads(threads) == 1 ||
+                     std::any_of(kernels_.begin(), kernels_.end(),
+                                 [](const auto& k) { return !k->lattice.has_splat_table(); });
 
   // Step 0 computes Q = softmax(−U) (no messages yet); step t computes Q from the messages of
   // step t − 1. One thread: each step's pixel pass scatters n·Q straight into the splat targets

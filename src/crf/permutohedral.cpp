@@ -30,6 +30,64 @@ constexpr std::int64_t kMinLineChunk = 512;
 // The blur runs on lines when at most this share of the vertex-axis pairs lie on one.
 constexpr double kMaxLineShare = 0.85;
 
+// Step 0's factor of each feature, with densecrf's mix of double and float.
+template <int D>
+void step0_scale(float* scale) {
+  const auto inv_std_dev = static_cast<float>(std::sqrt(2.0 / 3.0) * (D + 1));
+  for (int k = 0; k < D; ++k) {
+    scale[k] =
+        static_cast<float>(1.0 / std::sqrt(static_cast<double>((k + 2) * (k + 1))) * inv_std_dev);
+  }
+}
+
+// The blur's neighbours axis-major, [d+1, m], from the vertex-major `links` [m, d+1], missing ones
+// (−1) pointing at the dummy row m: −1 + (m + 1), selected by the sign bit, not by a branch (about
+// half the links of a bilateral lattice are missing, in no pattern a branch predictor can follow:
+// 3.4 -> 1 ms). Returns the largest |vertex − neighbour| over the links.
+template <int D>
+std::int32_t axis_major_neighbours(const std::vector<detail::BlurNeighbours>& links, std::int32_t m,
+                                   detail::BuildTable<detail::BlurNeighbours>& neighbours) {
+  constexpr int kCorners = D + 1;
+  neighbours.resize(static_cast<std::size_t>(kCorners) * m);
+  const std::int32_t to_dummy = m + 1;
+  std::int32_t max_distance = 0;
+  for (std::int32_t v = 0; v < m; ++v) {
+    const detail::BlurNeighbours* link = &links[static_cast<std::size_t>(v) * kCorners];
+    for (int a = 0; a <= D; ++a) {
+      const std::int32_t missing1 = -static_cast<std::int32_t>(link[a].n1 < 0);  // all ones
+      const std::int32_t missing2 = -static_cast<std::int32_t>(link[a].n2 < 0);
+      neighbours[static_cast<std::size_t>(a) * m + v] = detail::BlurNeighbours{
+          link[a].n1 + (missing1 & to_dummy), link[a].n2 + (missing2 & to_dummy)};
+      // n2 links mirror n1 links, so the n1 side alone gives the largest distance.
+      const std::int32_t distance = (link[a].n1 - v) & ~missing1;
+      max_distance = std::max(max_distance, distance < 0 ? -distance : distance);
+    }
+  }
+  return max_distance;
+}
+
+// Phase D: the splat table, each vertex's (point, weight) entries in point order (begin: [m + 1]).
+template <int D>
+void vertex_major_splat_table(const detail::BuildTable<std::int32_t>& point_vertices,
+                              const detail::BuildTable<float>& barycentric, std::int32_t m,
+                              std::vector<std::int32_t>& begin,
+                              std::vector<detail::SplatEntry>& entries) {
+  constexpr int kCorners = D + 1;
+  const auto n = static_cast<std::int64_t>(point_vertices.size() / kCorners);
+  begin.assign(static_cast<std::size_t>(m) + 1, 0);
+  for (std::int32_t v : point_vertices) ++begin[static_cast<std::size_t>(v) + 1];
+  for (std::int32_t v = 0; v < m; ++v) begin[v + 1] += begin[v];
+  entries.resize(point_vertices.size());
+  std::vector<std::int32_t> cursor(begin.begin(), begin.end() - 1);
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (int r = 0; r <= D; ++r) {
+      const std::size_t at = static_cast<std::size_t>(i * kCorners + r);
+      entries[static_cast<std::size_t>(cursor[point_vertices[at]]++)] =
+          detail::SplatEntry{static_cast<std::int32_t>(i), barycentric[at]};
+    }
+  }
+}
+
 }  // namespace
 
 PermutohedralLattice::PermutohedralLattice(const float* features, int num_points, int dim,
@@ -76,13 +134,8 @@ void PermutohedralLattice::build(const float* features, int threads) {
   constexpr int kCorners = D + 1;
   const std::int64_t n = num_points_;
 
-  // Step 0 constants, with densecrf's mix of double and float.
-  const auto inv_std_dev = static_cast<float>(std::sqrt(2.0 / 3.0) * (D + 1));
   float scale[D];
-  for (int k = 0; k < D; ++k) {
-    scale[k] =
-        static_cast<float>(1.0 / std::sqrt(static_cast<double>((k + 2) * (k + 1))) * inv_std_dev);
-  }
+  step0_scale<D>(scale);
   alpha_ = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(D)));
   int canonical[kCorners * kCorners];  // C[r][t]: corner r's offset for rank t
   for (int r = 0; r <= D; ++r) {
@@ -145,42 +198,13 @@ void PermutohedralLattice::build(const float* features, int threads) {
   const auto m = static_cast<std::int32_t>(links.size() / kCorners);
   num_vertices_ = m;
 
-  // Axis-major for the blur, missing neighbours (−1) pointing at the dummy row m: −1 + (m + 1),
-  // selected by the sign bit, not by a branch (about half the links of a bilateral lattice are
-  // missing, in no pattern a branch predictor can follow: 3.4 -> 1 ms).
-  blur_neighbours_.resize(static_cast<std::size_t>(kCorners) * m);
-  const std::int32_t to_dummy = m + 1;
-  std::int32_t max_distance = 0;
-  for (std::int32_t v = 0; v < m; ++v) {
-    const detail::BlurNeighbours* link = &links[static_cast<std::size_t>(v) * kCorners];
-    for (int a = 0; a <= D; ++a) {
-      const std::int32_t missing1 = -static_cast<std::int32_t>(link[a].n1 < 0);  // all ones
-      const std::int32_t missing2 = -static_cast<std::int32_t>(link[a].n2 < 0);
-      blur_neighbours_[static_cast<std::size_t>(a) * m + v] = detail::BlurNeighbours{
-          link[a].n1 + (missing1 & to_dummy), link[a].n2 + (missing2 & to_dummy)};
-      // n2 links mirror n1 links, so the n1 side alone gives the largest distance.
-      const std::int32_t distance = (link[a].n1 - v) & ~missing1;
-      max_distance = std::max(max_distance, distance < 0 ? -distance : distance);
-    }
-  }
-  max_neighbour_distance_ = max_distance;
+  max_neighbour_distance_ = axis_major_neighbours<D>(links, m, blur_neighbours_);
 
   build_lines();
 
   // Phase D: the vertex-major splat table, for the parallel splat only.
   if (detail::resolve_threads(threads) > 1) {
-    splat_begin_.assign(static_cast<std::size_t>(m) + 1, 0);
-    for (std::int32_t v : point_vertices_) ++splat_begin_[static_cast<std::size_t>(v) + 1];
-    for (std::int32_t v = 0; v < m; ++v) splat_begin_[v + 1] += splat_begin_[v];
-    splat_entries_.resize(point_vertices_.size());
-    std::vector<std::int32_t> cursor(splat_begin_.begin(), splat_begin_.end() - 1);
-    for (std::int64_t i = 0; i < n; ++i) {
-      for (int r = 0; r <= D; ++r) {
-        const std::size_t at = static_cast<std::size_t>(i * kCorners + r);
-        splat_entries_[static_cast<std::size_t>(cursor[point_vertices_[at]]++)] =
-            detail::SplatEntry{static_cast<std::int32_t>(i), barycentric_[at]};
-      }
-    }
+    vertex_major_splat_table<D>(point_vertices_, barycentric_, m, splat_begin_, splat_entries_);
   }
 }
 
