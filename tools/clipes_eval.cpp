@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <iostream>
 
-#include "clipes/core/blas.h"
+#include "process_setup.h"
 #include "clipes/core/error.h"
 #include "clipes/data/mask_files.h"
 #include "clipes/eval/confusion_plot.h"
@@ -86,7 +86,7 @@ void write_confusion(const std::string& file, const clipes::eval::EvalResult& r)
 }  // namespace
 
 int main(int argc, char** argv) {
-  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
+  clipes::cli::reexec_with_runtime_settings(argv, clipes::cli::BlasKernels::kFastest);
   using clipes::eval::BackgroundSetting;
   namespace cli = clipes::cli;
   CLI::App app{

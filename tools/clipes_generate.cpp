@@ -20,10 +20,12 @@
 #include "console_reporter.h"
 #include "generate_cli.h"
 #include "launch.h"
+#include "process_setup.h"
+#include "rank_prompts_cli.h"
 #include "run_control.h"
 
 int main(int argc, char** argv) {
-  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
+  clipes::cli::reexec_with_runtime_settings(argv, clipes::cli::BlasKernels::kFastest);
   using namespace clipes;
   using cli::set_path;
   CLI::App app{"clipes-generate: CLIP-ES pseudo masks, confidence maps and CAMs from image-level "

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "clipes/core/blas.h"
+#include "process_setup.h"
 #include "clipes/core/error.h"
 #include "clipes/crf/crf_config.h"
 #include "clipes/seg/predict.h"
@@ -188,7 +188,7 @@ struct PredictCommand {
 }  // namespace
 
 int main(int argc, char** argv) {
-  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
+  clipes::cli::reexec_with_runtime_settings(argv, clipes::cli::BlasKernels::kFastest);
   CLI::App app{
       "clipes-train-seg: train DeepLab-v2 (ResNet-101, MSC) on pseudo masks with the "
       "confidence-guided loss, and predict segmentation masks with it"};

@@ -17,9 +17,9 @@
 #include <pcre2.h>
 #include <zlib.h>
 
-#include "clipes/clip/text_clean.h"
 #include "clipes/core/error.h"
-#include "utf8.h"
+#include "clipes/text/text_clean.h"
+#include "clipes/text/utf8.h"
 
 namespace clipes::clip {
 namespace {
@@ -128,10 +128,10 @@ std::vector<std::string> split_python_whitespace(std::u32string_view line) {
   std::vector<std::string> parts;
   std::size_t i = 0;
   while (i < line.size()) {
-    while (i < line.size() && detail::is_python_space(line[i])) ++i;
+    while (i < line.size() && text::is_python_space(line[i])) ++i;
     const std::size_t start = i;
-    while (i < line.size() && !detail::is_python_space(line[i])) ++i;
-    if (i > start) parts.push_back(detail::u32_to_utf8(line.substr(start, i - start)));
+    while (i < line.size() && !text::is_python_space(line[i])) ++i;
+    if (i > start) parts.push_back(text::u32_to_utf8(line.substr(start, i - start)));
   }
   return parts;
 }
@@ -184,7 +184,7 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& vocab_gz, const Toke
   const std::string text = read_gzip(vocab_gz);
   std::u32string decoded;
   try {
-    decoded = detail::utf8_to_u32(text);
+    decoded = text::utf8_to_u32(text);
   } catch (const Error& e) {
     throw Error(fmt::format("CLIP vocabulary {}: the inflated text is not UTF-8 ({})", vocab_gz.string(), e.what()));
   }
@@ -207,7 +207,7 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& vocab_gz, const Toke
       throw Error(fmt::format("CLIP vocabulary {}: line {} should hold two symbols separated by a space, "
                               "found {} (\"{}\")",
                               vocab_gz.string(), line_number, parts.size(),
-                              shorten(detail::u32_to_utf8(line), 60)));
+                              shorten(text::u32_to_utf8(line), 60)));
     }
     merges.emplace_back(std::move(parts[0]), std::move(parts[1]));
   }
@@ -240,7 +240,7 @@ Tokenizer Tokenizer::from_merges(const std::vector<std::pair<std::string, std::s
   vocab.reserve(512 + merges.size() + 2);
   for (const int b : byte_order) {
     std::string s;
-    detail::append_utf8(s, byte_char[static_cast<std::size_t>(b)]);
+    text::append_utf8(s, byte_char[static_cast<std::size_t>(b)]);
     vocab.push_back(s);
   }
   for (std::size_t i = 0; i < 256; ++i) vocab.push_back(vocab[i] + std::string(kEndOfWord));
@@ -253,7 +253,7 @@ Tokenizer Tokenizer::from_merges(const std::vector<std::pair<std::string, std::s
   }
   for (int b = 0; b < 256; ++b) {
     std::string s;
-    detail::append_utf8(s, byte_char[static_cast<std::size_t>(b)]);
+    text::append_utf8(s, byte_char[static_cast<std::size_t>(b)]);
     impl->byte_id[static_cast<std::size_t>(b)] = static_cast<std::int32_t>(impl->encoder.at(s));
     impl->byte_end_id[static_cast<std::size_t>(b)] =
         static_cast<std::int32_t>(impl->encoder.at(s + std::string(kEndOfWord)));
@@ -364,14 +364,14 @@ void Tokenizer::Impl::split_and_encode(std::string_view cleaned, std::vector<std
 }
 
 std::vector<std::int64_t> Tokenizer::encode(std::string_view text) const {
-  const std::string cleaned = clean_text(text);
+  const std::string cleaned = text::clean_text(text);
   std::vector<std::int64_t> ids;
   impl_->split_and_encode(cleaned, &ids);
   return ids;
 }
 
 std::vector<std::int64_t> Tokenizer::encode_clean(std::string_view cleaned) const {
-  detail::utf8_to_u32(cleaned);  // validates (the split runs without PCRE2's own UTF check)
+  text::utf8_to_u32(cleaned);  // validates (the split runs without PCRE2's own UTF check)
   std::vector<std::int64_t> ids;
   impl_->split_and_encode(cleaned, &ids);
   return ids;
@@ -382,7 +382,7 @@ std::vector<std::int64_t> Tokenizer::tokenize(std::string_view text, int context
     throw Error(fmt::format("tokenize: the context length must be >= 1, got {}", context_length));
   }
   std::vector<std::int64_t> tokens{impl_->sot};
-  impl_->split_and_encode(clean_text(text), &tokens);
+  impl_->split_and_encode(text::clean_text(text), &tokens);
   tokens.push_back(impl_->eot);
   const auto limit = static_cast<std::size_t>(context_length);
   if (tokens.size() > limit) {
@@ -411,12 +411,12 @@ std::vector<std::int64_t> Tokenizer::tokenize(const std::vector<std::string>& te
 
 std::size_t Tokenizer::token_count(std::string_view text) const { return encode(text).size() + 2; }
 
-std::string Tokenizer::clean(std::string_view text) const { return clean_text(text); }
+std::string Tokenizer::clean(std::string_view text) const { return text::clean_text(text); }
 
 std::string Tokenizer::decode(const std::vector<std::int64_t>& ids) const {
   std::string bytes;
   for (const std::int64_t id : ids) {
-    for (const char32_t c : detail::utf8_to_u32(token_string(id))) {
+    for (const char32_t c : text::utf8_to_u32(token_string(id))) {
       const auto it = impl_->byte_decoder.find(c);
       if (it == impl_->byte_decoder.end()) {
         throw Error(fmt::format("decode: token {} (\"{}\") holds U+{:04X}, which is not in CLIP's byte alphabet "
@@ -426,7 +426,7 @@ std::string Tokenizer::decode(const std::vector<std::int64_t>& ids) const {
       bytes.push_back(static_cast<char>(it->second));
     }
   }
-  const std::u32string text = detail::utf8_decode_replace(bytes);
+  const std::u32string text = text::utf8_decode_replace(bytes);
   std::string out;
   out.reserve(text.size());
   const std::u32string_view view(text);
@@ -435,7 +435,7 @@ std::string Tokenizer::decode(const std::vector<std::int64_t>& ids) const {
       out.push_back(' ');
       i += 4;
     } else {
-      detail::append_utf8(out, view[i++]);
+      text::append_utf8(out, view[i++]);
     }
   }
   return out;

@@ -9,8 +9,8 @@
 #include <cstring>
 #include <vector>
 
-#include "clipes/crf/permutohedral.h"
 #include "parallel.h"
+#include "permutohedral.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define CLIPES_CRF_PREFETCH(address) __builtin_prefetch(address)

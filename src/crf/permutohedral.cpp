@@ -1,4 +1,4 @@
-#include "clipes/crf/permutohedral.h"
+#include "permutohedral.h"
 
 #include <fmt/format.h>
 
@@ -8,8 +8,8 @@
 #include <mutex>
 
 #include "clipes/core/error.h"
+#include "kernels/kernels.h"
 #include "lattice_index.h"
-#include "lattice_kernels.h"
 #include "parallel.h"
 
 namespace clipes::crf {
@@ -30,11 +30,69 @@ constexpr std::int64_t kMinLineChunk = 512;
 // The blur runs on lines when at most this share of the vertex-axis pairs lie on one.
 constexpr double kMaxLineShare = 0.85;
 
+// Step 0's factor of each feature, with densecrf's mix of double and float.
+template <int D>
+void step0_scale(float* scale) {
+  const auto inv_std_dev = static_cast<float>(std::sqrt(2.0 / 3.0) * (D + 1));
+  for (int k = 0; k < D; ++k) {
+    scale[k] =
+        static_cast<float>(1.0 / std::sqrt(static_cast<double>((k + 2) * (k + 1))) * inv_std_dev);
+  }
+}
+
+// The blur's neighbours axis-major, [d+1, m], from the vertex-major `links` [m, d+1], missing ones
+// (−1) pointing at the dummy row m: −1 + (m + 1), selected by the sign bit, not by a branch (about
+// half the links of a bilateral lattice are missing, in no pattern a branch predictor can follow:
+// 3.4 -> 1 ms). Returns the largest |vertex − neighbour| over the links.
+template <int D>
+std::int32_t axis_major_neighbours(const std::vector<detail::BlurNeighbours>& links, std::int32_t m,
+                                   detail::BuildTable<detail::BlurNeighbours>& neighbours) {
+  constexpr int kCorners = D + 1;
+  neighbours.resize(static_cast<std::size_t>(kCorners) * m);
+  const std::int32_t to_dummy = m + 1;
+  std::int32_t max_distance = 0;
+  for (std::int32_t v = 0; v < m; ++v) {
+    const detail::BlurNeighbours* link = &links[static_cast<std::size_t>(v) * kCorners];
+    for (int a = 0; a <= D; ++a) {
+      const std::int32_t missing1 = -static_cast<std::int32_t>(link[a].n1 < 0);  // all ones
+      const std::int32_t missing2 = -static_cast<std::int32_t>(link[a].n2 < 0);
+      neighbours[static_cast<std::size_t>(a) * m + v] = detail::BlurNeighbours{
+          link[a].n1 + (missing1 & to_dummy), link[a].n2 + (missing2 & to_dummy)};
+      // n2 links mirror n1 links, so the n1 side alone gives the largest distance.
+      const std::int32_t distance = (link[a].n1 - v) & ~missing1;
+      max_distance = std::max(max_distance, distance < 0 ? -distance : distance);
+    }
+  }
+  return max_distance;
+}
+
+// Phase D: the splat table, each vertex's (point, weight) entries in point order (begin: [m + 1]).
+template <int D>
+void vertex_major_splat_table(const detail::BuildTable<std::int32_t>& point_vertices,
+                              const detail::BuildTable<float>& barycentric, std::int32_t m,
+                              std::vector<std::int32_t>& begin,
+                              std::vector<detail::SplatEntry>& entries) {
+  constexpr int kCorners = D + 1;
+  const auto n = static_cast<std::int64_t>(point_vertices.size() / kCorners);
+  begin.assign(static_cast<std::size_t>(m) + 1, 0);
+  for (std::int32_t v : point_vertices) ++begin[static_cast<std::size_t>(v) + 1];
+  for (std::int32_t v = 0; v < m; ++v) begin[v + 1] += begin[v];
+  entries.resize(point_vertices.size());
+  std::vector<std::int32_t> cursor(begin.begin(), begin.end() - 1);
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (int r = 0; r <= D; ++r) {
+      const std::size_t at = static_cast<std::size_t>(i * kCorners + r);
+      entries[static_cast<std::size_t>(cursor[point_vertices[at]]++)] =
+          detail::SplatEntry{static_cast<std::int32_t>(i), barycentric[at]};
+    }
+  }
+}
+
 }  // namespace
 
 PermutohedralLattice::PermutohedralLattice(const float* features, int num_points, int dim,
-                                           int threads)
-    : num_points_(num_points), dim_(dim) {
+                                           int threads, detail::SimdLevel simd)
+    : num_points_(num_points), dim_(dim), kernels_(&detail::kernels_for(simd)) {
   if (dim < 1 || dim > kMaxDim) {
     throw Error(fmt::format("permutohedral lattice: feature dimension must be in [1, {}], got {}",
                             kMaxDim, dim));
@@ -43,7 +101,6 @@ PermutohedralLattice::PermutohedralLattice(const float* features, int num_points
     throw Error(fmt::format("permutohedral lattice: needs at least one point, got {}", num_points));
   }
   if (features == nullptr) throw Error("permutohedral lattice: features are null");
-  simd_ = detail::detect_simd_level();
   switch (dim) {
     case 1:
       build<1>(features, threads);
@@ -77,13 +134,8 @@ void PermutohedralLattice::build(const float* features, int threads) {
   constexpr int kCorners = D + 1;
   const std::int64_t n = num_points_;
 
-  // Step 0 constants, with densecrf's mix of double and float.
-  const auto inv_std_dev = static_cast<float>(std::sqrt(2.0 / 3.0) * (D + 1));
   float scale[D];
-  for (int k = 0; k < D; ++k) {
-    scale[k] =
-        static_cast<float>(1.0 / std::sqrt(static_cast<double>((k + 2) * (k + 1))) * inv_std_dev);
-  }
+  step0_scale<D>(scale);
   alpha_ = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(D)));
   int canonical[kCorners * kCorners];  // C[r][t]: corner r's offset for rank t
   for (int r = 0; r <= D; ++r) {
@@ -108,7 +160,7 @@ void PermutohedralLattice::build(const float* features, int threads) {
     std::fill_n(local_max, D, std::numeric_limits<int>::min());
     const detail::EmbedTables tables{bases.data(), ranks.data(), barycentric_.data(), local_min,
                                      local_max};
-    const std::int64_t bad = detail::embed_range(simd_, D, features, scale, begin, end, tables);
+    const std::int64_t bad = kernels_->embed(D, features, scale, begin, end, tables);
     const std::lock_guard<std::mutex> lock(bad_mutex);
     first_bad = std::min(first_bad, bad < end ? bad : n);
     for (int k = 0; k < D; ++k) {
@@ -146,42 +198,13 @@ void PermutohedralLattice::build(const float* features, int threads) {
   const auto m = static_cast<std::int32_t>(links.size() / kCorners);
   num_vertices_ = m;
 
-  // Axis-major for the blur, missing neighbours (−1) pointing at the dummy row m: −1 + (m + 1),
-  // selected by the sign bit, not by a branch (about half the links of a bilateral lattice are
-  // missing, in no pattern a branch predictor can follow: 3.4 -> 1 ms).
-  blur_neighbours_.resize(static_cast<std::size_t>(kCorners) * m);
-  const std::int32_t to_dummy = m + 1;
-  std::int32_t max_distance = 0;
-  for (std::int32_t v = 0; v < m; ++v) {
-    const detail::BlurNeighbours* link = &links[static_cast<std::size_t>(v) * kCorners];
-    for (int a = 0; a <= D; ++a) {
-      const std::int32_t missing1 = -static_cast<std::int32_t>(link[a].n1 < 0);  // all ones
-      const std::int32_t missing2 = -static_cast<std::int32_t>(link[a].n2 < 0);
-      blur_neighbours_[static_cast<std::size_t>(a) * m + v] = detail::BlurNeighbours{
-          link[a].n1 + (missing1 & to_dummy), link[a].n2 + (missing2 & to_dummy)};
-      // n2 links mirror n1 links, so the n1 side alone gives the largest distance.
-      const std::int32_t distance = (link[a].n1 - v) & ~missing1;
-      max_distance = std::max(max_distance, distance < 0 ? -distance : distance);
-    }
-  }
-  max_neighbour_distance_ = max_distance;
+  max_neighbour_distance_ = axis_major_neighbours<D>(links, m, blur_neighbours_);
 
   build_lines();
 
   // Phase D: the vertex-major splat table, for the parallel splat only.
   if (detail::resolve_threads(threads) > 1) {
-    splat_begin_.assign(static_cast<std::size_t>(m) + 1, 0);
-    for (std::int32_t v : point_vertices_) ++splat_begin_[static_cast<std::size_t>(v) + 1];
-    for (std::int32_t v = 0; v < m; ++v) splat_begin_[v + 1] += splat_begin_[v];
-    splat_entries_.resize(point_vertices_.size());
-    std::vector<std::int32_t> cursor(splat_begin_.begin(), splat_begin_.end() - 1);
-    for (std::int64_t i = 0; i < n; ++i) {
-      for (int r = 0; r <= D; ++r) {
-        const std::size_t at = static_cast<std::size_t>(i * kCorners + r);
-        splat_entries_[static_cast<std::size_t>(cursor[point_vertices_[at]]++)] =
-            detail::SplatEntry{static_cast<std::int32_t>(i), barycentric_[at]};
-      }
-    }
+    vertex_major_splat_table<D>(point_vertices_, barycentric_, m, splat_begin_, splat_entries_);
   }
 }
 
@@ -237,7 +260,7 @@ LatticeStats PermutohedralLattice::stats() const {
   s.num_points = num_points_;
   s.dim = dim_;
   s.num_vertices = num_vertices_;
-  s.simd = simd_ == detail::SimdLevel::kAvx2 ? "avx2" : "baseline";
+  s.simd = kernels_->name;
   for (const detail::BlurNeighbours& nb : blur_neighbours_) {
     s.num_neighbour_links += (nb.n1 != num_vertices_) + (nb.n2 != num_vertices_);
   }
@@ -286,14 +309,13 @@ void PermutohedralLattice::splat(const float* values, const float* point_scale, 
                                  float* vertex_values, int threads) const {
   const detail::LatticeView view = tables();
   if (detail::resolve_threads(threads) > 1 && has_splat_table()) {
-    detail::parallel_for(
-        threads, num_vertices_, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
-          detail::gather_splat_range(simd_, view, values, point_scale, stride, vertex_values,
-                                     static_cast<int>(begin), static_cast<int>(end));
-        });
+    detail::parallel_for(threads, num_vertices_, kMinVertexChunk,
+                         [&](std::int64_t begin, std::int64_t end) {
+                           kernels_->gather_splat(view, values, point_scale, stride, vertex_values,
+                                                  static_cast<int>(begin), static_cast<int>(end));
+                         });
   } else {
-    detail::scatter_splat_range(simd_, view, values, point_scale, stride, vertex_values, 0,
-                                num_points_);
+    kernels_->scatter_splat(view, values, point_scale, stride, vertex_values, 0, num_points_);
   }
   std::fill_n(vertex_values + static_cast<std::int64_t>(num_vertices_) * stride, stride, 0.0f);
 }
@@ -328,8 +350,8 @@ float* PermutohedralLattice::blur(float* a, float* b, int stride, int threads) c
           to = ahead == m ? m : std::max(from, ahead - reach);
         }
         if (to > from) {
-          detail::blur_range(simd_, view, p, buffers[p % 2], buffers[(p + 1) % 2], stride,
-                             static_cast<int>(from), static_cast<int>(to));
+          kernels_->blur(view, p, buffers[p % 2], buffers[(p + 1) % 2], stride,
+                         static_cast<int>(from), static_cast<int>(to));
           done[static_cast<std::size_t>(p)] = to;
         }
       }
@@ -339,8 +361,8 @@ float* PermutohedralLattice::blur(float* a, float* b, int stride, int threads) c
   if (axis_lines_.empty()) {
     for (int p = 0; p < passes; ++p) {
       detail::parallel_for(threads, m, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
-        detail::blur_range(simd_, view, p, buffers[p % 2], buffers[(p + 1) % 2], stride,
-                           static_cast<int>(begin), static_cast<int>(end));
+        kernels_->blur(view, p, buffers[p % 2], buffers[(p + 1) % 2], stride,
+                       static_cast<int>(begin), static_cast<int>(end));
       });
     }
     return buffers[passes % 2];
@@ -351,7 +373,7 @@ float* PermutohedralLattice::blur(float* a, float* b, int stride, int threads) c
     const std::int64_t first = axis_lines_[static_cast<std::size_t>(p)];
     const std::int64_t count = axis_lines_[static_cast<std::size_t>(p) + 1] - first;
     detail::parallel_for(threads, count, kMinLineChunk, [&](std::int64_t begin, std::int64_t end) {
-      detail::blur_lines_range(simd_, view, a, stride, first + begin, first + end);
+      kernels_->blur_lines(view, a, stride, first + begin, first + end);
     });
   }
   return a;
@@ -362,8 +384,8 @@ void PermutohedralLattice::slice(const float* vertex_values, int stride, float* 
   const detail::LatticeView view = tables();
   detail::parallel_for(threads, num_points_, kMinPointChunk,
                        [&](std::int64_t begin, std::int64_t end) {
-                         detail::slice_range(simd_, view, vertex_values, stride, out,
-                                             static_cast<int>(begin), static_cast<int>(end));
+                         kernels_->slice(view, vertex_values, stride, out, static_cast<int>(begin),
+                                         static_cast<int>(end));
                        });
 }
 

@@ -25,7 +25,7 @@
 #include "clipes/io/files.h"
 #include "clipes/pipeline/image_cams.h"
 #include "clipes/pipeline/outputs.h"
-#include "run_support.h"
+#include "clip_session.h"
 
 namespace clipes::pipeline {
 

@@ -5,7 +5,7 @@
 
 #include <chrono>
 
-#include "clipes/cam/affinity.h"
+#include "clipes/cam/caa.h"
 #include "clipes/cam/gradcam.h"
 #include "clipes/clip/model.h"
 #include "clipes/data/resize.h"

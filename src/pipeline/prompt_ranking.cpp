@@ -22,7 +22,7 @@
 #include "clipes/core/error.h"
 #include "clipes/data/image.h"
 #include "clipes/io/files.h"
-#include "run_support.h"
+#include "clip_session.h"
 
 namespace clipes::pipeline {
 

@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "clipes/cam/affinity.h"
+#include "clipes/cam/caa.h"
 #include "clipes/cam/numpy_reduce.h"
 
 namespace clipes::cam {

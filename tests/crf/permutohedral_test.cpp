@@ -1,4 +1,4 @@
-#include "clipes/crf/permutohedral.h"
+#include "crf/permutohedral.h"
 
 #include <gtest/gtest.h>
 
@@ -19,6 +19,11 @@
 
 namespace clipes::crf {
 namespace {
+
+// "baseline": the baseline loops; anything else ("dispatched"): the best this CPU runs.
+detail::SimdLevel level_of(const char* simd) {
+  return std::string(simd) == "baseline" ? detail::SimdLevel::kBaseline : detail::best_simd_level();
+}
 
 using clipes::testing::error_of;
 using testing::bilateral_features;
@@ -222,9 +227,7 @@ TEST(Permutohedral, ThreadsGiveIdenticalResultsAndInstructionSetsAgree) {
   one.filter(values.data(), a.data(), 8, workspace, 1);
   three.filter(values.data(), b.data(), 8, workspace, 3);
   EXPECT_EQ(a, b);
-  ::setenv("CLIPES_CRF_SIMD", "baseline", 1);
-  const PermutohedralLattice baseline(features.data(), n, 2, 1);
-  ::unsetenv("CLIPES_CRF_SIMD");
+  const PermutohedralLattice baseline(features.data(), n, 2, 1, detail::SimdLevel::kBaseline);
   EXPECT_EQ(baseline.simd_level(), detail::SimdLevel::kBaseline);
   std::vector<float> c(values.size());
   baseline.filter(values.data(), c.data(), 8, workspace, 1);
@@ -266,9 +269,7 @@ TEST(Permutohedral, BlurOnLinesEqualsWholePassesBitForBit) {
   const std::vector<float> features = bilateral_features(image, 20.0f, 6.0f);
   const int n = image.rows * image.cols;
   for (const char* simd : {"dispatched", "baseline"}) {
-    if (std::string(simd) == "baseline") ::setenv("CLIPES_CRF_SIMD", "baseline", 1);
-    const PermutohedralLattice lattice(features.data(), n, 5, 1);
-    ::unsetenv("CLIPES_CRF_SIMD");
+    const PermutohedralLattice lattice(features.data(), n, 5, 1, level_of(simd));
     const LatticeStats stats = lattice.stats();
     const std::int64_t pairs = static_cast<std::int64_t>(6) * stats.num_vertices;
     std::printf("[ lines  ] %s: %lld of %lld vertex-axis pairs on lines\n", simd,
@@ -303,8 +304,7 @@ TEST(Permutohedral, EmbeddingOfAPointDoesNotDependOnItsPlaceInABlock) {
     std::vector<float> features(static_cast<std::size_t>(n) * dim);
     for (float& f : features) f = 0.5f * static_cast<float>(u(rng));
     for (const char* simd : {"dispatched", "baseline"}) {
-      if (std::string(simd) == "baseline") ::setenv("CLIPES_CRF_SIMD", "baseline", 1);
-      const PermutohedralLattice all(features.data(), n, dim);
+      const PermutohedralLattice all(features.data(), n, dim, 1, level_of(simd));
       for (int i = 0; i < n; ++i) {
         // Point i nine times: a block of 8, then once alone. The lone copy must find the block's
         // corners (same keys: no new vertex) with the same weights.
@@ -313,7 +313,7 @@ TEST(Permutohedral, EmbeddingOfAPointDoesNotDependOnItsPlaceInABlock) {
           copies.insert(copies.end(), features.begin() + static_cast<std::ptrdiff_t>(i) * dim,
                         features.begin() + static_cast<std::ptrdiff_t>(i + 1) * dim);
         }
-        const PermutohedralLattice nine(copies.data(), 9, dim);
+        const PermutohedralLattice nine(copies.data(), 9, dim, 1, level_of(simd));
         ASSERT_EQ(nine.num_vertices(), dim + 1) << simd << " d=" << dim << " point " << i;
         const float* lone = nine.barycentric() + static_cast<std::ptrdiff_t>(8) * (dim + 1);
         const float* in_all = all.barycentric() + static_cast<std::ptrdiff_t>(i) * (dim + 1);
@@ -325,7 +325,6 @@ TEST(Permutohedral, EmbeddingOfAPointDoesNotDependOnItsPlaceInABlock) {
               << simd << " d=" << dim << " point " << i << " corner " << m;
         }
       }
-      ::unsetenv("CLIPES_CRF_SIMD");
     }
   }
   // The first point out of range is named, wherever it lies.

@@ -1,6 +1,6 @@
 // The CLIP stage against the authors' code: for every voc-mini image, from the JPEG to the
 // refined CAMs, with the random release-format CLIP of ../shared/reference. On the BLAS kernels
-// that computed the reference (the test main arranges them, clipes/core/blas.h) every operator
+// that computed the reference (the test main arranges them, tools/common/process_setup.h) every operator
 // is the reference's, on the same shapes and in the same order: the same bits.
 
 #include "clipes/pipeline/image_cams.h"

@@ -30,7 +30,8 @@ std::filesystem::path make_temp_dir(std::string_view name);
 /// How close this build's numbers can come to ../shared/reference's.
 enum class Numerics {
   /// LibTorch 1.13 (Debian's) on OpenBLAS's Haswell kernels, which computed the reference (the
-  /// test main arranges them on CPUs with AVX2 and FMA, clipes/core/blas.h): the same bits.
+  /// test main arranges them on CPUs with AVX2 and FMA, tools/common/process_setup.h): the same
+  /// bits.
   kReference,
   /// LibTorch 1.13 on other OpenBLAS kernels: every matrix product rounds differently (~1e-6).
   kOtherKernels,

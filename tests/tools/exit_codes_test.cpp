@@ -1,7 +1,7 @@
 // The exit-code contract of every tool (README, "Exit codes"), on the real binaries:
 // 0 all done; 1 some items failed (listed) or work under way stopped; 2 usage, config or input
 // error before any work; 130 interrupted. clipes-generate's 1 and 130 are run in
-// tests/pipeline/generate_e2e_test.cpp (they need the reference model).
+// tests/tools/generate_e2e_test.cpp (they need the reference model).
 
 #include <gtest/gtest.h>
 

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "bench_util.h"
-#include "clipes/core/blas.h"
+#include "process_setup.h"
 #include "clipes/clip/model.h"
 #include "clipes/core/error.h"
 #include "console_reporter.h"
@@ -36,7 +36,7 @@ double seconds_since(Clock::time_point start) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
+  clipes::cli::reexec_with_runtime_settings(argv, clipes::cli::BlasKernels::kFastest);
   CLI::App app{"Times CLIP loading and the CLIP-ES vision pass (forward + GradCAM backward)"};
   std::string model_path;
   std::string script = std::string(CLIPES_SOURCE_DIR) + "/scripts/make_tiny_clip.py";

@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "clipes/core/blas.h"
+#include "process_setup.h"
 #include "clipes/crf/dense_crf.h"
 #include "clipes/data/image.h"
 
@@ -161,7 +161,7 @@ Timing time_crf(const cv::Mat& image, const std::vector<float>& unary, int label
 }  // namespace
 
 int main(int argc, char** argv) {
-  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
+  clipes::cli::reexec_with_runtime_settings(argv, clipes::cli::BlasKernels::kFastest);
   CLI::App app{"clipes-bench-crf: dense CRF seconds per image (not a test)"};
   std::string image_path = "../shared/data/voc-mini/JPEGImages/2007_000250.jpg";
   int repeats = 5;

@@ -24,7 +24,7 @@
 #include "clipes/clip/model.h"
 #include "clipes/clip/text_bank.h"
 #include "clipes/clip/tokenizer.h"
-#include "clipes/core/blas.h"
+#include "process_setup.h"
 #include "bench_util.h"
 #include "clipes/pipeline/generate_config.h"
 #include "console_reporter.h"
@@ -32,7 +32,7 @@
 
 int main(int argc, char** argv) {
   using namespace clipes;
-  reexec_with_runtime_settings(argv, BlasKernels::kFastest);
+  cli::reexec_with_runtime_settings(argv, cli::BlasKernels::kFastest);
   CLI::App app{"Times the text side of prompt ranking (one template) against one image pass"};
   std::string model_file, vocab_file, config_file = std::string(CLIPES_SOURCE_DIR) + "/configs/voc.json";
   int width = 500, height = 375, threads = 1, repeats = 3;

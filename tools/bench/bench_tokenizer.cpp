@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "clipes/clip/text_clean.h"
+#include "clipes/text/text_clean.h"
 #include "clipes/clip/tokenizer.h"
 
 namespace {
@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
 
     const auto clean_start = Clock::now();
     for (int r = 0; r < rounds; ++r) {
-      for (const auto& p : prompts) (void)clipes::clip::clean_text(p);
+      for (const auto& p : prompts) (void)clipes::text::clean_text(p);
     }
     const double clean = seconds_since(clean_start) / rounds / static_cast<double>(prompts.size());
     std::printf("clean_text alone: %.1f us per prompt\n", clean * 1e6);

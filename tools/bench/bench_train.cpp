@@ -19,7 +19,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
-#include "clipes/core/blas.h"
+#include "process_setup.h"
 #include "bench_util.h"
 #include "clipes/seg/deeplab.h"
 #include "clipes/seg/optimizer.h"
@@ -50,7 +50,7 @@ std::vector<Shape> parse_shapes(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  clipes::reexec_with_runtime_settings(argv, clipes::BlasKernels::kFastest);
+  clipes::cli::reexec_with_runtime_settings(argv, clipes::cli::BlasKernels::kFastest);
   CLI::App app{"clipes-bench-train: seconds per DeepLab-v2 training iteration"};
   std::string shapes_text = "1x1,5x2";
   int crop = 321;

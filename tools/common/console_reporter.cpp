@@ -1,10 +1,8 @@
 #include "console_reporter.h"
 
-#include <ATen/Parallel.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -18,13 +16,6 @@ std::string format_duration(double seconds) {
   if (s >= 3600) return fmt::format("{}h{:02d}m", s / 3600, static_cast<int>((s % 3600) / 60));
   if (s >= 60) return fmt::format("{}m{:02d}s", s / 60, static_cast<int>(s % 60));
   return fmt::format("{}s", s);
-}
-
-int set_threads(int requested) {
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int threads = requested > 0 ? requested : cores;
-  at::set_num_threads(threads);
-  return threads;
 }
 
 void setup_logging(bool verbose) {

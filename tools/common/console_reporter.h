@@ -38,9 +38,6 @@ class ConsoleReporter final : public Reporter {
 /// "1h02m", "3m05s", "12s".
 std::string format_duration(double seconds);
 
-/// Sets LibTorch's intra-op threads (0 = all cores) and returns the count in use.
-int set_threads(int requested);
-
 /// Sets up spdlog's default logger (stderr, "[time] [level] message").
 void setup_logging(bool verbose);
 

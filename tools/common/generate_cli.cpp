@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
-#include <iostream>
 
 #include <nlohmann/json.hpp>
 
@@ -32,34 +31,6 @@ int report_generate_summary(const pipeline::GenerateSummary& summary) {
   spdlog::info("run record: {}", summary.run_file.string());
   if (summary.interrupted) {
     spdlog::warn("interrupted: run the same command again to resume");
-    return kExitInterrupted;
-  }
-  return summary.failures.empty() ? kExitOk : kExitSomeFailed;
-}
-
-int rank_prompts(const pipeline::GenerateConfig& config, const std::string& templates_file,
-                 const pipeline::RankingOptions& options, Reporter& reporter,
-                 const std::atomic<bool>* stop) {
-  const auto templates = pipeline::read_prompt_templates(templates_file);
-  const auto ranker = pipeline::PromptRanker::load(config, options.device, options.keep_fp16);
-  const auto summary = ranker.run(templates, options, reporter, stop);
-  std::cout << pipeline::format_ranking_table(summary) << std::flush;
-  spdlog::info("{} templates over {} images ({} skipped) in {:.1f} s: image features {:.1f} s "
-               "(decode {:.1f}, preprocess {:.1f}, vision tower {:.1f}), templates {:.1f} s "
-               "({:.2f} s each)",
-               summary.ranking.size(), summary.images_used.size(), summary.failures.size(),
-               summary.wall_seconds,
-               summary.decode_seconds + summary.preprocess_seconds + summary.tower_seconds,
-               summary.decode_seconds, summary.preprocess_seconds, summary.tower_seconds,
-               summary.text_seconds,
-               summary.text_seconds / std::max<double>(1.0, summary.ranking.size()));
-  for (const auto& failure : summary.failures) {
-    spdlog::error("skipped: {}: {}", failure.id, failure.reason);
-  }
-  spdlog::info("ranking record: {}", summary.ranking_file.string());
-  if (summary.interrupted) {
-    spdlog::warn("interrupted: {} of {} templates scored", summary.ranking.size(),
-                 summary.templates);
     return kExitInterrupted;
   }
   return summary.failures.empty() ? kExitOk : kExitSomeFailed;

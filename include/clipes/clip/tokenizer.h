@@ -3,8 +3,9 @@
 /// clip.tokenize, token for token. Spec §1.
 ///
 ///   text -> clean_text (ftfy fixes, html.unescape twice, whitespace collapse, lower case; see
-///   text_clean.h) -> split with CLIP's pattern (PCRE2, Unicode properties) -> each piece's UTF-8
-///   bytes mapped through CLIP's byte-to-unicode table -> BPE merges by rank -> token ids.
+///   clipes/text/text_clean.h) -> split with CLIP's pattern (PCRE2, Unicode properties) -> each
+///   piece's UTF-8 bytes mapped through CLIP's byte-to-unicode table -> BPE merges by rank ->
+///   token ids.
 ///
 /// Token ids: 0..255 the single bytes (in CLIP's byte-table order), 256..511 the same with the
 /// end-of-word mark "</w>", 512.. the merges in file order, then <|startoftext|> and

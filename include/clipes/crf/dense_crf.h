@@ -9,8 +9,8 @@
 ///
 /// Free of LibTorch: planar float32 arrays in, planar float32 out. One thread by default
 /// (config.threads for more); to process many images, run one DenseCrf per worker thread, each
-/// with its own CrfWorkspace. The results do not depend on the thread count or the CPU (AVX2 or
-/// not): every variant performs the same float operations in the same order.
+/// with its own CrfWorkspace. The results do not depend on the thread count; see CrfLoops for the
+/// CPU.
 
 #include <cstddef>
 #include <cstdint>
@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "clipes/crf/crf_config.h"
-#include "clipes/crf/permutohedral.h"
 
 namespace clipes::crf {
 
@@ -27,12 +26,37 @@ namespace detail {
 struct CrfKernel;  // one pairwise kernel's lattice and normalisation (dense_crf.cpp)
 }  // namespace detail
 
+/// Which compiled form of the CRF's loops runs (src/crf/kernels/README.md). Every form performs the
+/// same float operations in the same order, except that AVX2+FMA fuses each a·b + c of the splat,
+/// slice and mean-field update: the two agree to about 1e-6 in the marginals.
+enum class CrfLoops {
+  kBest,      ///< AVX2+FMA where the CPU has both, else the baseline
+  kBaseline,  ///< the baseline on every CPU (SSE2 on x86-64)
+};
+
 /// A read-only view of planar float32 data [channels, height, width] in C order.
 struct PlanarView {
   const float* data = nullptr;
   int channels = 0;
   int height = 0;
   int width = 0;
+};
+
+/// Statistics of one kernel's permutohedral lattice, for benchmarks and logs.
+struct LatticeStats {
+  int num_points = 0;
+  int dim = 0;
+  int num_vertices = 0;
+  /// Number of blur-neighbour slots (of 2·(d+1)·num_vertices) that point at an existing vertex.
+  std::int64_t num_neighbour_links = 0;
+  /// Largest |vertex id − neighbour id| over the links (the blur's reach in the vertex order).
+  std::int64_t max_neighbour_distance = 0;
+  /// Vertex-axis pairs on a blur line (a vertex with a neighbour along the axis): what the blur
+  /// reads and writes when it runs on lines; 0 when the lattice is dense and the blur runs whole
+  /// passes over all vertices.
+  std::int64_t line_vertices = 0;
+  /// The compiled loop variant in use: "avx2" (AVX2+FMA) or "baseline".
+  const char* simd = "baseline";
 };
 
 /// Timing-free statistics of one CRF, for benchmarks and logs.
@@ -60,17 +84,13 @@ class CrfWorkspace {
   /// Position-only kernels kept (the most recently used).
   static constexpr std::size_t kCachedPositionKernels = 4;
   /// Position-only kernels held now.
-  std::size_t position_kernels() const { return position_kernels_.size(); }
+  std::size_t position_kernels() const;
 
  private:
   friend class DenseCrf;
-  // The position-only kernel of this size, from the cache or built (and cached).
-  std::shared_ptr<const detail::CrfKernel> position_kernel(int height, int width, float pos_std,
-                                                           int threads);
-  detail::AlignedFloats neg_unary_;
-  detail::AlignedFloats q_;  // Q as rows, when several threads splat it (not in one thread)
-  std::vector<detail::AlignedFloats> vertex_buffers_;
-  std::vector<std::shared_ptr<const detail::CrfKernel>> position_kernels_;
+  struct State;  // the buffers and the kernel cache (dense_crf.cpp)
+  State& state();
+  std::unique_ptr<State> state_;
 };
 
 /// The two lattices of one image, built once, then used for any number of inferences (e.g. the
@@ -83,7 +103,9 @@ class DenseCrf {
   /// Throws clipes::Error for an empty or non-8-bit-3-channel image or an invalid config.
   /// workspace: where to find (and keep) the position-only kernel of this image size (null:
   ///   build it).
-  DenseCrf(const cv::Mat& image, const CrfConfig& config, CrfWorkspace* workspace = nullptr);
+  /// loops: which compiled form of the loops runs (CrfLoops).
+  DenseCrf(const cv::Mat& image, const CrfConfig& config, CrfWorkspace* workspace = nullptr,
+           CrfLoops loops = CrfLoops::kBest);
 
   int height() const { return height_; }
   int width() const { return width_; }
@@ -96,6 +118,7 @@ class DenseCrf {
 
  private:
   CrfConfig config_;
+  CrfLoops loops_ = CrfLoops::kBest;
   int height_ = 0;
   int width_ = 0;
   // Gaussian first, then bilateral (densecrf's order); shared with workspaces' caches.
@@ -106,7 +129,7 @@ class DenseCrf {
 };
 
 /// One-shot form: builds the lattices for `image` and runs inference. Shapes as in DenseCrf.
-std::vector<float> dense_crf(const PlanarView& unary, const cv::Mat& image,
-                             const CrfConfig& config);
+std::vector<float> dense_crf(const PlanarView& unary, const cv::Mat& image, const CrfConfig& config,
+                             CrfLoops loops = CrfLoops::kBest);
 
 }  // namespace clipes::crf

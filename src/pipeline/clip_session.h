@@ -1,7 +1,7 @@
 #pragma once
-// What the pipeline's batch runs share (generate.cpp, prompt_ranking.cpp): the model loading with
-// its checksums, timing, failure reasons and timestamps for their records. Internal to
-// src/pipeline.
+// The CLIP session the pipeline's batch runs share (generate.cpp, prompt_ranking.cpp): the model
+// loading with its checksums, timing, failure reasons and timestamps for their records. Internal
+// to src/pipeline.
 
 #include <c10/util/Exception.h>
 

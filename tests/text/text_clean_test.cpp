@@ -1,4 +1,4 @@
-#include "clipes/clip/text_clean.h"
+#include "clipes/text/text_clean.h"
 
 #include <string>
 #include <utility>
@@ -8,7 +8,7 @@
 
 #include "clipes/core/error.h"
 
-namespace clipes::clip {
+namespace clipes::text {
 namespace {
 
 using Cases = std::vector<std::pair<std::string, std::string>>;
@@ -165,4 +165,4 @@ TEST(TextClean, InvalidUtf8IsAnErrorWithItsOffset) {
 }
 
 }  // namespace
-}  // namespace clipes::clip
+}  // namespace clipes::text

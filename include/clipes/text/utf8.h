@@ -1,11 +1,11 @@
 #pragma once
-/// UTF-8 <-> code points and Python's whitespace classes, shared by the text cleaning and the
-/// tokenizer (private to src/clip).
+/// UTF-8 <-> code points and Python's whitespace classes, shared by the text cleaning
+/// (text_clean.h) and CLIP's tokenizer.
 
 #include <string>
 #include <string_view>
 
-namespace clipes::clip::detail {
+namespace clipes::text {
 
 /// Strict UTF-8 decoding (no overlongs, surrogates or code points past U+10FFFF); throws
 /// clipes::Error naming the offending byte and its offset.
@@ -31,4 +31,4 @@ bool is_python_space(char32_t code);
 /// U+001C..U+001F.
 bool is_regex_space(char32_t code);
 
-}  // namespace clipes::clip::detail
+}  // namespace clipes::text

@@ -1,4 +1,4 @@
-#include "utf8.h"
+#include "clipes/text/utf8.h"
 
 #include <cstdint>
 
@@ -6,7 +6,7 @@
 
 #include "clipes/core/error.h"
 
-namespace clipes::clip::detail {
+namespace clipes::text {
 namespace {
 
 bool is_continuation(unsigned char byte) { return (byte & 0xC0) == 0x80; }
@@ -156,4 +156,4 @@ bool is_python_space(char32_t code) {
   return is_regex_space(code) || (code >= 0x1C && code <= 0x1F);
 }
 
-}  // namespace clipes::clip::detail
+}  // namespace clipes::text

@@ -2,7 +2,7 @@
 // whitespace collapsing and str.lower(). Everything works on code points (std::u32string); ICU
 // provides NFC and the Unicode lower-case mapping.
 
-#include "clipes/clip/text_clean.h"
+#include "clipes/text/text_clean.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -18,10 +18,10 @@
 #include <unicode/unistr.h>
 
 #include "clipes/core/error.h"
+#include "clipes/text/utf8.h"
 #include "mojibake.h"
-#include "utf8.h"
 
-namespace clipes::clip {
+namespace clipes::text {
 namespace {
 
 struct NamedEntity {
@@ -38,9 +38,6 @@ struct WidthMapping {
 };
 
 #include "html_tables.inc"
-
-using detail::is_python_space;
-using detail::is_regex_space;
 
 // ---------------------------------------------------------------- table lookups
 
@@ -416,31 +413,31 @@ std::u32string unicode_lower_u32(std::u32string_view text) {
 }  // namespace
 
 std::string html_unescape(std::string_view text) {
-  return detail::u32_to_utf8(html_unescape_u32(detail::utf8_to_u32(text)));
+  return u32_to_utf8(html_unescape_u32(utf8_to_u32(text)));
 }
 
 std::string fix_text(std::string_view text) {
-  return detail::u32_to_utf8(fix_text_u32(detail::utf8_to_u32(text)));
+  return u32_to_utf8(fix_text_u32(utf8_to_u32(text)));
 }
 
 std::string unicode_lower(std::string_view text) {
-  return detail::u32_to_utf8(unicode_lower_u32(detail::utf8_to_u32(text)));
+  return u32_to_utf8(unicode_lower_u32(utf8_to_u32(text)));
 }
 
 std::string whitespace_clean(std::string_view text) {
-  return detail::u32_to_utf8(whitespace_clean_u32(detail::utf8_to_u32(text)));
+  return u32_to_utf8(whitespace_clean_u32(utf8_to_u32(text)));
 }
 
 std::string python_strip(std::string_view text) {
-  return detail::u32_to_utf8(python_strip_u32(detail::utf8_to_u32(text)));
+  return u32_to_utf8(python_strip_u32(utf8_to_u32(text)));
 }
 
 std::string clean_text(std::string_view text) {
-  std::u32string s = fix_text_u32(detail::utf8_to_u32(text));
+  std::u32string s = fix_text_u32(utf8_to_u32(text));
   s = html_unescape_u32(html_unescape_u32(s));
   s = python_strip_u32(s);
   s = whitespace_clean_u32(s);
-  return detail::u32_to_utf8(unicode_lower_u32(s));
+  return u32_to_utf8(unicode_lower_u32(s));
 }
 
-}  // namespace clipes::clip
+}  // namespace clipes::text

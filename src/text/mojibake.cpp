@@ -11,9 +11,9 @@
 
 #include <unicode/uchar.h>
 
-#include "utf8.h"
+#include "clipes/text/utf8.h"
 
-namespace clipes::clip::detail {
+namespace clipes::text::detail {
 namespace {
 
 #include "windows_1252.inc"
@@ -241,7 +241,7 @@ std::u32string fix_encoding_one_step(const std::u32string& text) {
     if (!encode_charmap(text, map, &bytes)) continue;
     if (map == Charmap::kLatin1) latin1_possible = true;
     const bool variants = bytes.find('\xED') != std::string::npos || bytes.find('\xC0') != std::string::npos;
-    if (detail::utf8_decode_strict(bytes, variants, &fixed)) return fixed;
+    if (utf8_decode_strict(bytes, variants, &fixed)) return fixed;
   }
   if (has_utf8_run(text)) {
     fixed = decode_inconsistent_utf8(text);
@@ -277,4 +277,4 @@ std::u32string fix_encoding(std::u32string text) { return fix_encoding_loop(std:
 
 std::u32string fix_c1_controls(std::u32string text) { return fix_c1_controls_impl(std::move(text)); }
 
-}  // namespace clipes::clip::detail
+}  // namespace clipes::text::detail

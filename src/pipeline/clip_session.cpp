@@ -1,4 +1,4 @@
-#include "run_support.h"
+#include "clip_session.h"
 
 #include <nlohmann/json.hpp>
 

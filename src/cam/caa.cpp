@@ -1,4 +1,4 @@
-#include "clipes/cam/affinity.h"
+#include "clipes/cam/caa.h"
 
 #include <ATen/ATen.h>
 #include <opencv2/core.hpp>

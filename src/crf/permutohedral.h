@@ -1,6 +1,6 @@
 #pragma once
-/// The permutohedral lattice (Adams, Baek & Davis, Eurographics 2010) for d-dimensional Gaussian
-/// filtering, with the arithmetic of densecrf 2.2 (dense-crf.md Steps 0-5):
+/// Internal: the permutohedral lattice (Adams, Baek & Davis, Eurographics 2010) for d-dimensional
+/// Gaussian filtering, with the arithmetic of densecrf 2.2 (dense-crf.md Steps 0-5):
 ///   out_i ≈ Σ_j exp(−½‖p_i − p_j‖²) · v_j     (the sum includes j = i).
 /// The lattice depends only on the features: build it once, then filter any number of value
 /// arrays through it (the dense CRF filters Q ten times per image through the same lattice).
@@ -17,61 +17,13 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <new>
 #include <vector>
 
+#include "aligned_buffer.h"
+#include "clipes/crf/dense_crf.h"  // LatticeStats
+#include "kernels/kernels.h"
+
 namespace clipes::crf {
-
-namespace detail {
-/// One (point, weight) pair of the splat table, grouped by vertex.
-struct SplatEntry {
-  std::int32_t point;
-  float weight;
-};
-/// The two neighbours of a vertex along one lattice axis (num_vertices = the dummy row).
-struct BlurNeighbours {
-  std::int32_t n1;
-  std::int32_t n2;
-};
-/// Pointers to one lattice's tables, as the filter loops take them (lattice_kernels.h).
-struct LatticeView;
-/// Which compiled variant of the filter loops runs (see PermutohedralLattice::simd_level).
-enum class SimdLevel { kBaseline, kAvx2 };
-
-/// Allocates on 64-byte (cache line) boundaries, so that vector loads of rows never straddle a
-/// line more than they must. resize() leaves new elements uninitialised (default-initialised):
-/// large work buffers are written before they are read; use assign() to zero them.
-template <class T>
-struct AlignedAllocator {
-  using value_type = T;
-  static constexpr std::align_val_t kAlignment{64};
-  AlignedAllocator() = default;
-  template <class U>
-  AlignedAllocator(const AlignedAllocator<U>&) noexcept {}  // NOLINT(google-explicit-constructor)
-  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlignment)); }
-  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, kAlignment); }
-  template <class U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(static_cast<Args&&>(args)...);
-  }
-  template <class U>
-  bool operator==(const AlignedAllocator<U>&) const noexcept {
-    return true;
-  }
-  template <class U>
-  bool operator!=(const AlignedAllocator<U>&) const noexcept {
-    return false;
-  }
-};
-using AlignedFloats = std::vector<float, AlignedAllocator<float>>;
-/// A lattice table that its build writes in full: resize() leaves it uninitialised.
-template <class T>
-using BuildTable = std::vector<T, AlignedAllocator<T>>;
-}  // namespace detail
 
 /// Scratch vertex buffers for PermutohedralLattice::filter; grown on demand and reused, so
 /// filtering allocates nothing after the first call.
@@ -80,23 +32,6 @@ struct LatticeWorkspace {
   detail::AlignedFloats vertex_scratch;
   detail::AlignedFloats padded_in;
   detail::AlignedFloats padded_out;
-};
-
-/// Lattice statistics, for benchmarks and logs.
-struct LatticeStats {
-  int num_points = 0;
-  int dim = 0;
-  int num_vertices = 0;
-  /// Number of blur-neighbour slots (of 2·(d+1)·num_vertices) that point at an existing vertex.
-  std::int64_t num_neighbour_links = 0;
-  /// Largest |vertex id − neighbour id| over the links (the blur's reach in the vertex order).
-  std::int64_t max_neighbour_distance = 0;
-  /// Vertex-axis pairs on a blur line (a vertex with a neighbour along the axis): what the blur
-  /// reads and writes when it runs on lines; 0 when the lattice is dense and the blur runs whole
-  /// passes over all vertices.
-  std::int64_t line_vertices = 0;
-  /// The compiled loop variant in use: "avx2" (AVX2+FMA) or "baseline".
-  const char* simd = "baseline";
 };
 
 class PermutohedralLattice {
@@ -110,7 +45,9 @@ class PermutohedralLattice {
   ///   (unit-σ Gaussian). 1 <= dim <= kMaxDim; lifted coordinates must stay within ±30000
   ///   (|feature| up to ~3000 for d = 5), else clipes::Error.
   /// threads: workers for the parallel parts of the build (1: single-threaded, 0: all cores).
-  PermutohedralLattice(const float* features, int num_points, int dim, int threads = 1);
+  /// simd: the compiled variant of the loops that builds and filters (see simd_level()).
+  PermutohedralLattice(const float* features, int num_points, int dim, int threads = 1,
+                       detail::SimdLevel simd = detail::best_simd_level());
 
   int num_points() const { return num_points_; }
   int dim() const { return dim_; }
@@ -164,12 +101,8 @@ class PermutohedralLattice {
   /// Whether the vertex-major splat table exists (lattices built with threads != 1): it lets
   /// splat() run in parallel over vertices; otherwise splat() runs over points in one thread.
   bool has_splat_table() const { return !splat_begin_.empty(); }
-  /// The compiled loop variant in use: AVX2+FMA where the CPU has it, else the baseline (SSE2 on
-  /// x86-64). CLIPES_CRF_SIMD=baseline in the environment forces the baseline at build time. The
-  /// AVX2+FMA loops round each a·b + c of the splat, slice and mean-field update once (fused), the
-  /// baseline twice: the two agree to a few units in the last place; within a variant, every
-  /// path (threads, scatter or gather splat, lines or whole passes) gives the same bits.
-  detail::SimdLevel simd_level() const { return simd_; }
+  /// The compiled loop variant in use (the constructor's `simd`; see detail::SimdLevel).
+  detail::SimdLevel simd_level() const { return kernels_->level; }
 
  private:
   template <int D>
@@ -184,14 +117,14 @@ class PermutohedralLattice {
   int num_vertices_ = 0;
   float alpha_ = 1.0f;
   std::int64_t max_neighbour_distance_ = 0;
-  detail::SimdLevel simd_ = detail::SimdLevel::kBaseline;
-  detail::BuildTable<std::int32_t> point_vertices_;             // [N, d+1]
-  detail::BuildTable<float> barycentric_;                       // [N, d+1]
-  detail::BuildTable<std::int32_t> first_new_;                  // [N]
-  std::vector<std::int32_t> splat_begin_;                       // [M + 1] (threads != 1 only)
+  const detail::KernelTable* kernels_ = &detail::baseline::kKernels;  // the loops in use
+  detail::BuildTable<std::int32_t> point_vertices_;                   // [N, d+1]
+  detail::BuildTable<float> barycentric_;                             // [N, d+1]
+  detail::BuildTable<std::int32_t> first_new_;                        // [N]
+  std::vector<std::int32_t> splat_begin_;                             // [M + 1] (threads != 1 only)
   std::vector<detail::SplatEntry> splat_entries_;               // [N·(d+1)], by vertex then point
   detail::BuildTable<detail::BlurNeighbours> blur_neighbours_;  // [d+1, M]
-  // The blur's lines, axis after axis (see detail::blur_lines_range): line c holds
+  // The blur's lines, axis after axis (see detail::KernelTable::blur_lines): line c holds
   // line_vertices_[line_begin_[c] .. line_begin_[c + 1]); axis a owns lines
   // axis_lines_[a] .. axis_lines_[a + 1].
   std::vector<std::int32_t> line_vertices_;

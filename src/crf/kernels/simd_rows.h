@@ -1,8 +1,7 @@
 #pragma once
-/// Internal: what the SIMD loop files share outside their variants: the vector types, the compiler
-/// macros, and the dispatch on the stride and on the compiled variant. The loops themselves (and
-/// the row toolkit, simd_rows.inc) are compiled once per variant by simd_variants.inc: a baseline
-/// variant and, on x86 with GCC or Clang, an AVX2+FMA variant chosen at run time.
+/// Internal: what the SIMD loop files share outside their variants: the vector types and the
+/// compiler macros. The loops themselves (and the row toolkit, simd_rows.inc) are compiled once
+/// per variant, by kernels_baseline.cpp and (on x86 with GCC or Clang) kernels_avx2.cpp.
 
 #include <algorithm>
 #include <cstdint>
@@ -10,15 +9,10 @@
 #include <limits>
 #include <type_traits>
 
-#include "lattice_kernels.h"
+#include "kernels.h"
 
-// Runtime dispatch: on x86 with GCC or Clang the loops are compiled a second time, in a region
-// whose functions all target AVX2+FMA. Everywhere else only the baseline variant exists.
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#define CLIPES_CRF_DISPATCH 1
+#if CLIPES_CRF_HAS_AVX2
 #include <immintrin.h>
-#else
-#define CLIPES_CRF_DISPATCH 0
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -65,25 +59,3 @@ typedef float V4u __attribute__((vector_size(16), aligned(4)));
 #endif
 
 }  // namespace clipes::crf::detail
-
-// ---- Dispatch on the stride and on the compiled variant. ----------------------------------------
-// clang-format off
-#define CLIPES_CRF_STRIDE_SWITCH(stride, CALL) \
-  switch (stride) {                            \
-    case 1: CALL(1); break;                    \
-    case 2: CALL(2); break;                    \
-    case 4: CALL(4); break;                    \
-    case 8: CALL(8); break;                    \
-    case 16: CALL(16); break;                  \
-    case 24: CALL(24); break;                  \
-    case 32: CALL(32); break;                  \
-    default: CALL(0); break;                   \
-  }
-
-#if CLIPES_CRF_DISPATCH
-#define CLIPES_CRF_CALL(simd, name, ...) \
-  ((simd) == SimdLevel::kAvx2 ? avx2::name(__VA_ARGS__) : baseline::name(__VA_ARGS__))
-#else
-#define CLIPES_CRF_CALL(simd, name, ...) baseline::name(__VA_ARGS__)
-#endif
-// clang-format on

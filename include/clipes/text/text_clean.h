@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-namespace clipes::clip {
+namespace clipes::text {
 
 /// Python's html.unescape (3.11): named HTML5 references, with or without ';' where HTML5 allows
 /// it (longest known prefix, as the standard says), and numeric references with Python's rules
@@ -46,4 +46,4 @@ std::string python_strip(std::string_view text);
 ///     html_unescape(html_unescape(fix_text(text)))))): the text CLIP's BPE sees.
 std::string clean_text(std::string_view text);
 
-}  // namespace clipes::clip
+}  // namespace clipes::text
