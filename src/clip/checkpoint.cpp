@@ -413,6 +413,107 @@ void check_open_clip_keys(const json& object, const std::string& where,
   }
 }
 
+/// Where an open_clip config's values come from, for messages and the dry run's size sources.
+struct OpenClipPaths {
+  std::string where;  ///< "<file>: "
+  std::string m;      ///< "model_cfg." inside open_clip_config.json, else ""
+
+  std::string source(const std::string& path, const json& object, const std::string& key) const {
+    return object.contains(key) ? where + m + path + key
+                                : where + m + path + key + " (absent: open_clip's default)";
+  }
+  double mlp_ratio(const json& object, const std::string& path) const {
+    const auto it = object.find("mlp_ratio");
+    if (it == object.end()) return 4.0;
+    if (!it->is_number() || it->get<double>() <= 0) {
+      throw Error(fmt::format("{}{}{}mlp_ratio must be a positive number, got {}", where, m, path,
+                              it->dump()));
+    }
+    return it->get<double>();
+  }
+  /// A derived size's source: "<where>vision_cfg.width / vision_cfg.head_width", or the default
+  /// spelled out when the key is absent.
+  std::string derived(const std::string& path, const json& object, const char* op,
+                      const std::string& key, const char* fallback) const {
+    return where + m + path + "width " + op + " " +
+           (object.contains(key)
+                ? path + key
+                : fmt::format("{} ({} absent: open_clip's default)", fallback, key));
+  }
+};
+
+void declare_open_clip_vision(const json& vision, const OpenClipPaths& p, NamedTensors* named) {
+  const std::string v = "vision_cfg.";
+  std::int64_t image = 224;
+  if (vision.contains("image_size") && vision.at("image_size").is_array()) {
+    const json& sides = vision.at("image_size");
+    if (sides.size() != 2 || sides[0] != sides[1] || !sides[0].is_number_integer()) {
+      throw Error(fmt::format("{}{}vision_cfg.image_size is {}: clipes runs square position grids",
+                              p.where, p.m, sides.dump()));
+    }
+    image = sides[0].get<std::int64_t>();
+  } else {
+    image = positive(vision, "image_size", p.where + p.m + v, 224);
+  }
+  declare(named, "image_resolution", image, p.source(v, vision, "image_size"));
+  const std::int64_t width = positive(vision, "width", p.where + p.m + v, 768);
+  declare(named, "vision_width", width, p.source(v, vision, "width"));
+  declare(named, "vision_layers", positive(vision, "layers", p.where + p.m + v, 12),
+          p.source(v, vision, "layers"));
+  declare(named, "vision_patch_size", positive(vision, "patch_size", p.where + p.m + v, 16),
+          p.source(v, vision, "patch_size"));
+  const std::int64_t head_width = positive(vision, "head_width", p.where + p.m + v, 64);
+  if (width % head_width != 0) {
+    throw Error(fmt::format("{}{}vision_cfg.head_width {} does not divide vision_cfg.width {}",
+                            p.where, p.m, head_width, width));
+  }
+  declare(named, "vision_heads", width / head_width,
+          p.derived(v, vision, "/", "head_width", "64"));
+  declare(named, "vision_mlp_width",
+          static_cast<std::int64_t>(static_cast<double>(width) * p.mlp_ratio(vision, v)),
+          p.derived(v, vision, "×", "mlp_ratio", "4"));
+}
+
+void declare_open_clip_text(const json& text, const OpenClipPaths& p, NamedTensors* named) {
+  const std::string t = "text_cfg.";
+  const std::string at = p.where + p.m + t;
+  const std::int64_t width = positive(text, "width", at, 512);
+  declare(named, "text_width", width, p.source(t, text, "width"));
+  declare(named, "text_layers", positive(text, "layers", at, 12), p.source(t, text, "layers"));
+  declare(named, "text_heads", positive(text, "heads", at, 8), p.source(t, text, "heads"));
+  declare(named, "text_mlp_width",
+          static_cast<std::int64_t>(static_cast<double>(width) * p.mlp_ratio(text, t)),
+          p.derived(t, text, "×", "mlp_ratio", "4"));
+  declare(named, "context_length", positive(text, "context_length", at, 77),
+          p.source(t, text, "context_length"));
+  declare(named, "vocab_size", positive(text, "vocab_size", at, 49408),
+          p.source(t, text, "vocab_size"));
+}
+
+/// clipes normalises images with OpenAI's mean and std (spec §2): another preprocess_cfg is an
+/// error.
+void check_open_clip_preprocess(const json& document, const std::string& where) {
+  const auto preprocess = document.find("preprocess_cfg");
+  if (preprocess == document.end() || !preprocess->is_object()) return;
+  static const double mean[] = {0.48145466, 0.4578275, 0.40821073};
+  static const double std_[] = {0.26862954, 0.26130258, 0.27577711};
+  for (const auto& [key, expected] :
+       {std::pair<const char*, const double*>("mean", mean), std::pair("std", std_)}) {
+    const auto it = preprocess->find(key);
+    if (it == preprocess->end()) continue;
+    bool same = it->is_array() && it->size() == 3;
+    for (std::size_t i = 0; same && i < 3; ++i) {
+      same = (*it)[i].is_number() && std::abs((*it)[i].get<double>() - expected[i]) < 1e-6;
+    }
+    if (!same) {
+      throw Error(fmt::format(
+          "{}preprocess_cfg.{} is {}: this model was trained on images normalised otherwise "
+          "than OpenAI's CLIP, and clipes normalises with OpenAI's mean and std",
+          where, key, it->dump()));
+    }
+  }
+}
+
 void apply_open_clip_config(const json& document, const std::string& name, NamedTensors* named) {
   const std::string where = name + ": ";
   const json& model = document.contains("model_cfg") ? document.at("model_cfg") : document;
@@ -422,7 +523,8 @@ void apply_open_clip_config(const json& document, const std::string& name, Named
                     "open_clip_config.json with model_cfg)",
                     where));
   }
-  const std::string m = document.contains("model_cfg") ? "model_cfg." : "";
+  const OpenClipPaths paths{where, document.contains("model_cfg") ? "model_cfg." : ""};
+  const std::string& m = paths.m;
   const json& vision = model.at("vision_cfg");
   const json text = model.value("text_cfg", json::object());
   if (vision.contains("layers") && vision.at("layers").is_array()) {
@@ -436,73 +538,12 @@ void apply_open_clip_config(const json& document, const std::string& name, Named
                        {"image_size", "layers", "width", "head_width", "patch_size", "mlp_ratio"});
   check_open_clip_keys(text, where + m + "text_cfg.",
                        {"context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio"});
-  const auto source = [&](const std::string& path, const json& object, const std::string& key) {
-    return object.contains(key) ? where + m + path + key
-                                : where + m + path + key + " (absent: open_clip's default)";
-  };
-  const auto ratio = [&](const json& object, const std::string& path) {
-    const auto it = object.find("mlp_ratio");
-    if (it == object.end()) return 4.0;
-    if (!it->is_number() || it->get<double>() <= 0) {
-      throw Error(fmt::format("{}{}{}mlp_ratio must be a positive number, got {}", where, m, path,
-                              it->dump()));
-    }
-    return it->get<double>();
-  };
-  const std::string v = "vision_cfg.";
-  const std::string t = "text_cfg.";
   if (model.contains("embed_dim")) {
     declare(named, "embed_dim", positive(model, "embed_dim", where + m, 0),
             where + m + "embed_dim");
   }
-  std::int64_t image = 224;
-  if (vision.contains("image_size") && vision.at("image_size").is_array()) {
-    const json& sides = vision.at("image_size");
-    if (sides.size() != 2 || sides[0] != sides[1] || !sides[0].is_number_integer()) {
-      throw Error(fmt::format("{}{}vision_cfg.image_size is {}: clipes runs square position grids",
-                              where, m, sides.dump()));
-    }
-    image = sides[0].get<std::int64_t>();
-  } else {
-    image = positive(vision, "image_size", where + m + v, 224);
-  }
-  declare(named, "image_resolution", image, source(v, vision, "image_size"));
-  const std::int64_t vision_width = positive(vision, "width", where + m + v, 768);
-  declare(named, "vision_width", vision_width, source(v, vision, "width"));
-  declare(named, "vision_layers", positive(vision, "layers", where + m + v, 12),
-          source(v, vision, "layers"));
-  declare(named, "vision_patch_size", positive(vision, "patch_size", where + m + v, 16),
-          source(v, vision, "patch_size"));
-  const std::int64_t head_width = positive(vision, "head_width", where + m + v, 64);
-  if (vision_width % head_width != 0) {
-    throw Error(fmt::format("{}{}vision_cfg.head_width {} does not divide vision_cfg.width {}",
-                            where, m, head_width, vision_width));
-  }
-  // Derived sizes: "<where>vision_cfg.width / vision_cfg.head_width", the default spelled out.
-  const auto derived = [&](const std::string& path, const json& object, const char* op,
-                           const std::string& key, const char* fallback) {
-    return where + m + path + "width " + op + " " +
-           (object.contains(key)
-                ? path + key
-                : fmt::format("{} ({} absent: open_clip's default)", fallback, key));
-  };
-  declare(named, "vision_heads", vision_width / head_width,
-          derived(v, vision, "/", "head_width", "64"));
-  declare(named, "vision_mlp_width",
-          static_cast<std::int64_t>(static_cast<double>(vision_width) * ratio(vision, v)),
-          derived(v, vision, "×", "mlp_ratio", "4"));
-  const std::int64_t text_width = positive(text, "width", where + m + t, 512);
-  declare(named, "text_width", text_width, source(t, text, "width"));
-  declare(named, "text_layers", positive(text, "layers", where + m + t, 12),
-          source(t, text, "layers"));
-  declare(named, "text_heads", positive(text, "heads", where + m + t, 8), source(t, text, "heads"));
-  declare(named, "text_mlp_width",
-          static_cast<std::int64_t>(static_cast<double>(text_width) * ratio(text, t)),
-          derived(t, text, "×", "mlp_ratio", "4"));
-  declare(named, "context_length", positive(text, "context_length", where + m + t, 77),
-          source(t, text, "context_length"));
-  declare(named, "vocab_size", positive(text, "vocab_size", where + m + t, 49408),
-          source(t, text, "vocab_size"));
+  declare_open_clip_vision(vision, paths, named);
+  declare_open_clip_text(text, paths, named);
   const auto quick = model.find("quick_gelu");
   if (quick != model.end() && !quick->is_boolean()) {
     throw Error(
@@ -512,28 +553,7 @@ void apply_open_clip_config(const json& document, const std::string& name, Named
   declare_activation(named, quick_gelu ? Activation::kQuickGelu : Activation::kGelu,
                      quick != model.end() ? where + m + "quick_gelu"
                                           : where + m + "quick_gelu (absent: open_clip's GELU)");
-
-  // clipes normalises images with OpenAI's mean and std (spec §2).
-  const auto preprocess = document.find("preprocess_cfg");
-  if (preprocess != document.end() && preprocess->is_object()) {
-    static const double mean[] = {0.48145466, 0.4578275, 0.40821073};
-    static const double std_[] = {0.26862954, 0.26130258, 0.27577711};
-    for (const auto& [key, expected] :
-         {std::pair<const char*, const double*>("mean", mean), std::pair("std", std_)}) {
-      const auto it = preprocess->find(key);
-      if (it == preprocess->end()) continue;
-      bool same = it->is_array() && it->size() == 3;
-      for (std::size_t i = 0; same && i < 3; ++i) {
-        same = (*it)[i].is_number() && std::abs((*it)[i].get<double>() - expected[i]) < 1e-6;
-      }
-      if (!same) {
-        throw Error(fmt::format(
-            "{}preprocess_cfg.{} is {}: this model was trained on images normalised otherwise "
-            "than OpenAI's CLIP, and clipes normalises with OpenAI's mean and std",
-            where, key, it->dump()));
-      }
-    }
-  }
+  check_open_clip_preprocess(document, where);
 }
 
 }  // namespace
