@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <ctime>
 #include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -33,8 +32,6 @@ namespace {
 
 using detail::Clock;
 using detail::reason_of;
-using detail::seconds_since;
-using detail::utc_now;
 
 // The CLIP stage's product for one image, handed to a CRF/writer thread.
 struct Job {
@@ -134,6 +131,88 @@ nlohmann::json seconds_json(const StageSeconds& s) {
           {"trunk", s.trunk},   {"last_block", s.last_block},
           {"caa", s.caa},       {"crf", s.crf},
           {"write", s.write}};
+}
+
+// run.json's "outputs": what each output folder holds.
+nlohmann::json outputs_json(const GenerateConfig& c) {
+  nlohmann::json outputs;
+  if (c.outputs.masks) {
+    outputs["masks"] = {
+        {"folder", "masks"},
+        {"format", "8-bit palette PNG, PASCAL VOC colour map"},
+        {"values", "0 background, c+1 for class c (0-based index in config.classes), 255 ignored"},
+        {"stage",
+         "dense CRF on P = [1 - max_k cam_k, cam_1..cam_K] (background power 1, spec "
+         "§7), unary -log(clip(P, 1e-5, 1)); label = argmax Q"},
+        {"ignored", fmt::format("max Q < mu = {}", c.mask.confidence_threshold)},
+        {"crf_image", crf::to_string(c.mask.crf.image)}};
+    if (c.outputs.labels) {
+      outputs["labels"] = {{"folder", "labels"},
+                           {"format", "8-bit palette PNG, PASCAL VOC colour map"},
+                           {"values", "the masks before mu: argmax Q everywhere"}};
+    }
+    outputs["confidence"] = {{"folder", "confidence"},
+                             {"format", "16-bit grey PNG"},
+                             {"values", "round(max Q * 65535)"}};
+  }
+  if (c.outputs.cams) {
+    outputs["cams"] = {
+        {"folder", "cams"},
+        {"format", "npz: keys int64 [K], cams [K,H,W], initial float32 [K,h,w]"},
+        {"cams", fmt::format("refined CAMs after CAA, min-max normalised, resized to the image "
+                             "(the reference's attn_highres), {}",
+                             to_string(c.outputs.cam_dtype))},
+        {"initial",
+         "softmax-GradCAM before CAA on the patch grid (the reference's "
+         "grayscale_cam)"},
+        {"keys", "0-based class indices in label order (the channel order)"}};
+  }
+  if (c.outputs.overlays) {
+    outputs["overlays"] = {{"folder", "overlays"}, {"format", "JPEG: image + mask colours"}};
+  }
+  return outputs;
+}
+
+// run.json (run-<I>of<N>.json for a shard): what was written, from which model, with which
+// settings, and how fast. Returns the file written.
+std::filesystem::path write_run_record(const GenerateOptions& options,
+                                       const GenerateSummary& summary, const std::string& started,
+                                       const GenerateConfig& config,
+                                       const detail::LoadedClip& clip) {
+  RunRecord record = detail::clip_run_record("clipes-generate", config, clip);
+  record.started = started;
+  record.finished = utc_now();
+  record.config_file = options.config_source;
+  record.overrides = options.overrides;
+  record.device = options.device;
+  record.threads = at::get_num_threads();
+  record.shard_index = options.shard.index;
+  record.shard_count = options.shard.count;
+  record.limit = options.limit;
+  record.counts = {summary.dataset_images, summary.selected, summary.skipped, summary.written,
+                   static_cast<std::int64_t>(summary.failures.size())};
+  for (const auto& failure : summary.failures) record.failures.push_back({failure.id, failure.reason});
+  record.interrupted = summary.interrupted;
+  record.wall_seconds = summary.wall_seconds;
+  nlohmann::json run = detail::clip_run_record_json(record, config, clip);
+  run["blas"] = openblas_core_name();
+  run["crf_workers"] = options.crf_workers;
+  run["outputs"] = outputs_json(config);
+  run["counts"]["written"] = summary.written;
+  run["seconds"] = seconds_json(summary.seconds);
+  if (summary.written > 0) {
+    const double n = static_cast<double>(summary.written);
+    const auto& s = summary.seconds;
+    run["seconds_per_image"] = seconds_json({s.decode / n, s.preprocess / n, s.trunk / n,
+                                             s.last_block / n, s.caa / n, s.crf / n, s.write / n});
+    run["images_per_second"] = n / summary.wall_seconds;
+  }
+  const auto file = options.out_dir /
+                    (options.shard.count > 1
+                         ? fmt::format("run-{}of{}.json", options.shard.index, options.shard.count)
+                         : std::string("run.json"));
+  io::write_file_atomic(file, run.dump(2) + "\n");
+  return file;
 }
 
 }  // namespace
@@ -338,82 +417,7 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
   state.fill(summary);
   summary.wall_seconds = seconds_since(run_start);
 
-  // run.json: what was written, from which model, with which settings, and how fast.
-  const auto& c = config;
-  nlohmann::json run;
-  run["tool"] = "clipes-generate";
-  run["started"] = started;
-  run["finished"] = utc_now();
-  run["config_file"] = options.config_source;
-  run["overrides"] = options.overrides;
-  run["config"] = to_json(c);
-  detail::record_model(c, impl_->clip, run);
-  run["device"] = options.device;
-  run["threads"] = at::get_num_threads();
-  run["blas"] = openblas_core_name();
-  run["crf_workers"] = options.crf_workers;
-  run["shard"] = fmt::format("{}/{}", options.shard.index, options.shard.count);
-  run["limit"] = options.limit;
-  nlohmann::json outputs;
-  if (c.outputs.masks) {
-    outputs["masks"] = {
-        {"folder", "masks"},
-        {"format", "8-bit palette PNG, PASCAL VOC colour map"},
-        {"values", "0 background, c+1 for class c (0-based index in config.classes), 255 ignored"},
-        {"stage",
-         "dense CRF on P = [1 - max_k cam_k, cam_1..cam_K] (background power 1, spec "
-         "§7), unary -log(clip(P, 1e-5, 1)); label = argmax Q"},
-        {"ignored", fmt::format("max Q < mu = {}", c.mask.confidence_threshold)},
-        {"crf_image", crf::to_string(c.mask.crf.image)}};
-    if (c.outputs.labels) {
-      outputs["labels"] = {{"folder", "labels"},
-                           {"format", "8-bit palette PNG, PASCAL VOC colour map"},
-                           {"values", "the masks before mu: argmax Q everywhere"}};
-    }
-    outputs["confidence"] = {{"folder", "confidence"},
-                             {"format", "16-bit grey PNG"},
-                             {"values", "round(max Q * 65535)"}};
-  }
-  if (c.outputs.cams) {
-    outputs["cams"] = {
-        {"folder", "cams"},
-        {"format", "npz: keys int64 [K], cams [K,H,W], initial float32 [K,h,w]"},
-        {"cams", fmt::format("refined CAMs after CAA, min-max normalised, resized to the image "
-                             "(the reference's attn_highres), {}",
-                             to_string(c.outputs.cam_dtype))},
-        {"initial",
-         "softmax-GradCAM before CAA on the patch grid (the reference's "
-         "grayscale_cam)"},
-        {"keys", "0-based class indices in label order (the channel order)"}};
-  }
-  if (c.outputs.overlays) {
-    outputs["overlays"] = {{"folder", "overlays"}, {"format", "JPEG: image + mask colours"}};
-  }
-  run["outputs"] = outputs;
-  run["counts"] = {{"dataset", summary.dataset_images},
-                   {"selected", summary.selected},
-                   {"skipped_existing", summary.skipped},
-                   {"written", summary.written},
-                   {"failed", static_cast<std::int64_t>(summary.failures.size())}};
-  run["failures"] = nlohmann::json::array();
-  for (const auto& failure : summary.failures) {
-    run["failures"].push_back({{"id", failure.id}, {"reason", failure.reason}});
-  }
-  run["interrupted"] = summary.interrupted;
-  run["seconds"] = seconds_json(summary.seconds);
-  if (summary.written > 0) {
-    const double n = static_cast<double>(summary.written);
-    const auto& s = summary.seconds;
-    run["seconds_per_image"] = seconds_json({s.decode / n, s.preprocess / n, s.trunk / n,
-                                             s.last_block / n, s.caa / n, s.crf / n, s.write / n});
-    run["images_per_second"] = n / summary.wall_seconds;
-  }
-  run["wall_seconds"] = summary.wall_seconds;
-  summary.run_file = options.out_dir /
-                     (options.shard.count > 1
-                          ? fmt::format("run-{}of{}.json", options.shard.index, options.shard.count)
-                          : std::string("run.json"));
-  io::write_file_atomic(summary.run_file, run.dump(2) + "\n");
+  summary.run_file = write_run_record(options, summary, started, impl_->config, impl_->clip);
   return summary;
 }
 

@@ -30,8 +30,6 @@ namespace {
 
 using detail::Clock;
 using detail::reason_of;
-using detail::seconds_since;
-using detail::utc_now;
 
 std::string trim(const std::string& text) {
   const auto first = text.find_first_not_of(" \t\r\n\f\v");
@@ -59,10 +57,58 @@ void check_template_fits(const clip::Tokenizer& tokenizer, const GenerateConfig&
   }
 }
 
-nlohmann::json failures_json(const std::vector<ImageFailure>& failures) {
-  auto out = nlohmann::json::array();
-  for (const auto& failure : failures) out.push_back({{"id", failure.id}, {"reason", failure.reason}});
-  return out;
+// prompt_ranking.json: the ranking, the images it was computed on, from which model, how.
+void write_ranking_record(const std::filesystem::path& file, const RankingOptions& options,
+                          const RankingSummary& summary, const std::string& started,
+                          const GenerateConfig& config, const detail::LoadedClip& clip) {
+  RunRecord header = detail::clip_run_record("clipes-generate --rank-prompts", config, clip);
+  header.started = started;
+  header.finished = utc_now();
+  header.config_file = options.config_source;
+  header.overrides = options.overrides;
+  header.device = options.device;
+  header.threads = at::get_num_threads();
+  header.shard_index = options.shard.index;
+  header.shard_count = options.shard.count;
+  header.limit = options.limit;
+  const auto used = static_cast<std::int64_t>(summary.images_used.size());
+  const auto skipped = static_cast<std::int64_t>(summary.failures.size());
+  header.counts = {summary.dataset_images, summary.selected, 0, used, skipped};
+  for (const auto& failure : summary.failures) header.failures.push_back({failure.id, failure.reason});
+  header.interrupted = summary.interrupted;
+  header.wall_seconds = summary.wall_seconds;
+  nlohmann::json record = detail::clip_run_record_json(header, config, clip);
+  record["metric"] = "sharpness = sum_i var(s_i) / sum_i mean(s_i) over the images, s_i the "
+                     "softmax scores of image i's present classes over [present classes; "
+                     "background words], population variance; lower is better (spec 5, Eq. 5). "
+                     "mean_target_score = sum_i mean(s_i) / images";
+  record["templates_file"] = options.templates_source;
+  record["text_encoding"] = options.exact_text ? "reference (one sentence per call, exact)"
+                                               : "fast (one batch per template)";
+  record["ranking"] = nlohmann::json::array();
+  for (std::size_t i = 0; i < summary.ranking.size(); ++i) {
+    const auto& r = summary.ranking[i];
+    record["ranking"].push_back({{"rank", i + 1},
+                                 {"template", r.prompt.text},
+                                 {"line", r.prompt.line},
+                                 {"sharpness", r.score.sharpness},
+                                 {"mean_target_score", r.score.mean_target_score},
+                                 {"images", r.score.images},
+                                 {"variance_sum", r.score.variance_sum},
+                                 {"mean_sum", r.score.mean_sum},
+                                 {"seconds", r.text_seconds}});
+  }
+  record["images"] = {{"used", summary.images_used}, {"skipped", record["failures"]}};
+  auto& counts = record["counts"];
+  counts["used"] = used;
+  counts["skipped"] = skipped;
+  counts["templates"] = summary.templates;
+  counts["templates_scored"] = static_cast<std::int64_t>(summary.ranking.size());
+  record["seconds"] = {{"decode", summary.decode_seconds},
+                       {"preprocess", summary.preprocess_seconds},
+                       {"vision_tower", summary.tower_seconds},
+                       {"templates", summary.text_seconds}};
+  io::write_file_atomic(file, record.dump(2) + "\n");
 }
 
 }  // namespace
@@ -314,53 +360,8 @@ RankingSummary PromptRanker::run(const std::vector<PromptTemplate>& templates,
   sort_by_sharpness(summary.ranking);
   summary.wall_seconds = seconds_since(run_start);
 
-  nlohmann::json record;
-  record["tool"] = "clipes-generate --rank-prompts";
-  record["started"] = started;
-  record["finished"] = utc_now();
-  record["metric"] = "sharpness = sum_i var(s_i) / sum_i mean(s_i) over the images, s_i the "
-                     "softmax scores of image i's present classes over [present classes; "
-                     "background words], population variance; lower is better (spec 5, Eq. 5). "
-                     "mean_target_score = sum_i mean(s_i) / images";
-  record["templates_file"] = options.templates_source;
-  record["config_file"] = options.config_source;
-  record["overrides"] = options.overrides;
-  record["config"] = to_json(config);
-  detail::record_model(config, impl_->clip, record);
-  record["text_encoding"] = options.exact_text ? "reference (one sentence per call, exact)"
-                                               : "fast (one batch per template)";
-  record["device"] = options.device;
-  record["threads"] = at::get_num_threads();
-  record["shard"] = fmt::format("{}/{}", options.shard.index, options.shard.count);
-  record["limit"] = options.limit;
-  record["ranking"] = nlohmann::json::array();
-  for (std::size_t i = 0; i < summary.ranking.size(); ++i) {
-    const auto& r = summary.ranking[i];
-    record["ranking"].push_back({{"rank", i + 1},
-                                 {"template", r.prompt.text},
-                                 {"line", r.prompt.line},
-                                 {"sharpness", r.score.sharpness},
-                                 {"mean_target_score", r.score.mean_target_score},
-                                 {"images", r.score.images},
-                                 {"variance_sum", r.score.variance_sum},
-                                 {"mean_sum", r.score.mean_sum},
-                                 {"seconds", r.text_seconds}});
-  }
-  record["images"] = {{"used", summary.images_used}, {"skipped", failures_json(summary.failures)}};
-  record["counts"] = {{"dataset", summary.dataset_images},
-                      {"selected", summary.selected},
-                      {"used", static_cast<std::int64_t>(summary.images_used.size())},
-                      {"skipped", static_cast<std::int64_t>(summary.failures.size())},
-                      {"templates", summary.templates},
-                      {"templates_scored", static_cast<std::int64_t>(summary.ranking.size())}};
-  record["interrupted"] = summary.interrupted;
-  record["seconds"] = {{"decode", summary.decode_seconds},
-                       {"preprocess", summary.preprocess_seconds},
-                       {"vision_tower", summary.tower_seconds},
-                       {"templates", summary.text_seconds}};
-  record["wall_seconds"] = summary.wall_seconds;
   summary.ranking_file = options.out_dir / "prompt_ranking.json";
-  io::write_file_atomic(summary.ranking_file, record.dump(2) + "\n");
+  write_ranking_record(summary.ranking_file, options, summary, started, config, impl_->clip);
   return summary;
 }
 
