@@ -20,6 +20,7 @@
 #include "clipes/core/blas.h"
 #include "clipes/core/error.h"
 #include "clipes/crf/pseudo_mask.h"
+#include "clipes/data/batch_runner.h"
 #include "clipes/data/image.h"
 #include "clipes/io/files.h"
 #include "clipes/pipeline/image_cams.h"
@@ -31,7 +32,7 @@ namespace clipes::pipeline {
 namespace {
 
 using detail::Clock;
-using detail::reason_of;
+using data::failure_reason;
 
 // The CLIP stage's product for one image, handed to a CRF/writer thread.
 struct Job {
@@ -74,57 +75,89 @@ class JobQueue {
   bool closed_ = false;
 };
 
-// Counts, failures and timings shared by the CLIP stage and the workers.
-class RunState {
+// Seconds per stage, summed by the CLIP stage and the workers.
+class StageTimes {
  public:
-  RunState(Reporter& reporter, std::int64_t total, std::int64_t done)
-      : reporter_(reporter), total_(total), done_(done) {
-    reporter_.progress("generate", done_, total_);
-  }
-  void add_seconds(double StageSeconds::*stage, double seconds) {
+  void add(double StageSeconds::*stage, double seconds) {
     std::lock_guard<std::mutex> lock(mutex_);
     seconds_.*stage += seconds;
   }
-  void fail(const std::string& id, const std::string& reason) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      failures_.push_back({id, reason});
-    }
-    reporter_.warn(fmt::format("{}: skipped: {}", id, reason));
-    finish_one();
-  }
-  void written() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++written_;
-    }
-    finish_one();
-  }
-  void fill(GenerateSummary& summary) {
+  StageSeconds total() {
     std::lock_guard<std::mutex> lock(mutex_);
-    summary.failures = failures_;
-    summary.written = written_;
-    summary.seconds = seconds_;
+    return seconds_;
   }
 
  private:
-  void finish_one() {
-    std::int64_t done = 0;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done = ++done_;
-    }
-    reporter_.progress("generate", done, total_);
-  }
-
-  Reporter& reporter_;
   std::mutex mutex_;
-  std::int64_t total_;
-  std::int64_t done_;
-  std::int64_t written_ = 0;
-  std::vector<ImageFailure> failures_;
   StageSeconds seconds_;
 };
+
+// The CRF and the writing of one image's outputs, on a worker or the calling thread; reports
+// the image done or failed to the runner.
+class ImageFinisher {
+ public:
+  ImageFinisher(const GenerateConfig& config, const GenerateOptions& options,
+                data::BatchRunner& runner, StageTimes& times)
+      : config_(config), options_(options), runner_(runner), times_(times),
+        class_names_(config.class_names()), mask_config_(config.mask) {
+    // The CRF runs inside one image with as many threads as LibTorch has when it runs on the
+    // calling thread (crf_workers 0), single-threaded on each worker thread otherwise.
+    mask_config_.crf.threads = options.crf_workers == 0 ? at::get_num_threads() : 1;
+  }
+
+  // workspace: the running thread's (CRF buffers and position kernels reused image to image).
+  void operator()(const Job& job, crf::CrfWorkspace& workspace) const {
+    try {
+      ImageOutputs outputs;
+      outputs.keys.assign(job.labels.begin(), job.labels.end());
+      outputs.cams = job.cams.refined;
+      outputs.initial = job.cams.initial;
+      outputs.image_rgb = job.rgb;
+      if (config_.outputs.masks) add_mask(job, workspace, outputs);
+      const auto start = Clock::now();
+      write_image_outputs(options_.out_dir, job.id, outputs, config_.outputs, class_names_);
+      times_.add(&StageSeconds::write, seconds_since(start));
+      runner_.item_done();
+    } catch (const std::exception& e) {
+      runner_.item_failed(job.id, failure_reason(e));
+    }
+  }
+
+ private:
+  void add_mask(const Job& job, crf::CrfWorkspace& workspace, ImageOutputs& outputs) const {
+    const auto start = Clock::now();
+    const auto& refined = job.cams.refined;
+    const crf::PlanarView cams{refined.data_ptr<float>(), static_cast<int>(refined.size(0)),
+                               static_cast<int>(refined.size(1)),
+                               static_cast<int>(refined.size(2))};
+    auto mask = crf::make_pseudo_mask(cams, job.labels, job.rgb, mask_config_, &workspace);
+    outputs.mask = mask.labels;
+    outputs.confidence = mask.confidence;
+    outputs.labels = mask.argmax;
+    times_.add(&StageSeconds::crf, seconds_since(start));
+  }
+
+  const GenerateConfig& config_;
+  const GenerateOptions& options_;
+  data::BatchRunner& runner_;
+  StageTimes& times_;
+  std::vector<std::string> class_names_;
+  crf::PseudoMaskConfig mask_config_;
+};
+
+// The output folder, created, without the temporaries an interrupted run left.
+void prepare_output_folder(const std::filesystem::path& out_dir, Reporter& reporter) {
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  if (ec) {
+    throw Error(
+        fmt::format("cannot create the output folder {}: {}", out_dir.string(), ec.message()));
+  }
+  const auto stale = remove_stale_temporaries(out_dir, std::chrono::minutes(10));
+  if (stale > 0) {
+    reporter.info(fmt::format("removed {} temporary files left by an interrupted run", stale));
+  }
+}
 
 nlohmann::json seconds_json(const StageSeconds& s) {
   return {{"decode", s.decode}, {"preprocess", s.preprocess},
@@ -226,6 +259,25 @@ struct Generator::Impl {
   GenerateConfig config;
   detail::LoadedClip clip;  // load_seconds includes the text bank
   clip::TextBank bank;
+
+  // Decoding, preprocessing, CAMs and CAA of one image, on the calling thread.
+  Job clip_stage(const data::Sample& sample, StageTimes& times) const {
+    const auto patch = static_cast<int>(clip.model.architecture().vision_patch_size);
+    auto start = Clock::now();
+    const data::LoadedImage image = data::load_image(sample.image, config.input.exif_orientation);
+    times.add(&StageSeconds::decode, seconds_since(start));
+    start = Clock::now();
+    const at::Tensor pixels = detail::clip_input(image.decoded, config.input, patch);
+    times.add(&StageSeconds::preprocess, seconds_since(start));
+    Job job{sample.id, sample.labels, image.rgb,
+            compute_image_cams(clip.model, pixels, bank.text_matrix(sample.labels),
+                               static_cast<std::int64_t>(sample.labels.size()), image.rgb.cols,
+                               image.rgb.rows, config.cam, config.caa)};
+    times.add(&StageSeconds::trunk, job.cams.timings.trunk);
+    times.add(&StageSeconds::last_block, job.cams.timings.last_block);
+    times.add(&StageSeconds::caa, job.cams.timings.caa);
+    return job;
+  }
 };
 
 Generator::Generator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -304,70 +356,24 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
   }
   const auto run_start = Clock::now();
   const std::string started = utc_now();
-  std::error_code ec;
-  std::filesystem::create_directories(options.out_dir, ec);
-  if (ec) {
-    throw Error(fmt::format("cannot create the output folder {}: {}", options.out_dir.string(),
-                            ec.message()));
+  prepare_output_folder(options.out_dir, reporter);
+  const auto samples = data::read_dataset(config.dataset, config.class_names());
+  data::BatchRunner runner(data::batch_items(samples),
+                           {"generate", options.shard, options.limit, stop}, reporter);
+  if (!options.overwrite) {
+    runner.resume(find_complete_ids(options.out_dir, runner.selected_ids(), config.outputs));
   }
-  const auto stale = remove_stale_temporaries(options.out_dir, std::chrono::minutes(10));
-  if (stale > 0) {
-    reporter.info(fmt::format("removed {} temporary files left by an interrupted run", stale));
-  }
-
-  const auto class_names = config.class_names();
-  const auto samples = data::read_dataset(config.dataset, class_names);
-  const auto selected = data::select_samples(samples, options.shard, options.limit);
-  std::vector<std::string> ids;
-  ids.reserve(selected.size());
-  for (const auto& sample : selected) ids.push_back(sample.id);
-  const auto complete = options.overwrite ? std::unordered_set<std::string>{}
-                                          : find_complete_ids(options.out_dir, ids, config.outputs);
-  GenerateSummary summary;
-  summary.dataset_images = static_cast<std::int64_t>(samples.size());
-  summary.selected = static_cast<std::int64_t>(selected.size());
-  summary.skipped = static_cast<std::int64_t>(complete.size());
+  const RunCounts counts = runner.counts();
   reporter.info(
       fmt::format("{} images in the dataset, {} selected{}, {} already done, {} to do",
-                  samples.size(), selected.size(),
+                  counts.dataset, counts.selected,
                   options.shard.count > 1
                       ? fmt::format(" (shard {}/{})", options.shard.index, options.shard.count)
                       : "",
-                  complete.size(), selected.size() - complete.size()));
+                  counts.skipped, counts.selected - counts.skipped));
 
-  RunState state(reporter, summary.selected, summary.skipped);
-  // The CRF runs inside one image with as many threads as LibTorch has when it runs on this
-  // thread (crf_workers 0), single-threaded on each worker thread otherwise.
-  crf::PseudoMaskConfig mask_config = config.mask;
-  mask_config.crf.threads = options.crf_workers == 0 ? at::get_num_threads() : 1;
-  // workspace: the calling thread's (CRF buffers and position kernels reused image to image).
-  const auto finish = [&](Job& job, crf::CrfWorkspace& workspace) {
-    try {
-      ImageOutputs outputs;
-      outputs.keys.assign(job.labels.begin(), job.labels.end());
-      outputs.cams = job.cams.refined;
-      outputs.initial = job.cams.initial;
-      outputs.image_rgb = job.rgb;
-      if (config.outputs.masks) {
-        const auto start = Clock::now();
-        const auto& refined = job.cams.refined;
-        const crf::PlanarView cams{refined.data_ptr<float>(), static_cast<int>(refined.size(0)),
-                                   static_cast<int>(refined.size(1)),
-                                   static_cast<int>(refined.size(2))};
-        auto mask = crf::make_pseudo_mask(cams, job.labels, job.rgb, mask_config, &workspace);
-        outputs.mask = mask.labels;
-        outputs.confidence = mask.confidence;
-        outputs.labels = mask.argmax;
-        state.add_seconds(&StageSeconds::crf, seconds_since(start));
-      }
-      const auto start = Clock::now();
-      write_image_outputs(options.out_dir, job.id, outputs, config.outputs, class_names);
-      state.add_seconds(&StageSeconds::write, seconds_since(start));
-      state.written();
-    } catch (const std::exception& e) {
-      state.fail(job.id, reason_of(e));
-    }
-  };
+  StageTimes times;
+  const ImageFinisher finish(config, options, runner, times);
   JobQueue queue(static_cast<std::size_t>(options.crf_workers) + 1);
   std::vector<std::thread> workers;
   for (int i = 0; i < options.crf_workers; ++i) {
@@ -376,47 +382,29 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
       while (auto job = queue.pop()) finish(*job, workspace);
     });
   }
-
-  const auto patch = static_cast<int>(impl_->clip.model.architecture().vision_patch_size);
   crf::CrfWorkspace workspace;  // this thread's, for crf_workers 0
-  for (const auto& sample : selected) {
-    if (stop != nullptr && stop->load()) {
-      summary.interrupted = true;
-      break;
+  runner.run([&](std::size_t index) {
+    Job job = impl_->clip_stage(samples[index], times);
+    if (options.crf_workers == 0) {
+      finish(job, workspace);
+    } else {
+      queue.push(std::move(job));
     }
-    if (complete.count(sample.id) > 0) continue;
-    if (!sample.ok()) {
-      state.fail(sample.id, sample.problem);
-      continue;
-    }
-    try {
-      auto start = Clock::now();
-      const data::LoadedImage image = data::load_image(sample.image, config.input.exif_orientation);
-      state.add_seconds(&StageSeconds::decode, seconds_since(start));
-      start = Clock::now();
-      const at::Tensor pixels = detail::clip_input(image.decoded, config.input, patch);
-      state.add_seconds(&StageSeconds::preprocess, seconds_since(start));
-      Job job{sample.id, sample.labels, image.rgb,
-              compute_image_cams(impl_->clip.model, pixels, impl_->bank.text_matrix(sample.labels),
-                                 static_cast<std::int64_t>(sample.labels.size()), image.rgb.cols,
-                                 image.rgb.rows, config.cam, config.caa)};
-      state.add_seconds(&StageSeconds::trunk, job.cams.timings.trunk);
-      state.add_seconds(&StageSeconds::last_block, job.cams.timings.last_block);
-      state.add_seconds(&StageSeconds::caa, job.cams.timings.caa);
-      if (options.crf_workers == 0) {
-        finish(job, workspace);
-      } else {
-        queue.push(std::move(job));
-      }
-    } catch (const std::exception& e) {
-      state.fail(sample.id, reason_of(e));
-    }
-  }
+    return data::ItemOutcome::kHandedOff;  // the finisher reports it
+  });
   queue.close();
   for (auto& thread : workers) thread.join();
-  state.fill(summary);
-  summary.wall_seconds = seconds_since(run_start);
 
+  GenerateSummary summary;
+  const RunCounts done = runner.counts();
+  summary.dataset_images = done.dataset;
+  summary.selected = done.selected;
+  summary.skipped = done.skipped;
+  summary.written = done.done;
+  summary.failures = runner.failures();
+  summary.interrupted = runner.interrupted();
+  summary.seconds = times.total();
+  summary.wall_seconds = seconds_since(run_start);
   summary.run_file = write_run_record(options, summary, started, impl_->config, impl_->clip);
   return summary;
 }

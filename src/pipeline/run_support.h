@@ -3,10 +3,7 @@
 // its checksums, timing, failure reasons and timestamps for their records. Internal to
 // src/pipeline.
 
-#include <c10/util/Exception.h>
-
 #include <chrono>
-#include <exception>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
@@ -20,14 +17,6 @@
 namespace clipes::pipeline::detail {
 
 using Clock = std::chrono::steady_clock;
-
-/// The message of any exception, without LibTorch's C++ backtrace.
-inline std::string reason_of(const std::exception& e) {
-  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&e)) {
-    return torch_error->what_without_backtrace();
-  }
-  return e.what();
-}
 
 /// The CLIP input of one image (spec §2): downscaled first when input.max_side / max_tokens ask
 /// for it (plan_input_size; clipes::Error when the image is too large and may not be), then

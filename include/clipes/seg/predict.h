@@ -20,6 +20,7 @@
 #include "clipes/core/reporter.h"
 #include "clipes/crf/crf_config.h"
 #include "clipes/crf/dense_crf.h"
+#include "clipes/data/dataset.h"
 #include "clipes/seg/seg_config.h"
 
 namespace clipes::seg {
@@ -78,6 +79,8 @@ struct PredictInputs {
   std::filesystem::path split;  ///< optional: ids to predict (first token per line)
   std::filesystem::path out;    ///< <out>/<id>.png, palette PNG of class ids
   std::string device;           ///< as Segmenter
+  /// This process's share of the images (data::shard_of each id), e.g. a rank / world size.
+  data::Shard shard;
 };
 
 struct PredictSummary {
@@ -86,7 +89,7 @@ struct PredictSummary {
   std::vector<std::pair<std::string, std::string>> failures;
 };
 
-/// Predicts every listed image (probabilities, then refine_with_crf when config.crf, then argmax),
+/// Predicts every listed image of inputs.shard (probabilities, then refine_with_crf when config.crf, then argmax),
 /// decoding them with the checkpoint's input.exif_orientation. Before the first image, every image
 /// is decoded in parallel (check_images): problems are listed together in one clipes::Error and
 /// nothing is written; so is an invalid config.crf_config. One image failing later is reported
