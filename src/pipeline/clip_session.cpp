@@ -33,16 +33,27 @@ LoadedClip load_clip(const GenerateConfig& config, const std::string& device, bo
   return out;
 }
 
-void record_model(const GenerateConfig& config, const LoadedClip& clip, nlohmann::json& record) {
+RunRecord clip_run_record(const std::string& tool, const GenerateConfig& config,
+                          const LoadedClip& clip) {
   const auto& checkpoint = clip.model.checkpoint();
-  record["model"] = {{"file", config.model},
-                     {"format", checkpoint.format},
-                     {"weights", checkpoint.weights.string()},
-                     {"config", checkpoint.config.string()},
-                     {"sha256", clip.model_sha256},
-                     {"architecture", clip.model.architecture().describe()},
-                     {"load_seconds", clip.load_seconds}};
-  record["vocab"] = {{"file", config.vocab}, {"sha256", clip.vocab_sha256}};
+  RunRecord record;
+  record.tool = tool;
+  record.config = to_json(config);
+  record.model = {config.model,
+                  checkpoint.format,
+                  checkpoint.weights.string(),
+                  checkpoint.config.string(),
+                  clip.model_sha256,
+                  clip.model.architecture().describe(),
+                  clip.load_seconds};
+  return record;
+}
+
+nlohmann::json clip_run_record_json(const RunRecord& record, const GenerateConfig& config,
+                                    const LoadedClip& clip) {
+  nlohmann::json out = run_record_json(record);
+  out["vocab"] = {{"file", config.vocab}, {"sha256", clip.vocab_sha256}};
+  return out;
 }
 
 }  // namespace clipes::pipeline::detail

@@ -3,45 +3,20 @@
 // loading with its checksums, timing, failure reasons and timestamps for their records. Internal
 // to src/pipeline.
 
-#include <c10/util/Exception.h>
-
 #include <chrono>
-#include <ctime>
-#include <exception>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
 
 #include "clipes/clip/model.h"
 #include "clipes/clip/tokenizer.h"
+#include "clipes/core/run_record.h"
 #include "clipes/data/image.h"
 #include "clipes/pipeline/generate_config.h"
 
 namespace clipes::pipeline::detail {
 
 using Clock = std::chrono::steady_clock;
-
-inline double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-/// The message of any exception, without LibTorch's C++ backtrace.
-inline std::string reason_of(const std::exception& e) {
-  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&e)) {
-    return torch_error->what_without_backtrace();
-  }
-  return e.what();
-}
-
-/// The current time as ISO 8601 UTC, e.g. 2026-11-24T18:00:00Z.
-inline std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
 
 /// The CLIP input of one image (spec §2): downscaled first when input.max_side / max_tokens ask
 /// for it (plan_input_size; clipes::Error when the image is too large and may not be), then
@@ -60,8 +35,13 @@ struct LoadedClip {
 /// Loads both files (clipes::Error naming the file that is wrong) and hashes them.
 LoadedClip load_clip(const GenerateConfig& config, const std::string& device, bool keep_fp16);
 
-/// The run record's "model" ({file, format, weights, config, sha256, architecture,
-/// load_seconds}) and "vocab" ({file, sha256}) entries.
-void record_model(const GenerateConfig& config, const LoadedClip& clip, nlohmann::json& record);
+/// The header every record of a run over `config` with `clip` shares: its config (to_json) and
+/// model; the tool fills the rest.
+RunRecord clip_run_record(const std::string& tool, const GenerateConfig& config,
+                          const LoadedClip& clip);
+
+/// The run record as JSON with the vocabulary ({file, sha256}) beside the model.
+nlohmann::json clip_run_record_json(const RunRecord& record, const GenerateConfig& config,
+                                    const LoadedClip& clip);
 
 }  // namespace clipes::pipeline::detail

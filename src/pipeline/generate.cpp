@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <ctime>
 #include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -21,6 +20,7 @@
 #include "clipes/core/blas.h"
 #include "clipes/core/error.h"
 #include "clipes/crf/pseudo_mask.h"
+#include "clipes/data/batch_runner.h"
 #include "clipes/data/image.h"
 #include "clipes/io/files.h"
 #include "clipes/pipeline/image_cams.h"
@@ -32,9 +32,7 @@ namespace clipes::pipeline {
 namespace {
 
 using detail::Clock;
-using detail::reason_of;
-using detail::seconds_since;
-using detail::utc_now;
+using data::failure_reason;
 
 // The CLIP stage's product for one image, handed to a CRF/writer thread.
 struct Job {
@@ -77,63 +75,177 @@ class JobQueue {
   bool closed_ = false;
 };
 
-// Counts, failures and timings shared by the CLIP stage and the workers.
-class RunState {
+// Seconds per stage, summed by the CLIP stage and the workers.
+class StageTimes {
  public:
-  RunState(Reporter& reporter, std::int64_t total, std::int64_t done)
-      : reporter_(reporter), total_(total), done_(done) {
-    reporter_.progress("generate", done_, total_);
-  }
-  void add_seconds(double StageSeconds::*stage, double seconds) {
+  void add(double StageSeconds::*stage, double seconds) {
     std::lock_guard<std::mutex> lock(mutex_);
     seconds_.*stage += seconds;
   }
-  void fail(const std::string& id, const std::string& reason) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      failures_.push_back({id, reason});
-    }
-    reporter_.warn(fmt::format("{}: skipped: {}", id, reason));
-    finish_one();
-  }
-  void written() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++written_;
-    }
-    finish_one();
-  }
-  void fill(GenerateSummary& summary) {
+  StageSeconds total() {
     std::lock_guard<std::mutex> lock(mutex_);
-    summary.failures = failures_;
-    summary.written = written_;
-    summary.seconds = seconds_;
+    return seconds_;
   }
 
  private:
-  void finish_one() {
-    std::int64_t done = 0;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done = ++done_;
-    }
-    reporter_.progress("generate", done, total_);
-  }
-
-  Reporter& reporter_;
   std::mutex mutex_;
-  std::int64_t total_;
-  std::int64_t done_;
-  std::int64_t written_ = 0;
-  std::vector<ImageFailure> failures_;
   StageSeconds seconds_;
 };
+
+// The CRF and the writing of one image's outputs, on a worker or the calling thread; reports
+// the image done or failed to the runner.
+class ImageFinisher {
+ public:
+  ImageFinisher(const GenerateConfig& config, const GenerateOptions& options,
+                data::BatchRunner& runner, StageTimes& times)
+      : config_(config), options_(options), runner_(runner), times_(times),
+        class_names_(config.class_names()), mask_config_(config.mask) {
+    // The CRF runs inside one image with as many threads as LibTorch has when it runs on the
+    // calling thread (crf_workers 0), single-threaded on each worker thread otherwise.
+    mask_config_.crf.threads = options.crf_workers == 0 ? at::get_num_threads() : 1;
+  }
+
+  // workspace: the running thread's (CRF buffers and position kernels reused image to image).
+  void operator()(const Job& job, crf::CrfWorkspace& workspace) const {
+    try {
+      ImageOutputs outputs;
+      outputs.keys.assign(job.labels.begin(), job.labels.end());
+      outputs.cams = job.cams.refined;
+      outputs.initial = job.cams.initial;
+      outputs.image_rgb = job.rgb;
+      if (config_.outputs.masks) add_mask(job, workspace, outputs);
+      const auto start = Clock::now();
+      write_image_outputs(options_.out_dir, job.id, outputs, config_.outputs, class_names_);
+      times_.add(&StageSeconds::write, seconds_since(start));
+      runner_.item_done();
+    } catch (const std::exception& e) {
+      runner_.item_failed(job.id, failure_reason(e));
+    }
+  }
+
+ private:
+  void add_mask(const Job& job, crf::CrfWorkspace& workspace, ImageOutputs& outputs) const {
+    const auto start = Clock::now();
+    const auto& refined = job.cams.refined;
+    const crf::PlanarView cams{refined.data_ptr<float>(), static_cast<int>(refined.size(0)),
+                               static_cast<int>(refined.size(1)),
+                               static_cast<int>(refined.size(2))};
+    auto mask = crf::make_pseudo_mask(cams, job.labels, job.rgb, mask_config_, &workspace);
+    outputs.mask = mask.labels;
+    outputs.confidence = mask.confidence;
+    outputs.labels = mask.argmax;
+    times_.add(&StageSeconds::crf, seconds_since(start));
+  }
+
+  const GenerateConfig& config_;
+  const GenerateOptions& options_;
+  data::BatchRunner& runner_;
+  StageTimes& times_;
+  std::vector<std::string> class_names_;
+  crf::PseudoMaskConfig mask_config_;
+};
+
+// The output folder, created, without the temporaries an interrupted run left.
+void prepare_output_folder(const std::filesystem::path& out_dir, Reporter& reporter) {
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  if (ec) {
+    throw Error(
+        fmt::format("cannot create the output folder {}: {}", out_dir.string(), ec.message()));
+  }
+  const auto stale = remove_stale_temporaries(out_dir, std::chrono::minutes(10));
+  if (stale > 0) {
+    reporter.info(fmt::format("removed {} temporary files left by an interrupted run", stale));
+  }
+}
 
 nlohmann::json seconds_json(const StageSeconds& s) {
   return {{"decode", s.decode}, {"preprocess", s.preprocess},
           {"trunk", s.trunk},   {"last_block", s.last_block},
           {"caa", s.caa},       {"crf", s.crf},
           {"write", s.write}};
+}
+
+// run.json's "outputs": what each output folder holds.
+nlohmann::json outputs_json(const GenerateConfig& c) {
+  nlohmann::json outputs;
+  if (c.outputs.masks) {
+    outputs["masks"] = {
+        {"folder", "masks"},
+        {"format", "8-bit palette PNG, PASCAL VOC colour map"},
+        {"values", "0 background, c+1 for class c (0-based index in config.classes), 255 ignored"},
+        {"stage",
+         "dense CRF on P = [1 - max_k cam_k, cam_1..cam_K] (background power 1, spec "
+         "§7), unary -log(clip(P, 1e-5, 1)); label = argmax Q"},
+        {"ignored", fmt::format("max Q < mu = {}", c.mask.confidence_threshold)},
+        {"crf_image", crf::to_string(c.mask.crf.image)}};
+    if (c.outputs.labels) {
+      outputs["labels"] = {{"folder", "labels"},
+                           {"format", "8-bit palette PNG, PASCAL VOC colour map"},
+                           {"values", "the masks before mu: argmax Q everywhere"}};
+    }
+    outputs["confidence"] = {{"folder", "confidence"},
+                             {"format", "16-bit grey PNG"},
+                             {"values", "round(max Q * 65535)"}};
+  }
+  if (c.outputs.cams) {
+    outputs["cams"] = {
+        {"folder", "cams"},
+        {"format", "npz: keys int64 [K], cams [K,H,W], initial float32 [K,h,w]"},
+        {"cams", fmt::format("refined CAMs after CAA, min-max normalised, resized to the image "
+                             "(the reference's attn_highres), {}",
+                             to_string(c.outputs.cam_dtype))},
+        {"initial",
+         "softmax-GradCAM before CAA on the patch grid (the reference's "
+         "grayscale_cam)"},
+        {"keys", "0-based class indices in label order (the channel order)"}};
+  }
+  if (c.outputs.overlays) {
+    outputs["overlays"] = {{"folder", "overlays"}, {"format", "JPEG: image + mask colours"}};
+  }
+  return outputs;
+}
+
+// run.json (run-<I>of<N>.json for a shard): what was written, from which model, with which
+// settings, and how fast. Returns the file written.
+std::filesystem::path write_run_record(const GenerateOptions& options,
+                                       const GenerateSummary& summary, const std::string& started,
+                                       const GenerateConfig& config,
+                                       const detail::LoadedClip& clip) {
+  RunRecord record = detail::clip_run_record("clipes-generate", config, clip);
+  record.started = started;
+  record.finished = utc_now();
+  record.config_file = options.config_source;
+  record.overrides = options.overrides;
+  record.device = options.device;
+  record.threads = at::get_num_threads();
+  record.shard_index = options.shard.index;
+  record.shard_count = options.shard.count;
+  record.limit = options.limit;
+  record.counts = {summary.dataset_images, summary.selected, summary.skipped, summary.written,
+                   static_cast<std::int64_t>(summary.failures.size())};
+  for (const auto& failure : summary.failures) record.failures.push_back({failure.id, failure.reason});
+  record.interrupted = summary.interrupted;
+  record.wall_seconds = summary.wall_seconds;
+  nlohmann::json run = detail::clip_run_record_json(record, config, clip);
+  run["blas"] = openblas_core_name();
+  run["crf_workers"] = options.crf_workers;
+  run["outputs"] = outputs_json(config);
+  run["counts"]["written"] = summary.written;
+  run["seconds"] = seconds_json(summary.seconds);
+  if (summary.written > 0) {
+    const double n = static_cast<double>(summary.written);
+    const auto& s = summary.seconds;
+    run["seconds_per_image"] = seconds_json({s.decode / n, s.preprocess / n, s.trunk / n,
+                                             s.last_block / n, s.caa / n, s.crf / n, s.write / n});
+    run["images_per_second"] = n / summary.wall_seconds;
+  }
+  const auto file = options.out_dir /
+                    (options.shard.count > 1
+                         ? fmt::format("run-{}of{}.json", options.shard.index, options.shard.count)
+                         : std::string("run.json"));
+  io::write_file_atomic(file, run.dump(2) + "\n");
+  return file;
 }
 
 }  // namespace
@@ -147,6 +259,25 @@ struct Generator::Impl {
   GenerateConfig config;
   detail::LoadedClip clip;  // load_seconds includes the text bank
   clip::TextBank bank;
+
+  // Decoding, preprocessing, CAMs and CAA of one image, on the calling thread.
+  Job clip_stage(const data::Sample& sample, StageTimes& times) const {
+    const auto patch = static_cast<int>(clip.model.architecture().vision_patch_size);
+    auto start = Clock::now();
+    const data::LoadedImage image = data::load_image(sample.image, config.input.exif_orientation);
+    times.add(&StageSeconds::decode, seconds_since(start));
+    start = Clock::now();
+    const at::Tensor pixels = detail::clip_input(image.decoded, config.input, patch);
+    times.add(&StageSeconds::preprocess, seconds_since(start));
+    Job job{sample.id, sample.labels, image.rgb,
+            compute_image_cams(clip.model, pixels, bank.text_matrix(sample.labels),
+                               static_cast<std::int64_t>(sample.labels.size()), image.rgb.cols,
+                               image.rgb.rows, config.cam, config.caa)};
+    times.add(&StageSeconds::trunk, job.cams.timings.trunk);
+    times.add(&StageSeconds::last_block, job.cams.timings.last_block);
+    times.add(&StageSeconds::caa, job.cams.timings.caa);
+    return job;
+  }
 };
 
 Generator::Generator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -225,70 +356,24 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
   }
   const auto run_start = Clock::now();
   const std::string started = utc_now();
-  std::error_code ec;
-  std::filesystem::create_directories(options.out_dir, ec);
-  if (ec) {
-    throw Error(fmt::format("cannot create the output folder {}: {}", options.out_dir.string(),
-                            ec.message()));
+  prepare_output_folder(options.out_dir, reporter);
+  const auto samples = data::read_dataset(config.dataset, config.class_names());
+  data::BatchRunner runner(data::batch_items(samples),
+                           {"generate", options.shard, options.limit, stop}, reporter);
+  if (!options.overwrite) {
+    runner.resume(find_complete_ids(options.out_dir, runner.selected_ids(), config.outputs));
   }
-  const auto stale = remove_stale_temporaries(options.out_dir, std::chrono::minutes(10));
-  if (stale > 0) {
-    reporter.info(fmt::format("removed {} temporary files left by an interrupted run", stale));
-  }
-
-  const auto class_names = config.class_names();
-  const auto samples = data::read_dataset(config.dataset, class_names);
-  const auto selected = data::select_samples(samples, options.shard, options.limit);
-  std::vector<std::string> ids;
-  ids.reserve(selected.size());
-  for (const auto& sample : selected) ids.push_back(sample.id);
-  const auto complete = options.overwrite ? std::unordered_set<std::string>{}
-                                          : find_complete_ids(options.out_dir, ids, config.outputs);
-  GenerateSummary summary;
-  summary.dataset_images = static_cast<std::int64_t>(samples.size());
-  summary.selected = static_cast<std::int64_t>(selected.size());
-  summary.skipped = static_cast<std::int64_t>(complete.size());
+  const RunCounts counts = runner.counts();
   reporter.info(
       fmt::format("{} images in the dataset, {} selected{}, {} already done, {} to do",
-                  samples.size(), selected.size(),
+                  counts.dataset, counts.selected,
                   options.shard.count > 1
                       ? fmt::format(" (shard {}/{})", options.shard.index, options.shard.count)
                       : "",
-                  complete.size(), selected.size() - complete.size()));
+                  counts.skipped, counts.selected - counts.skipped));
 
-  RunState state(reporter, summary.selected, summary.skipped);
-  // The CRF runs inside one image with as many threads as LibTorch has when it runs on this
-  // thread (crf_workers 0), single-threaded on each worker thread otherwise.
-  crf::PseudoMaskConfig mask_config = config.mask;
-  mask_config.crf.threads = options.crf_workers == 0 ? at::get_num_threads() : 1;
-  // workspace: the calling thread's (CRF buffers and position kernels reused image to image).
-  const auto finish = [&](Job& job, crf::CrfWorkspace& workspace) {
-    try {
-      ImageOutputs outputs;
-      outputs.keys.assign(job.labels.begin(), job.labels.end());
-      outputs.cams = job.cams.refined;
-      outputs.initial = job.cams.initial;
-      outputs.image_rgb = job.rgb;
-      if (config.outputs.masks) {
-        const auto start = Clock::now();
-        const auto& refined = job.cams.refined;
-        const crf::PlanarView cams{refined.data_ptr<float>(), static_cast<int>(refined.size(0)),
-                                   static_cast<int>(refined.size(1)),
-                                   static_cast<int>(refined.size(2))};
-        auto mask = crf::make_pseudo_mask(cams, job.labels, job.rgb, mask_config, &workspace);
-        outputs.mask = mask.labels;
-        outputs.confidence = mask.confidence;
-        outputs.labels = mask.argmax;
-        state.add_seconds(&StageSeconds::crf, seconds_since(start));
-      }
-      const auto start = Clock::now();
-      write_image_outputs(options.out_dir, job.id, outputs, config.outputs, class_names);
-      state.add_seconds(&StageSeconds::write, seconds_since(start));
-      state.written();
-    } catch (const std::exception& e) {
-      state.fail(job.id, reason_of(e));
-    }
-  };
+  StageTimes times;
+  const ImageFinisher finish(config, options, runner, times);
   JobQueue queue(static_cast<std::size_t>(options.crf_workers) + 1);
   std::vector<std::thread> workers;
   for (int i = 0; i < options.crf_workers; ++i) {
@@ -297,123 +382,30 @@ GenerateSummary Generator::run(const GenerateOptions& options, Reporter& reporte
       while (auto job = queue.pop()) finish(*job, workspace);
     });
   }
-
-  const auto patch = static_cast<int>(impl_->clip.model.architecture().vision_patch_size);
   crf::CrfWorkspace workspace;  // this thread's, for crf_workers 0
-  for (const auto& sample : selected) {
-    if (stop != nullptr && stop->load()) {
-      summary.interrupted = true;
-      break;
+  runner.run([&](std::size_t index) {
+    Job job = impl_->clip_stage(samples[index], times);
+    if (options.crf_workers == 0) {
+      finish(job, workspace);
+    } else {
+      queue.push(std::move(job));
     }
-    if (complete.count(sample.id) > 0) continue;
-    if (!sample.ok()) {
-      state.fail(sample.id, sample.problem);
-      continue;
-    }
-    try {
-      auto start = Clock::now();
-      const data::LoadedImage image = data::load_image(sample.image, config.input.exif_orientation);
-      state.add_seconds(&StageSeconds::decode, seconds_since(start));
-      start = Clock::now();
-      const at::Tensor pixels = detail::clip_input(image.decoded, config.input, patch);
-      state.add_seconds(&StageSeconds::preprocess, seconds_since(start));
-      Job job{sample.id, sample.labels, image.rgb,
-              compute_image_cams(impl_->clip.model, pixels, impl_->bank.text_matrix(sample.labels),
-                                 static_cast<std::int64_t>(sample.labels.size()), image.rgb.cols,
-                                 image.rgb.rows, config.cam, config.caa)};
-      state.add_seconds(&StageSeconds::trunk, job.cams.timings.trunk);
-      state.add_seconds(&StageSeconds::last_block, job.cams.timings.last_block);
-      state.add_seconds(&StageSeconds::caa, job.cams.timings.caa);
-      if (options.crf_workers == 0) {
-        finish(job, workspace);
-      } else {
-        queue.push(std::move(job));
-      }
-    } catch (const std::exception& e) {
-      state.fail(sample.id, reason_of(e));
-    }
-  }
+    return data::ItemOutcome::kHandedOff;  // the finisher reports it
+  });
   queue.close();
   for (auto& thread : workers) thread.join();
-  state.fill(summary);
-  summary.wall_seconds = seconds_since(run_start);
 
-  // run.json: what was written, from which model, with which settings, and how fast.
-  const auto& c = config;
-  nlohmann::json run;
-  run["tool"] = "clipes-generate";
-  run["started"] = started;
-  run["finished"] = utc_now();
-  run["config_file"] = options.config_source;
-  run["overrides"] = options.overrides;
-  run["config"] = to_json(c);
-  detail::record_model(c, impl_->clip, run);
-  run["device"] = options.device;
-  run["threads"] = at::get_num_threads();
-  run["blas"] = openblas_core_name();
-  run["crf_workers"] = options.crf_workers;
-  run["shard"] = fmt::format("{}/{}", options.shard.index, options.shard.count);
-  run["limit"] = options.limit;
-  nlohmann::json outputs;
-  if (c.outputs.masks) {
-    outputs["masks"] = {
-        {"folder", "masks"},
-        {"format", "8-bit palette PNG, PASCAL VOC colour map"},
-        {"values", "0 background, c+1 for class c (0-based index in config.classes), 255 ignored"},
-        {"stage",
-         "dense CRF on P = [1 - max_k cam_k, cam_1..cam_K] (background power 1, spec "
-         "§7), unary -log(clip(P, 1e-5, 1)); label = argmax Q"},
-        {"ignored", fmt::format("max Q < mu = {}", c.mask.confidence_threshold)},
-        {"crf_image", crf::to_string(c.mask.crf.image)}};
-    if (c.outputs.labels) {
-      outputs["labels"] = {{"folder", "labels"},
-                           {"format", "8-bit palette PNG, PASCAL VOC colour map"},
-                           {"values", "the masks before mu: argmax Q everywhere"}};
-    }
-    outputs["confidence"] = {{"folder", "confidence"},
-                             {"format", "16-bit grey PNG"},
-                             {"values", "round(max Q * 65535)"}};
-  }
-  if (c.outputs.cams) {
-    outputs["cams"] = {
-        {"folder", "cams"},
-        {"format", "npz: keys int64 [K], cams [K,H,W], initial float32 [K,h,w]"},
-        {"cams", fmt::format("refined CAMs after CAA, min-max normalised, resized to the image "
-                             "(the reference's attn_highres), {}",
-                             to_string(c.outputs.cam_dtype))},
-        {"initial",
-         "softmax-GradCAM before CAA on the patch grid (the reference's "
-         "grayscale_cam)"},
-        {"keys", "0-based class indices in label order (the channel order)"}};
-  }
-  if (c.outputs.overlays) {
-    outputs["overlays"] = {{"folder", "overlays"}, {"format", "JPEG: image + mask colours"}};
-  }
-  run["outputs"] = outputs;
-  run["counts"] = {{"dataset", summary.dataset_images},
-                   {"selected", summary.selected},
-                   {"skipped_existing", summary.skipped},
-                   {"written", summary.written},
-                   {"failed", static_cast<std::int64_t>(summary.failures.size())}};
-  run["failures"] = nlohmann::json::array();
-  for (const auto& failure : summary.failures) {
-    run["failures"].push_back({{"id", failure.id}, {"reason", failure.reason}});
-  }
-  run["interrupted"] = summary.interrupted;
-  run["seconds"] = seconds_json(summary.seconds);
-  if (summary.written > 0) {
-    const double n = static_cast<double>(summary.written);
-    const auto& s = summary.seconds;
-    run["seconds_per_image"] = seconds_json({s.decode / n, s.preprocess / n, s.trunk / n,
-                                             s.last_block / n, s.caa / n, s.crf / n, s.write / n});
-    run["images_per_second"] = n / summary.wall_seconds;
-  }
-  run["wall_seconds"] = summary.wall_seconds;
-  summary.run_file = options.out_dir /
-                     (options.shard.count > 1
-                          ? fmt::format("run-{}of{}.json", options.shard.index, options.shard.count)
-                          : std::string("run.json"));
-  io::write_file_atomic(summary.run_file, run.dump(2) + "\n");
+  GenerateSummary summary;
+  const RunCounts done = runner.counts();
+  summary.dataset_images = done.dataset;
+  summary.selected = done.selected;
+  summary.skipped = done.skipped;
+  summary.written = done.done;
+  summary.failures = runner.failures();
+  summary.interrupted = runner.interrupted();
+  summary.seconds = times.total();
+  summary.wall_seconds = seconds_since(run_start);
+  summary.run_file = write_run_record(options, summary, started, impl_->config, impl_->clip);
   return summary;
 }
 

@@ -20,6 +20,7 @@
 #include "clipes/clip/text_bank.h"
 #include "clipes/clip/tokenizer.h"
 #include "clipes/core/error.h"
+#include "clipes/data/batch_runner.h"
 #include "clipes/data/image.h"
 #include "clipes/io/files.h"
 #include "clip_session.h"
@@ -29,9 +30,7 @@ namespace clipes::pipeline {
 namespace {
 
 using detail::Clock;
-using detail::reason_of;
-using detail::seconds_since;
-using detail::utc_now;
+using data::failure_reason;
 
 std::string trim(const std::string& text) {
   const auto first = text.find_first_not_of(" \t\r\n\f\v");
@@ -59,10 +58,58 @@ void check_template_fits(const clip::Tokenizer& tokenizer, const GenerateConfig&
   }
 }
 
-nlohmann::json failures_json(const std::vector<ImageFailure>& failures) {
-  auto out = nlohmann::json::array();
-  for (const auto& failure : failures) out.push_back({{"id", failure.id}, {"reason", failure.reason}});
-  return out;
+// prompt_ranking.json: the ranking, the images it was computed on, from which model, how.
+void write_ranking_record(const std::filesystem::path& file, const RankingOptions& options,
+                          const RankingSummary& summary, const std::string& started,
+                          const GenerateConfig& config, const detail::LoadedClip& clip) {
+  RunRecord header = detail::clip_run_record("clipes-generate --rank-prompts", config, clip);
+  header.started = started;
+  header.finished = utc_now();
+  header.config_file = options.config_source;
+  header.overrides = options.overrides;
+  header.device = options.device;
+  header.threads = at::get_num_threads();
+  header.shard_index = options.shard.index;
+  header.shard_count = options.shard.count;
+  header.limit = options.limit;
+  const auto used = static_cast<std::int64_t>(summary.images_used.size());
+  const auto skipped = static_cast<std::int64_t>(summary.failures.size());
+  header.counts = {summary.dataset_images, summary.selected, 0, used, skipped};
+  for (const auto& failure : summary.failures) header.failures.push_back({failure.id, failure.reason});
+  header.interrupted = summary.interrupted;
+  header.wall_seconds = summary.wall_seconds;
+  nlohmann::json record = detail::clip_run_record_json(header, config, clip);
+  record["metric"] = "sharpness = sum_i var(s_i) / sum_i mean(s_i) over the images, s_i the "
+                     "softmax scores of image i's present classes over [present classes; "
+                     "background words], population variance; lower is better (spec 5, Eq. 5). "
+                     "mean_target_score = sum_i mean(s_i) / images";
+  record["templates_file"] = options.templates_source;
+  record["text_encoding"] = options.exact_text ? "reference (one sentence per call, exact)"
+                                               : "fast (one batch per template)";
+  record["ranking"] = nlohmann::json::array();
+  for (std::size_t i = 0; i < summary.ranking.size(); ++i) {
+    const auto& r = summary.ranking[i];
+    record["ranking"].push_back({{"rank", i + 1},
+                                 {"template", r.prompt.text},
+                                 {"line", r.prompt.line},
+                                 {"sharpness", r.score.sharpness},
+                                 {"mean_target_score", r.score.mean_target_score},
+                                 {"images", r.score.images},
+                                 {"variance_sum", r.score.variance_sum},
+                                 {"mean_sum", r.score.mean_sum},
+                                 {"seconds", r.text_seconds}});
+  }
+  record["images"] = {{"used", summary.images_used}, {"skipped", record["failures"]}};
+  auto& counts = record["counts"];
+  counts["used"] = used;
+  counts["skipped"] = skipped;
+  counts["templates"] = summary.templates;
+  counts["templates_scored"] = static_cast<std::int64_t>(summary.ranking.size());
+  record["seconds"] = {{"decode", summary.decode_seconds},
+                       {"preprocess", summary.preprocess_seconds},
+                       {"vision_tower", summary.tower_seconds},
+                       {"templates", summary.text_seconds}};
+  io::write_file_atomic(file, record.dump(2) + "\n");
 }
 
 }  // namespace
@@ -133,52 +180,47 @@ std::vector<PromptTemplate> read_prompt_templates(const std::filesystem::path& f
   return templates;
 }
 
+namespace {
+
+// compute_image_features over the items `runner` selects of `samples`.
+ImageFeatures image_features(const clip::ClipModel& model, const std::vector<data::Sample>& samples,
+                             const InputConfig& input, data::BatchRunner& runner) {
+  ImageFeatures out;
+  const auto patch = static_cast<int>(model.architecture().vision_patch_size);
+  std::vector<at::Tensor> rows;
+  runner.run([&](std::size_t index) {
+    const data::Sample& sample = samples[index];
+    auto start = Clock::now();
+    const data::DecodedImage image = data::decode_image(sample.image, input.exif_orientation);
+    out.decode_seconds += seconds_since(start);
+    start = Clock::now();
+    const at::Tensor pixels = detail::clip_input(image, input, patch);
+    out.preprocess_seconds += seconds_since(start);
+    start = Clock::now();
+    at::NoGradGuard no_grad;
+    // The path of compute_image_cams without the attention maps and the gradients: the same
+    // operations give the same feature (spec §3).
+    const auto trunk = model.run_trunk(model.embed_image(pixels), 1);
+    const auto normed = model.last_block_norm(trunk.tokens);
+    rows.push_back(model.last_block_forward(trunk.tokens, normed).image_features);
+    out.tower_seconds += seconds_since(start);
+    out.images.push_back({sample.id, sample.labels});
+    return data::ItemOutcome::kDone;
+  });
+  out.failures = runner.failures();
+  out.interrupted = runner.interrupted();
+  if (!rows.empty()) out.features = at::cat(rows, 0);
+  return out;
+}
+
+}  // namespace
+
 ImageFeatures compute_image_features(const clip::ClipModel& model,
                                      const std::vector<data::Sample>& samples,
                                      const InputConfig& input, Reporter& reporter,
                                      const std::atomic<bool>* stop) {
-  ImageFeatures out;
-  const auto patch = static_cast<int>(model.architecture().vision_patch_size);
-  const auto total = static_cast<std::int64_t>(samples.size());
-  std::vector<at::Tensor> rows;
-  std::int64_t done = 0;
-  reporter.progress("image features", 0, total);
-  const auto fail = [&](const std::string& id, const std::string& reason) {
-    out.failures.push_back({id, reason});
-    reporter.warn(fmt::format("{}: skipped: {}", id, reason));
-  };
-  for (const auto& sample : samples) {
-    if (stop != nullptr && stop->load()) {
-      out.interrupted = true;
-      break;
-    }
-    if (!sample.ok()) {
-      fail(sample.id, sample.problem);
-    } else {
-      try {
-        auto start = Clock::now();
-        const data::DecodedImage image = data::decode_image(sample.image, input.exif_orientation);
-        out.decode_seconds += seconds_since(start);
-        start = Clock::now();
-        const at::Tensor pixels = detail::clip_input(image, input, patch);
-        out.preprocess_seconds += seconds_since(start);
-        start = Clock::now();
-        at::NoGradGuard no_grad;
-        // The path of compute_image_cams without the attention maps and the gradients: the same
-        // operations give the same feature (spec §3).
-        const auto trunk = model.run_trunk(model.embed_image(pixels), 1);
-        const auto normed = model.last_block_norm(trunk.tokens);
-        rows.push_back(model.last_block_forward(trunk.tokens, normed).image_features);
-        out.tower_seconds += seconds_since(start);
-        out.images.push_back({sample.id, sample.labels});
-      } catch (const std::exception& e) {
-        fail(sample.id, reason_of(e));
-      }
-    }
-    reporter.progress("image features", ++done, total);
-  }
-  if (!rows.empty()) out.features = at::cat(rows, 0);
-  return out;
+  data::BatchRunner runner(data::batch_items(samples), {"image features", {}, -1, stop}, reporter);
+  return image_features(model, samples, input, runner);
 }
 
 std::vector<std::vector<double>> template_scores(const clip::ClipModel& model,
@@ -234,6 +276,11 @@ void sort_by_sharpness(std::vector<TemplateRanking>& ranking) {
 struct PromptRanker::Impl {
   GenerateConfig config;
   detail::LoadedClip clip;
+
+  // Scores each template in order into summary.ranking; false when `stop` ended it early.
+  bool score_templates(const std::vector<PromptTemplate>& templates, const ImageFeatures& features,
+                       bool exact_text, const std::atomic<bool>* stop, Reporter& reporter,
+                       RankingSummary& summary) const;
 };
 
 PromptRanker::PromptRanker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -247,6 +294,26 @@ PromptRanker PromptRanker::load(const GenerateConfig& config, const std::string&
                                 bool keep_fp16) {
   return PromptRanker(
       std::unique_ptr<Impl>(new Impl{config, detail::load_clip(config, device, keep_fp16)}));
+}
+
+bool PromptRanker::Impl::score_templates(const std::vector<PromptTemplate>& templates,
+                                        const ImageFeatures& features, bool exact_text,
+                                        const std::atomic<bool>* stop, Reporter& reporter,
+                                        RankingSummary& summary) const {
+  reporter.progress("templates", 0, summary.templates);
+  for (const auto& prompt : templates) {
+    if (stop != nullptr && stop->load()) return false;
+    const auto start = Clock::now();
+    TemplateRanking result{prompt, {}, 0};
+    result.score = sharpness(
+        template_scores(clip.model, clip.tokenizer, config, prompt.text, features, exact_text));
+    result.text_seconds = seconds_since(start);
+    summary.text_seconds += result.text_seconds;
+    summary.ranking.push_back(result);
+    reporter.progress("templates", static_cast<std::int64_t>(summary.ranking.size()),
+                      summary.templates);
+  }
+  return true;
 }
 
 RankingSummary PromptRanker::run(const std::vector<PromptTemplate>& templates,
@@ -266,19 +333,19 @@ RankingSummary PromptRanker::run(const std::vector<PromptTemplate>& templates,
   RankingSummary summary;
   summary.templates = static_cast<std::int64_t>(templates.size());
   const auto samples = data::read_dataset(config.dataset, config.class_names());
-  const auto selected = data::select_samples(samples, options.shard, options.limit);
+  data::BatchRunner runner(data::batch_items(samples),
+                           {"image features", options.shard, options.limit, stop}, reporter);
   summary.dataset_images = static_cast<std::int64_t>(samples.size());
-  summary.selected = static_cast<std::int64_t>(selected.size());
+  summary.selected = static_cast<std::int64_t>(runner.selected().size());
   reporter.info(fmt::format("ranking {} templates over {} images{} ({} in the dataset)",
-                            templates.size(), selected.size(),
+                            templates.size(), summary.selected,
                             options.shard.count > 1 ? fmt::format(" (shard {}/{})",
                                                                   options.shard.index,
                                                                   options.shard.count)
                                                     : "",
                             samples.size()));
 
-  const ImageFeatures features =
-      compute_image_features(impl_->clip.model, selected, config.input, reporter, stop);
+  const ImageFeatures features = image_features(impl_->clip.model, samples, config.input, runner);
   summary.failures = features.failures;
   for (const auto& image : features.images) summary.images_used.push_back(image.id);
   summary.decode_seconds = features.decode_seconds;
@@ -289,78 +356,18 @@ RankingSummary PromptRanker::run(const std::vector<PromptTemplate>& templates,
     if (features.images.empty()) {
       throw Error(fmt::format("no usable image among the {} selected ({} skipped): nothing to "
                               "rank the templates on",
-                              selected.size(), features.failures.size()));
+                              summary.selected, features.failures.size()));
     }
     reporter.info(fmt::format("{} image features computed ({} skipped); scoring the templates",
                               features.images.size(), features.failures.size()));
-    reporter.progress("templates", 0, summary.templates);
-    for (const auto& prompt : templates) {
-      if (stop != nullptr && stop->load()) {
-        summary.interrupted = true;
-        break;
-      }
-      const auto start = Clock::now();
-      TemplateRanking result{prompt, {}, 0};
-      result.score = sharpness(
-          template_scores(impl_->clip.model, impl_->clip.tokenizer, config, prompt.text, features,
-                          options.exact_text));
-      result.text_seconds = seconds_since(start);
-      summary.text_seconds += result.text_seconds;
-      summary.ranking.push_back(result);
-      reporter.progress("templates", static_cast<std::int64_t>(summary.ranking.size()),
-                        summary.templates);
-    }
+    summary.interrupted = !impl_->score_templates(templates, features, options.exact_text, stop,
+                                                  reporter, summary);
   }
   sort_by_sharpness(summary.ranking);
   summary.wall_seconds = seconds_since(run_start);
 
-  nlohmann::json record;
-  record["tool"] = "clipes-generate --rank-prompts";
-  record["started"] = started;
-  record["finished"] = utc_now();
-  record["metric"] = "sharpness = sum_i var(s_i) / sum_i mean(s_i) over the images, s_i the "
-                     "softmax scores of image i's present classes over [present classes; "
-                     "background words], population variance; lower is better (spec 5, Eq. 5). "
-                     "mean_target_score = sum_i mean(s_i) / images";
-  record["templates_file"] = options.templates_source;
-  record["config_file"] = options.config_source;
-  record["overrides"] = options.overrides;
-  record["config"] = to_json(config);
-  detail::record_model(config, impl_->clip, record);
-  record["text_encoding"] = options.exact_text ? "reference (one sentence per call, exact)"
-                                               : "fast (one batch per template)";
-  record["device"] = options.device;
-  record["threads"] = at::get_num_threads();
-  record["shard"] = fmt::format("{}/{}", options.shard.index, options.shard.count);
-  record["limit"] = options.limit;
-  record["ranking"] = nlohmann::json::array();
-  for (std::size_t i = 0; i < summary.ranking.size(); ++i) {
-    const auto& r = summary.ranking[i];
-    record["ranking"].push_back({{"rank", i + 1},
-                                 {"template", r.prompt.text},
-                                 {"line", r.prompt.line},
-                                 {"sharpness", r.score.sharpness},
-                                 {"mean_target_score", r.score.mean_target_score},
-                                 {"images", r.score.images},
-                                 {"variance_sum", r.score.variance_sum},
-                                 {"mean_sum", r.score.mean_sum},
-                                 {"seconds", r.text_seconds}});
-  }
-  record["images"] = {{"used", summary.images_used}, {"skipped", failures_json(summary.failures)}};
-  record["counts"] = {{"dataset", summary.dataset_images},
-                      {"selected", summary.selected},
-                      {"used", static_cast<std::int64_t>(summary.images_used.size())},
-                      {"skipped", static_cast<std::int64_t>(summary.failures.size())},
-                      {"templates", summary.templates},
-                      {"templates_scored", static_cast<std::int64_t>(summary.ranking.size())}};
-  record["interrupted"] = summary.interrupted;
-  record["seconds"] = {{"decode", summary.decode_seconds},
-                       {"preprocess", summary.preprocess_seconds},
-                       {"vision_tower", summary.tower_seconds},
-                       {"templates", summary.text_seconds}};
-  record["wall_seconds"] = summary.wall_seconds;
   summary.ranking_file = options.out_dir / "prompt_ranking.json";
-  io::write_file_atomic(summary.ranking_file, record.dump(2) + "\n");
+  write_ranking_record(summary.ranking_file, options, summary, started, config, impl_->clip);
   return summary;
 }
 

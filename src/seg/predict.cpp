@@ -5,13 +5,13 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <opencv2/imgproc.hpp>
 
 #include "clipes/core/error.h"
 #include "clipes/crf/pseudo_mask.h"
+#include "clipes/data/batch_runner.h"
 #include "clipes/io/png.h"
 #include "clipes/seg/checkpoint.h"
 #include "clipes/seg/deeplab.h"
@@ -98,56 +98,62 @@ at::Tensor refine_with_crf(const at::Tensor& probabilities, const cv::Mat& bgr,
   return at::from_blob(q.data(), p.sizes(), at::kFloat).clone();
 }
 
-PredictSummary predict_folder(const PredictInputs& inputs, const PredictConfig& config,
-                              Reporter& reporter) {
-  if (config.crf) crf::validate(config.crf_config, "predict", "crf");
-  auto images = list_images(inputs.images, inputs.split);
-  if (inputs.shard.count > 1) {
-    const std::size_t listed = images.size();
-    images.erase(std::remove_if(images.begin(), images.end(),
-                                [&](const auto& image) {
-                                  return data::shard_of(image.first, inputs.shard.count) !=
-                                         inputs.shard.index;
-                                }),
-                 images.end());
-    reporter.info(fmt::format("shard {}/{}: {} of the {} images", inputs.shard.index,
-                              inputs.shard.count, images.size(), listed));
-  }
-  Segmenter segmenter(inputs.checkpoint, inputs.device);
-  // The image policy of the training run (itself that of the masks' generate run).
-  const data::ExifOrientation exif = exif_policy(segmenter.config().input);
-  throw_if_problems(check_images(images, exif, config.crf_config.threads),
-                    fmt::format("images to predict ({}; nothing was written)", images.size()));
+namespace {
+
+// The reporter line of a prediction run: images, scales, flip, CRF, classes, device.
+std::string describe_prediction(std::size_t images, const PredictConfig& config,
+                                const Segmenter& segmenter) {
   const crf::CrfConfig& c = config.crf_config;
-  reporter.info(fmt::format(
-      "{} images; scales {}{}{}; {} classes; on {}", images.size(), fmt::join(config.scales, ","),
+  return fmt::format(
+      "{} images; scales {}{}{}; {} classes; on {}", images, fmt::join(config.scales, ","),
       config.flip ? " + flip" : "",
       config.crf ? fmt::format(" + dense CRF ({} iterations, position {}/{}, bilateral {}/{}/{}, "
                                "{} image)",
                                c.iterations, c.pos_weight, c.pos_std, c.bilateral_weight,
                                c.bilateral_std, c.bilateral_rgb_std, crf::to_string(c.image))
                  : "",
-      segmenter.config().model.num_classes, segmenter.device()));
+      segmenter.config().model.num_classes, segmenter.device());
+}
+
+}  // namespace
+
+PredictSummary predict_folder(const PredictInputs& inputs, const PredictConfig& config,
+                              Reporter& reporter) {
+  if (config.crf) crf::validate(config.crf_config, "predict", "crf");
+  const auto listed = list_images(inputs.images, inputs.split);
+  std::vector<data::BatchItem> items;
+  for (const auto& [id, file] : listed) items.push_back({id, ""});
+  data::BatchRunner runner(items, {"predict", inputs.shard, -1, nullptr}, reporter);
+  std::vector<std::pair<std::string, std::filesystem::path>> images;
+  for (const std::size_t i : runner.selected()) images.push_back(listed[i]);
+  if (inputs.shard.count > 1) {
+    reporter.info(fmt::format("shard {}/{}: {} of the {} images", inputs.shard.index,
+                              inputs.shard.count, images.size(), listed.size()));
+  }
+  Segmenter segmenter(inputs.checkpoint, inputs.device);
+  // The image policy of the training run (itself that of the masks' generate run).
+  const data::ExifOrientation exif = exif_policy(segmenter.config().input);
+  throw_if_problems(check_images(images, exif, config.crf_config.threads),
+                    fmt::format("images to predict ({}; nothing was written)", images.size()));
+  reporter.info(describe_prediction(images.size(), config, segmenter));
   crf::CrfWorkspace workspace;  // one per worker: reused by every image
   std::filesystem::create_directories(inputs.out);
   const io::Palette palette = data::mask_palette();
-  PredictSummary summary;
-  std::int64_t done = 0;
-  for (const auto& [id, file] : images) {
-    try {
-      const cv::Mat bgr = read_image_bgr(file, exif);
-      at::Tensor probabilities = segmenter.probabilities(bgr, config);
-      if (config.crf) {
-        probabilities = refine_with_crf(probabilities, bgr, config.crf_config, &workspace);
-      }
-      io::write_png_indexed(inputs.out / (id + ".png"), labels_from_probabilities(probabilities),
-                            palette);
-      ++summary.written;
-    } catch (const std::exception& e) {
-      reporter.error(fmt::format("image {}: {}", id, e.what()));
-      summary.failures.emplace_back(id, e.what());
+  runner.run([&](std::size_t index) {
+    const auto& [id, file] = listed[index];
+    const cv::Mat bgr = read_image_bgr(file, exif);
+    at::Tensor probabilities = segmenter.probabilities(bgr, config);
+    if (config.crf) {
+      probabilities = refine_with_crf(probabilities, bgr, config.crf_config, &workspace);
     }
-    reporter.progress("predict", ++done, static_cast<std::int64_t>(images.size()));
+    io::write_png_indexed(inputs.out / (id + ".png"), labels_from_probabilities(probabilities),
+                          palette);
+    return data::ItemOutcome::kDone;
+  });
+  PredictSummary summary;
+  summary.written = runner.counts().done;
+  for (const auto& failure : runner.failures()) {
+    summary.failures.emplace_back(failure.id, failure.reason);
   }
   return summary;
 }

@@ -265,6 +265,31 @@ TEST_F(Predict, WritesPaletteMasksThatReadBackAsClassIds) {
   EXPECT_EQ(io::read_file(in.out / "img0.png")[25], 3);
 }
 
+TEST_F(Predict, ShardsSplitTheImagesBetweenProcesses) {
+  NullReporter reporter;
+  PredictInputs in;
+  in.checkpoint = dir_ / "model.pt";
+  in.images = dir_ / "data" / "images";
+  in.device = "cpu";
+  std::set<std::string> seen;
+  std::int64_t written = 0;
+  for (int rank = 0; rank < 2; ++rank) {
+    in.shard = {rank, 2};
+    in.out = dir_ / ("pred_shard" + std::to_string(rank));
+    written += predict_folder(in, {}, reporter).written;
+    for (const auto& entry : fs::directory_iterator(in.out)) {
+      const std::string id = entry.path().stem().string();
+      EXPECT_EQ(data::shard_of(id, 2), rank) << id;
+      EXPECT_TRUE(seen.insert(id).second) << id << " predicted by two shards";
+    }
+  }
+  EXPECT_EQ(written, 3);
+  EXPECT_EQ(seen, (std::set<std::string>{"img0", "img1", "img2"}));
+  in.shard = {2, 2};
+  EXPECT_EQ(clipes::testing::error_of([&] { predict_folder(in, {}, reporter); }),
+            "invalid shard 2/2: expected 0 <= I < N");
+}
+
 TEST_F(Predict, WithCrfWritesTheArgmaxOfTheRefinedProbabilities) {
   NullReporter reporter;
   PredictInputs in;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "clipes/core/reporter.h"
+#include "clipes/core/run_record.h"
 #include "clipes/data/dataset.h"
 #include "clipes/pipeline/generate_config.h"
 
@@ -50,10 +51,7 @@ struct StageSeconds {
   double write = 0;       ///< encoding and writing the files
 };
 
-struct ImageFailure {
-  std::string id;
-  std::string reason;
-};
+using ImageFailure = RunFailure;  ///< {id, reason}
 
 struct GenerateSummary {
   std::int64_t dataset_images = 0;  ///< samples the dataset lists

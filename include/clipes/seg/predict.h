@@ -90,7 +90,7 @@ struct PredictSummary {
   std::vector<std::pair<std::string, std::string>> failures;
 };
 
-/// Predicts every listed image (probabilities, then refine_with_crf when config.crf, then argmax),
+/// Predicts every listed image of inputs.shard (probabilities, then refine_with_crf when config.crf, then argmax),
 /// decoding them with the checkpoint's input.exif_orientation. Before the first image, every image
 /// is decoded in parallel (check_images): problems are listed together in one clipes::Error and
 /// nothing is written; so is an invalid config.crf_config. One image failing later is reported
