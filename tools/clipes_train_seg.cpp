@@ -167,13 +167,8 @@ struct PredictCommand {
   int run(const Common& common, int threads, const clipes::seg::DistConfig& dist,
           clipes::Reporter& reporter) {
     inputs.split = split;
-    inputs.device = common.device;
+    inputs.device = clipes::seg::rank_device(common.device, dist);
     inputs.shard = {dist.rank, dist.world_size};  // ranks share the images, no process group
-    if (dist.world_size > 1 && (inputs.device.empty() || inputs.device == "cuda")) {
-      inputs.device = clipes::seg::resolve_device(inputs.device) == "cuda"
-                          ? fmt::format("cuda:{}", dist.local_rank)
-                          : "cpu";
-    }
     config.scales = parse_scales(scales);
     config.crf_config.image = clipes::crf::parse_crf_image_mode(crf_image, "--crf-image");
     config.crf_config.threads = threads;

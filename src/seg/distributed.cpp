@@ -127,6 +127,31 @@ struct Communicator::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<CollectiveBase> group;
 
+  /// The errors the other ranks left in the store, polled until `wanted` of them are there or
+  /// `patience` has passed (a store write can land just after the collective that announced
+  /// the failure); `silent` receives the ranks without one.
+  std::vector<std::string> read_reports(int wanted, std::chrono::milliseconds patience,
+                                        std::vector<int>* silent) {
+    const auto until = std::chrono::steady_clock::now() + patience;
+    std::vector<std::string> reports;
+    for (;;) {
+      reports.clear();
+      silent->clear();
+      for (int r = 0; r < config.world_size; ++r) {
+        if (r == config.rank) continue;
+        if (store->check({key_error(r)})) {
+          reports.push_back(as_text(store->get(key_error(r))));
+        } else {
+          silent->push_back(r);
+        }
+      }
+      if (static_cast<int>(reports.size()) >= wanted || std::chrono::steady_clock::now() > until) {
+        return reports;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
   /// The error to throw when a collective or the store failed: which ranks left an error,
   /// which said nothing (killed, crashed or hung), or that rank 0's store is gone.
   [[noreturn]] void fail(const std::string& operation, const std::string& cause) {
@@ -137,21 +162,7 @@ struct Communicator::Impl {
     try {
       store->set(key_error(config.rank), std::vector<std::uint8_t>(mine.begin(), mine.end()));
       // The other ranks see the failure at about the same time: give them a moment to report.
-      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-      for (;;) {
-        reports.clear();
-        silent.clear();
-        for (int r = 0; r < config.world_size; ++r) {
-          if (r == config.rank) continue;
-          if (store->check({key_error(r)})) {
-            reports.push_back(as_text(store->get(key_error(r))));
-          } else {
-            silent.push_back(r);
-          }
-        }
-        if (silent.empty() || std::chrono::steady_clock::now() > until) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      }
+      reports = read_reports(config.world_size - 1, std::chrono::seconds(3), &silent);
     } catch (const std::exception&) {
       throw Error(fmt::format(
           "rank {}: {} failed: rank 0 (which hosts the rendezvous store at {}:{}) is gone "
@@ -357,22 +368,11 @@ void Communicator::agree(const std::string& error_or_empty, const std::string& w
   const double failed = all_reduce_sum({error_or_empty.empty() ? 0.0 : 1.0}).at(0);
   if (failed == 0) return;
   if (!error_or_empty.empty()) throw Error(error_or_empty);
-  // The failed ranks' messages (a store write may land just after the all-reduce: wait a bit).
+  std::vector<int> silent;
   std::string reasons;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  for (int found = 0; found < static_cast<int>(failed);) {
-    reasons.clear();
-    found = 0;
-    for (int r = 0; r < world_size(); ++r) {
-      if (r != rank() && impl_->store->check({key_error(r)})) {
-        reasons += "; " + as_text(impl_->store->get(key_error(r)));
-        ++found;
-      }
-    }
-    if (std::chrono::steady_clock::now() > until) break;
-    if (found < static_cast<int>(failed)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+  for (const auto& r : impl_->read_reports(static_cast<int>(failed), std::chrono::seconds(5),
+                                           &silent)) {
+    reasons += "; " + r;
   }
   throw Error(fmt::format("rank {}: {} stopped because another rank failed{}", rank(), what,
                           reasons));

@@ -56,6 +56,12 @@ std::string resolve_device(const std::string& requested) {
   return requested;
 }
 
+std::string rank_device(const std::string& requested, const DistConfig& dist) {
+  const std::string device = resolve_device(requested);
+  return dist.world_size > 1 && device == "cuda" ? fmt::format("cuda:{}", dist.local_rank)
+                                                 : device;
+}
+
 double train_step(DeepLabImpl& model, torch::optim::SGD& optimizer,
                   const std::vector<Batch>& batches, LossKind loss_kind, const std::string& device,
                   Communicator* group) {
@@ -136,7 +142,7 @@ struct Run {
 /// The job: the device of this rank and, with several ranks, the connected process group.
 void join_job(Run& run) {
   const DistConfig& dist = run.inputs.dist;
-  std::string device = resolve_device(run.inputs.device);
+  const std::string device = rank_device(run.inputs.device, dist);
   run.result.rank = dist.rank;
   run.result.world_size = dist.world_size;
   run.writer = dist.rank == 0;
@@ -149,7 +155,6 @@ void join_job(Run& run) {
           (run.config.optim.batch_size / dist.world_size + 1) * dist.world_size,
           run.config.optim.batch_size));
     }
-    if (device == "cuda") device = fmt::format("cuda:{}", dist.local_rank);
     run.group = std::make_unique<Communicator>(dist, device);
     run.reporter.info(fmt::format("rank {} of {} ({}, {} backend) on {}", dist.rank,
                                   dist.world_size, dist.origin, run.group->backend(), device));

@@ -77,6 +77,10 @@ TrainResult train_segmentation(const TrainConfig& config, const TrainInputs& inp
 /// "" -> "cuda" when LibTorch sees a GPU, else "cpu"; "cuda..." without a GPU throws.
 std::string resolve_device(const std::string& requested);
 
+/// resolve_device for a rank of `dist`: with several ranks, "cuda" becomes cuda:<local rank>
+/// (each rank on the GPU of its local rank); an explicit "cuda:N" or "cpu" stays.
+std::string rank_device(const std::string& requested, const DistConfig& dist);
+
 /// One optimiser step: gradients zeroed, each batch forwarded (all MSC outputs) and its loss
 /// divided by the number of batches back-propagated (gradient accumulation), then
 /// optimizer.step(). Returns the summed (i.e. averaged over batches) loss. With `group`, the
