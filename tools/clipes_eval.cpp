@@ -18,6 +18,7 @@
 #include "clipes/data/mask_files.h"
 #include "clipes/eval/confusion_plot.h"
 #include "clipes/eval/evaluate.h"
+#include "clipes/pipeline/generate_config.h"
 #include "clipes/eval/report.h"
 #include "clipes/io/files.h"
 #include "console_reporter.h"
@@ -171,7 +172,7 @@ int main(int argc, char** argv) {
   // What to score: (title, prediction folder); one pass for --pred and --cams.
   std::vector<std::pair<std::string, std::string>> passes{{"", pred}};
   try {
-    if (!opt.config.empty()) o.class_names = clipes::eval::read_config_class_names(opt.config);
+    if (!opt.config.empty()) o.class_names = clipes::pipeline::read_config_class_names(opt.config);
     if (!run.empty()) passes = run_passes(run, o, reporter);
     o.pred_dir = passes.front().second;
     clipes::eval::validate(o);

@@ -17,6 +17,7 @@
 #include "clipes/core/error.h"
 #include "clipes/data/dataset.h"
 #include "clipes/pipeline/generate.h"
+#include "config_help.h"
 #include "console_reporter.h"
 #include "generate_cli.h"
 #include "launch.h"
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "config JSON (configs/voc.json, configs/coco.json, ...)")
       ->required()
       ->check(CLI::ExistingFile);
+  clipes::cli::add_config_help(app, clipes::pipeline::GenerateConfig{});
   app.add_option("--data-root", data_root, "dataset folder (dataset.root)")
       ->check(CLI::ExistingDirectory);
   app.add_option("--split", split, "file of image ids (dataset.split)")->check(CLI::ExistingFile);
@@ -73,7 +75,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-crf", no_crf, "CAM stage only: no CRF, no masks (outputs.masks=false)");
   app.add_flag("--no-cams", no_cams, "do not write cams/<id>.npz (outputs.cams=false)");
   app.add_option("--cam-dtype", cam_dtype, "float16 or float32 (outputs.cam_dtype)")
-      ->check(CLI::IsMember({"float16", "float32"}));
+      ->check(clipes::cli::enum_check<clipes::pipeline::CamDtype>());
   app.add_flag("--overlays", overlays, "write overlays/<id>.jpg (outputs.overlays=true)");
   app.add_flag("--overwrite", options.overwrite, "redo images whose outputs exist");
   app.add_flag("--dry-run", dry_run, "load and check everything, print the setup, process nothing");

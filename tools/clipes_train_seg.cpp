@@ -19,6 +19,7 @@
 #include "clipes/crf/crf_config.h"
 #include "clipes/seg/predict.h"
 #include "clipes/seg/trainer.h"
+#include "config_help.h"
 #include "console_reporter.h"
 #include "launch.h"
 #include "run_control.h"
@@ -89,6 +90,7 @@ struct TrainCommand {
 
   void add(CLI::App& parent, Common& common) {
     app = parent.add_subcommand("train", "train on images + pseudo masks");
+    clipes::cli::add_config_help(*app, clipes::seg::TrainConfig{});
     app->add_option("--config", config_file, "training config (configs/train-voc.json)")
         ->required()
         ->check(CLI::ExistingFile);
@@ -160,7 +162,8 @@ struct PredictCommand {
     app->add_option("--crf-image", crf_image,
                     "image the CRF's bilateral kernel sees: rgb, or reference (BGR minus "
                     "the mean, wrapped to uint8, as the CLIP-ES reference code fed it)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(clipes::cli::enum_check<clipes::crf::CrfImageMode>());
     add_common(app, common);
   }
 
@@ -170,7 +173,7 @@ struct PredictCommand {
     inputs.device = clipes::seg::rank_device(common.device, dist);
     inputs.shard = {dist.rank, dist.world_size};  // ranks share the images, no process group
     config.scales = parse_scales(scales);
-    config.crf_config.image = clipes::crf::parse_crf_image_mode(crf_image, "--crf-image");
+    config.crf_config.image = *clipes::config::parse_enum<clipes::crf::CrfImageMode>(crf_image);
     config.crf_config.threads = threads;
     const auto s = clipes::seg::predict_folder(inputs, config, reporter);
     spdlog::info("{} masks written to {}, {} images failed", s.written, inputs.out.string(),

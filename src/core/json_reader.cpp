@@ -1,5 +1,6 @@
 #include "clipes/core/json_reader.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -164,6 +165,23 @@ std::string JsonObjectReader::where(std::string_view key) const {
 
 void JsonObjectReader::fail(std::string_view key, const std::string& what) const {
   throw Error(fmt::format("{} {}", where(key), what));
+}
+
+}  // namespace clipes::config
+
+namespace clipes::config {
+
+double detail::shortest_decimal(float value) { return std::stod(fmt::format("{}", value)); }
+
+std::string format_field_help(const std::vector<FieldHelp>& fields) {
+  std::size_t width = 0;
+  for (const auto& f : fields) width = std::max(width, f.path.size() + 3 + f.value.size());
+  std::string out;
+  for (const auto& f : fields) {
+    const std::string assignment = fmt::format("{} = {}", f.path, f.value);
+    out += fmt::format("  {:<{}}  {}\n", assignment, width, f.doc);
+  }
+  return out;
 }
 
 }  // namespace clipes::config

@@ -127,7 +127,7 @@ std::size_t CrfWorkspace::position_kernels() const {
 DenseCrf::DenseCrf(const cv::Mat& image, const CrfConfig& config, CrfWorkspace* workspace,
                    CrfLoops loops)
     : config_(config), loops_(loops) {
-  validate(config, "dense CRF", "crf");
+  validate(config, config::Validator("dense CRF").nested("crf"));
   if (image.empty() || image.type() != CV_8UC3) {
     throw Error(fmt::format(
         "dense CRF: the image must be 8-bit with 3 channels (CV_8UC3), got {}x{} of type {}",

@@ -149,7 +149,7 @@ PseudoMask pseudo_mask_from_marginals(const PlanarView& q, const std::vector<int
 PseudoMask make_pseudo_mask(const PlanarView& cams, const std::vector<int>& keys,
                             const cv::Mat& rgb, const PseudoMaskConfig& config,
                             CrfWorkspace* workspace) {
-  validate(config, "pseudo mask");
+  validate(config, config::Validator("pseudo mask").nested("pseudo_mask"));
   check_planar(cams, "pseudo mask: cams");
   if (static_cast<std::size_t>(cams.channels) != keys.size()) {
     throw Error(fmt::format("pseudo mask: {} CAMs for {} keys; expected one CAM per key",

@@ -12,25 +12,6 @@
 
 namespace clipes::data {
 
-std::string_view to_string(DatasetLayout layout) {
-  switch (layout) {
-    case DatasetLayout::kVoc:
-      return "voc";
-    case DatasetLayout::kCoco:
-      return "coco";
-    case DatasetLayout::kCustom:
-      return "custom";
-  }
-  return "?";
-}
-
-std::optional<DatasetLayout> parse_dataset_layout(std::string_view text) {
-  for (const auto layout : {DatasetLayout::kVoc, DatasetLayout::kCoco, DatasetLayout::kCustom}) {
-    if (text == to_string(layout)) return layout;
-  }
-  return std::nullopt;
-}
-
 std::filesystem::path DatasetConfig::resolve(const std::string& relative) const {
   const std::filesystem::path path(relative);
   if (path.is_absolute() || root.empty()) return path;

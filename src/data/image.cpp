@@ -352,16 +352,6 @@ const char* image_mode_name(ImageMode mode) {
   return "?";
 }
 
-std::string_view to_string(ExifOrientation policy) {
-  return policy == ExifOrientation::kApply ? "apply" : "stored";
-}
-
-std::optional<ExifOrientation> parse_exif_orientation(std::string_view text) {
-  if (text == "stored") return ExifOrientation::kStored;
-  if (text == "apply") return ExifOrientation::kApply;
-  return std::nullopt;
-}
-
 int jpeg_exif_orientation(std::string_view b) {
   if (!is_jpeg(b)) return 1;
   std::size_t pos = 2;

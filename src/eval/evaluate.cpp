@@ -231,37 +231,6 @@ std::vector<std::string> list_png_ids(const fs::path& dir) {
   return ids;
 }
 
-std::vector<std::string> read_config_class_names(const fs::path& file) {
-  const nlohmann::json root = config::load_json_file(file);
-  const std::string where = file.string();
-  if (!root.is_object() || !root.contains("classes")) {
-    throw Error(
-        fmt::format("{}: expected a top-level \"classes\" array of {{\"name\": ...}} "
-                    "objects, found none",
-                    where));
-  }
-  const nlohmann::json& classes = root["classes"];
-  if (!classes.is_array() || classes.empty()) {
-    throw Error(fmt::format("{}: classes must be a non-empty array, got {} {}", where,
-                            config::json_type_name(classes), classes.dump()));
-  }
-  std::vector<std::string> names;
-  for (std::size_t i = 0; i < classes.size(); ++i) {
-    const nlohmann::json& c = classes[i];
-    if (!c.is_object() || !c.contains("name") || !c["name"].is_string() ||
-        c["name"].get<std::string>().empty()) {
-      throw Error(fmt::format("{}: classes[{}].name must be a non-empty string, got {}", where, i,
-                              c.dump()));
-    }
-    names.push_back(c["name"].get<std::string>());
-  }
-  if (static_cast<int>(names.size()) + 1 > kMaxClasses) {
-    throw Error(fmt::format("{}: {} classes do not fit 8-bit masks (at most {})", where,
-                            names.size(), kMaxClasses - 1));
-  }
-  return data::with_background(names);
-}
-
 std::vector<std::string> default_class_names(int num_classes) {
   if (num_classes == kVocClasses) return data::with_background(data::voc_class_names());
   if (num_classes == kCocoClasses) return data::with_background(data::coco_class_names());

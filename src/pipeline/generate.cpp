@@ -99,7 +99,7 @@ class ImageFinisher {
   ImageFinisher(const GenerateConfig& config, const GenerateOptions& options,
                 data::BatchRunner& runner, StageTimes& times)
       : config_(config), options_(options), runner_(runner), times_(times),
-        class_names_(config.class_names()), mask_config_(config.mask) {
+        class_names_(config.class_names()), mask_config_(config.pseudo_mask()) {
     // The CRF runs inside one image with as many threads as LibTorch has when it runs on the
     // calling thread (crf_workers 0), single-threaded on each worker thread otherwise.
     mask_config_.crf.threads = options.crf_workers == 0 ? at::get_num_threads() : 1;
@@ -178,7 +178,7 @@ nlohmann::json outputs_json(const GenerateConfig& c) {
          "dense CRF on P = [1 - max_k cam_k, cam_1..cam_K] (background power 1, spec "
          "§7), unary -log(clip(P, 1e-5, 1)); label = argmax Q"},
         {"ignored", fmt::format("max Q < mu = {}", c.mask.confidence_threshold)},
-        {"crf_image", crf::to_string(c.mask.crf.image)}};
+        {"crf_image", crf::to_string(c.crf.image)}};
     if (c.outputs.labels) {
       outputs["labels"] = {{"folder", "labels"},
                            {"format", "8-bit palette PNG, PASCAL VOC colour map"},
@@ -333,7 +333,7 @@ std::string Generator::describe() const {
       "Sinkhorn rounds, power {}\n",
       c.cam.attention_blocks, c.caa.box_threshold, c.caa.sinkhorn_rounds, c.caa.power);
   if (c.outputs.masks) {
-    const auto& crf = c.mask.crf;
+    const auto& crf = c.crf;
     out += fmt::format(
         "CRF: {} iterations, Gaussian σ {} w {}, bilateral σ {} σ_rgb {} w {}, "
         "image {}; confidence threshold μ {}\n",

@@ -4,13 +4,13 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <cmath>
 #include <map>
 
 #include "clipes/core/error.h"
 #include "clipes/core/json_reader.h"
+#include "clipes/data/class_names.h"
 
 namespace clipes::pipeline {
 
@@ -18,49 +18,6 @@ namespace {
 
 
 std::string json_quoted(std::string_view s) { return nlohmann::json(std::string(s)).dump(); }
-
-// A float as the shortest decimal that reads back to it (0.4f -> 0.4, not 0.4000000059604645).
-double shortest(float value) { return std::stod(fmt::format("{}", value)); }
-
-// Reads a string field that must be one of `names`; returns its index in `names`.
-template <class Enum, std::size_t N>
-void enum_field(config::JsonObjectReader& reader, std::string_view key, Enum& out,
-                const std::array<std::pair<std::string_view, Enum>, N>& names) {
-  std::string text;
-  for (const auto& [name, value] : names) {
-    if (value == out) text = std::string(name);
-  }
-  reader.field(key, text);
-  for (const auto& [name, value] : names) {
-    if (text == name) {
-      out = value;
-      return;
-    }
-  }
-  std::vector<std::string_view> allowed;
-  for (const auto& item : names) allowed.push_back(item.first);
-  reader.fail(
-      key, fmt::format("must be one of {}, got {}", fmt::join(allowed, ", "), json_quoted(text)));
-}
-
-constexpr std::array<std::pair<std::string_view, data::DatasetLayout>, 3> kLayouts{{
-    {"voc", data::DatasetLayout::kVoc},
-    {"coco", data::DatasetLayout::kCoco},
-    {"custom", data::DatasetLayout::kCustom},
-}};
-constexpr std::array<std::pair<std::string_view, crf::CrfImageMode>, 2> kCrfImages{{
-    {"rgb", crf::CrfImageMode::kRgb},
-    {"reference", crf::CrfImageMode::kReference},
-}};
-constexpr std::array<std::pair<std::string_view, CamDtype>, 2> kCamDtypes{{
-    {"float16", CamDtype::kFloat16},
-    {"float32", CamDtype::kFloat32},
-}};
-
-constexpr std::array<std::pair<std::string_view, data::ExifOrientation>, 2> kExifPolicies{{
-    {"stored", data::ExifOrientation::kStored},
-    {"apply", data::ExifOrientation::kApply},
-}};
 
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -100,17 +57,6 @@ int placeholder_count(std::string_view t) {
 
 }  // namespace
 
-std::string_view to_string(CamDtype dtype) {
-  return dtype == CamDtype::kFloat32 ? "float32" : "float16";
-}
-
-std::optional<CamDtype> parse_cam_dtype(std::string_view text) {
-  for (const auto& [name, value] : kCamDtypes) {
-    if (text == name) return value;
-  }
-  return std::nullopt;
-}
-
 std::vector<std::string> GenerateConfig::class_names() const {
   std::vector<std::string> names;
   names.reserve(classes.size());
@@ -120,92 +66,18 @@ std::vector<std::string> GenerateConfig::class_names() const {
 
 GenerateConfig read_generate_config(const nlohmann::json& document, const std::string& source) {
   GenerateConfig c;
-  config::JsonObjectReader r(document, source);
-  r.field("name", c.name);
-  r.field("template", c.prompt_template);
-  const nlohmann::json& classes = r.raw("classes");
-  if (!classes.is_null()) {
-    if (!classes.is_array()) {
-      r.fail("classes", fmt::format("must be an array of {{\"name\": ..., \"prompt\": ...}} "
-                                    "objects, got {} {}",
-                                    config::json_type_name(classes), classes.dump()));
-    }
-    for (std::size_t i = 0; i < classes.size(); ++i) {
-      config::JsonObjectReader cr(classes[i], source, fmt::format("classes[{}]", i));
-      ClassConfig cls;
-      cr.required("name", cls.name);
-      cr.field("prompt", cls.prompt);
-      cr.finish();
-      if (cls.prompt.empty()) cls.prompt = cls.name;
-      c.classes.push_back(std::move(cls));
-    }
+  config::JsonObjectReader reader(document, source);
+  config::read_fields(reader, c);
+  reader.finish();
+  for (auto& cls : c.classes) {
+    if (cls.prompt.empty()) cls.prompt = cls.name;
   }
-  r.field("background", c.background);
-
-  auto d = r.object("dataset");
-  enum_field(d, "layout", c.dataset.layout, kLayouts);
-  d.field("root", c.dataset.root);
-  d.field("images", c.dataset.images);
-  d.field("image_ext", c.dataset.image_ext);
-  d.field("split", c.dataset.split);
-  d.field("labels", c.dataset.labels);
-  d.field("annotations", c.dataset.annotations);
-  d.field("instances", c.dataset.instances);
-  d.finish();
-
-  r.field("model", c.model);
-  r.field("model_config", c.model_config);
-  r.field("model_act", c.model_act);
-  r.field("model_heads", c.model_heads);
-  r.field("vocab", c.vocab);
-
-  auto input = r.object("input");
-  input.field("max_side", c.input.max_side);
-  input.field("max_tokens", c.input.max_tokens);
-  enum_field(input, "exif_orientation", c.input.exif_orientation, kExifPolicies);
-  input.finish();
-
-  auto cam = r.object("cam");
-  cam.field("attention_blocks", c.cam.attention_blocks);
-  cam.finish();
-
-  auto caa = r.object("caa");
-  caa.field("box_threshold", c.caa.box_threshold);
-  caa.field("sinkhorn_rounds", c.caa.sinkhorn_rounds);
-  caa.field("power", c.caa.power);
-  caa.field("explicit_power", c.caa.explicit_power);
-  caa.finish();
-
-  auto crf = r.object("crf");
-  crf.field("iterations", c.mask.crf.iterations);
-  crf.field("pos_std", c.mask.crf.pos_std);
-  crf.field("pos_weight", c.mask.crf.pos_weight);
-  crf.field("bilateral_std", c.mask.crf.bilateral_std);
-  crf.field("bilateral_rgb_std", c.mask.crf.bilateral_rgb_std);
-  crf.field("bilateral_weight", c.mask.crf.bilateral_weight);
-  enum_field(crf, "image", c.mask.crf.image, kCrfImages);
-  crf.finish();
-
-  auto mask = r.object("mask");
-  mask.field("confidence_threshold", c.mask.confidence_threshold);
-  mask.finish();
-
-  auto outputs = r.object("outputs");
-  outputs.field("masks", c.outputs.masks);
-  outputs.field("cams", c.outputs.cams);
-  enum_field(outputs, "cam_dtype", c.outputs.cam_dtype, kCamDtypes);
-  outputs.field("overlays", c.outputs.overlays);
-  outputs.field("labels", c.outputs.labels);
-  outputs.finish();
-
-  r.finish();
   return c;
 }
 
-void GenerateConfig::validate(const std::string& source) const {
-  const config::Validator v(source);
-  v.check(placeholder_count(prompt_template) == 1, "template",
-          "must hold exactly one {} and no other brace", json_quoted(prompt_template));
+namespace {
+
+void validate_classes(const std::vector<ClassConfig>& classes, const config::Validator& v) {
   v.check(!classes.empty(), "classes", "must list at least one class");
   v.check(classes.size() <= 254, "classes",
           "must list at most 254 classes (mask values 1..254; 255 marks ignored pixels)",
@@ -228,6 +100,9 @@ void GenerateConfig::validate(const std::string& source) const {
                         inserted ? i : it->second),
             json_quoted(name));
   }
+}
+
+void validate_background(const std::vector<std::string>& background, const config::Validator& v) {
   v.check(!background.empty(), "background",
           "must list at least one word (with none, the softmax of an image with one label is "
           "constant and its CAM is zero)");
@@ -239,50 +114,84 @@ void GenerateConfig::validate(const std::string& source) const {
               fmt::format("must differ from background[{}]", j), json_quoted(background[i]));
     }
   }
-  v.check(!dataset.images.empty(), "dataset.images", "must not be empty");
-  v.check(valid_image_ext(dataset.image_ext), "dataset.image_ext",
+}
+
+void validate_dataset(const data::DatasetConfig& dataset, const config::Validator& v) {
+  v.check(!dataset.images.empty(), "images", "must not be empty");
+  v.check(valid_image_ext(dataset.image_ext), "image_ext",
           "must be an extension starting with '.', or several separated by '|' (\".jpg|.png\")",
           json_quoted(dataset.image_ext));
   switch (dataset.layout) {
     case data::DatasetLayout::kVoc:
-      v.check(!dataset.labels.empty() || !dataset.split.empty(), "dataset.split",
+      v.check(!dataset.labels.empty() || !dataset.split.empty(), "split",
               "must be set for the voc layout when dataset.labels is empty (the XML "
               "annotations are read for the split's ids)");
-      v.check(!dataset.labels.empty() || !dataset.annotations.empty(), "dataset.annotations",
+      v.check(!dataset.labels.empty() || !dataset.annotations.empty(), "annotations",
               "must be set for the voc layout when dataset.labels is empty");
       break;
     case data::DatasetLayout::kCoco:
-      v.check(!dataset.labels.empty() || !dataset.instances.empty(), "dataset.instances",
+      v.check(!dataset.labels.empty() || !dataset.instances.empty(), "instances",
               "must be set for the coco layout when dataset.labels is empty");
       break;
     case data::DatasetLayout::kCustom:
-      v.check(!dataset.labels.empty(), "dataset.labels",
+      v.check(!dataset.labels.empty(), "labels",
               "must be set for the custom layout (a labels file `<id> <class> ...`)");
       break;
   }
-  v.check(!model.empty(), "model", "must not be empty");
-  v.check(model_act.empty() || model_act == "quick_gelu" || model_act == "gelu", "model_act",
-          "must be \"quick_gelu\", \"gelu\" or empty (from the checkpoint)", model_act);
-  v.check(model_heads.empty() || (model_heads.size() == 2 && model_heads[0] > 0 &&
-                                  model_heads[1] > 0),
+}
+
+void validate_model(const GenerateConfig& c, const config::Validator& v) {
+  v.check(!c.model.empty(), "model", "must not be empty");
+  v.check(c.model_act.empty() || c.model_act == "quick_gelu" || c.model_act == "gelu",
+          "model_act", "must be \"quick_gelu\", \"gelu\" or empty (from the checkpoint)",
+          c.model_act);
+  v.check(c.model_heads.empty() || (c.model_heads.size() == 2 && c.model_heads[0] > 0 &&
+                                    c.model_heads[1] > 0),
           "model_heads", "must be [vision heads, text heads] (two positive numbers) or empty",
-          nlohmann::json(model_heads).dump());
-  v.check(!vocab.empty(), "vocab", "must not be empty");
-  v.check(input.max_side == 0 || input.max_side >= 16, "input.max_side", "must be 0 (off) or >= 16",
-          input.max_side);
-  v.check(input.max_tokens >= 1, "input.max_tokens", "must be >= 1", input.max_tokens);
-  v.check(cam.attention_blocks >= 1, "cam.attention_blocks", "must be >= 1", cam.attention_blocks);
-  v.check(caa.box_threshold >= 0.0f && caa.box_threshold <= 1.0f, "caa.box_threshold",
-          "must be in [0, 1]", caa.box_threshold);
-  v.check(caa.sinkhorn_rounds >= 1, "caa.sinkhorn_rounds", "must be >= 1", caa.sinkhorn_rounds);
-  v.check(caa.power >= 1, "caa.power", "must be >= 1", caa.power);
-  crf::validate(mask.crf, source, "crf");
-  v.check(mask.confidence_threshold >= 0.0f && mask.confidence_threshold <= 1.0f,
-          "mask.confidence_threshold", "must be in [0, 1]", mask.confidence_threshold);
-  v.check(outputs.masks || outputs.cams, "outputs",
+          fmt::format("[{}]", fmt::join(c.model_heads, ",")));
+  v.check(!c.vocab.empty(), "vocab", "must not be empty");
+}
+
+void validate_stages(const GenerateConfig& c, const config::Validator& v) {
+  v.check(c.input.max_side == 0 || c.input.max_side >= 16, "input.max_side",
+          "must be 0 (off) or >= 16", c.input.max_side);
+  v.check(c.input.max_tokens >= 1, "input.max_tokens", "must be >= 1", c.input.max_tokens);
+  v.check(c.cam.attention_blocks >= 1, "cam.attention_blocks", "must be >= 1",
+          c.cam.attention_blocks);
+  v.check(c.caa.box_threshold >= 0.0f && c.caa.box_threshold <= 1.0f, "caa.box_threshold",
+          "must be in [0, 1]", c.caa.box_threshold);
+  v.check(c.caa.sinkhorn_rounds >= 1, "caa.sinkhorn_rounds", "must be >= 1",
+          c.caa.sinkhorn_rounds);
+  v.check(c.caa.power >= 1, "caa.power", "must be >= 1", c.caa.power);
+  crf::validate(c.crf, v.nested("crf"));
+  crf::validate_confidence_threshold(c.mask.confidence_threshold, v, "mask.confidence_threshold");
+  v.check(c.outputs.masks || c.outputs.cams, "outputs",
           "must ask for something: outputs.masks and outputs.cams are both false");
-  v.check(!outputs.overlays || outputs.masks, "outputs.overlays",
+  v.check(!c.outputs.overlays || c.outputs.masks, "outputs.overlays",
           "needs outputs.masks (an overlay shows the pseudo mask)");
+}
+
+}  // namespace
+
+void validate_classes(const std::vector<ClassConfig>& classes, const std::string& source) {
+  validate_classes(classes, config::Validator(source));
+}
+
+std::vector<std::string> read_config_class_names(const std::filesystem::path& file) {
+  const GenerateConfig c = read_generate_config(config::load_json_file(file), file.string());
+  validate_classes(c.classes, file.string());
+  return data::with_background(c.class_names());
+}
+
+void GenerateConfig::validate(const std::string& source) const {
+  const config::Validator v(source);
+  v.check(placeholder_count(prompt_template) == 1, "template",
+          "must hold exactly one {} and no other brace", json_quoted(prompt_template));
+  validate_classes(classes, v);
+  validate_background(background, v);
+  validate_dataset(dataset, v.nested("dataset"));
+  validate_model(*this, v);
+  validate_stages(*this, v);
 }
 
 GenerateConfig load_generate_config(const std::filesystem::path& file,
@@ -298,51 +207,7 @@ GenerateConfig load_generate_config(const std::filesystem::path& file,
   return config;
 }
 
-nlohmann::json to_json(const GenerateConfig& c) {
-  nlohmann::json j;
-  j["name"] = c.name;
-  j["template"] = c.prompt_template;
-  j["classes"] = nlohmann::json::array();
-  for (const auto& cls : c.classes)
-    j["classes"].push_back({{"name", cls.name}, {"prompt", cls.prompt}});
-  j["background"] = c.background;
-  j["dataset"] = {{"layout", std::string(data::to_string(c.dataset.layout))},
-                  {"root", c.dataset.root},
-                  {"images", c.dataset.images},
-                  {"image_ext", c.dataset.image_ext},
-                  {"split", c.dataset.split},
-                  {"labels", c.dataset.labels},
-                  {"annotations", c.dataset.annotations},
-                  {"instances", c.dataset.instances}};
-  j["model"] = c.model;
-  j["model_config"] = c.model_config;
-  j["model_act"] = c.model_act;
-  j["model_heads"] = c.model_heads;
-  j["vocab"] = c.vocab;
-  j["input"] = {{"max_side", c.input.max_side},
-                {"max_tokens", c.input.max_tokens},
-                {"exif_orientation", std::string(data::to_string(c.input.exif_orientation))}};
-  j["cam"] = {{"attention_blocks", c.cam.attention_blocks}};
-  j["caa"] = {{"box_threshold", shortest(c.caa.box_threshold)},
-              {"sinkhorn_rounds", c.caa.sinkhorn_rounds},
-              {"power", c.caa.power},
-              {"explicit_power", c.caa.explicit_power}};
-  const crf::CrfConfig& crf = c.mask.crf;
-  j["crf"] = {{"iterations", crf.iterations},
-              {"pos_std", shortest(crf.pos_std)},
-              {"pos_weight", shortest(crf.pos_weight)},
-              {"bilateral_std", shortest(crf.bilateral_std)},
-              {"bilateral_rgb_std", shortest(crf.bilateral_rgb_std)},
-              {"bilateral_weight", shortest(crf.bilateral_weight)},
-              {"image", std::string(crf::to_string(crf.image))}};
-  j["mask"] = {{"confidence_threshold", shortest(c.mask.confidence_threshold)}};
-  j["outputs"] = {{"masks", c.outputs.masks},
-                  {"cams", c.outputs.cams},
-                  {"cam_dtype", std::string(to_string(c.outputs.cam_dtype))},
-                  {"overlays", c.outputs.overlays},
-                  {"labels", c.outputs.labels}};
-  return j;
-}
+nlohmann::json to_json(const GenerateConfig& c) { return config::to_json_value(c); }
 
 std::string format_prompt(std::string_view prompt_template, std::string_view text) {
   if (placeholder_count(prompt_template) != 1) {

@@ -119,7 +119,7 @@ std::string describe_prediction(std::size_t images, const PredictConfig& config,
 
 PredictSummary predict_folder(const PredictInputs& inputs, const PredictConfig& config,
                               Reporter& reporter) {
-  if (config.crf) crf::validate(config.crf_config, "predict", "crf");
+  if (config.crf) crf::validate(config.crf_config, config::Validator("predict").nested("crf"));
   const auto listed = list_images(inputs.images, inputs.split);
   std::vector<data::BatchItem> items;
   for (const auto& [id, file] : listed) items.push_back({id, ""});

@@ -7,110 +7,22 @@
 
 #include "clipes/core/error.h"
 #include "clipes/core/json_reader.h"
+#include "clipes/crf/crf_config.h"
 #include "clipes/data/image.h"
 
 namespace clipes::seg {
 
 namespace {
 
-ResNetLayout parse_layout(const std::string& text, const config::JsonObjectReader& r) {
-  if (text == "caffe") return ResNetLayout::kCaffe;
-  if (text == "pytorch") return ResNetLayout::kPytorch;
-  r.fail("layout", fmt::format("must be \"caffe\" or \"pytorch\", got \"{}\"", text));
-}
-
-LossKind parse_loss(const std::string& text, const config::JsonObjectReader& r) {
-  if (text == "cross_entropy") return LossKind::kCrossEntropy;
-  if (text == "class_balanced") return LossKind::kClassBalanced;
-  r.fail("loss", fmt::format("must be \"cross_entropy\" or \"class_balanced\", got \"{}\"", text));
-}
-
 TrainConfig read_config(const nlohmann::json& root, const std::string& source) {
   TrainConfig c;
-  config::JsonObjectReader r(root, source);
-
-  auto m = r.object("model");
-  m.field("num_classes", c.model.num_classes);
-  m.field("depth", c.model.depth);
-  m.field("width", c.model.width);
-  std::string layout(to_string(c.model.layout));
-  m.field("layout", layout);
-  c.model.layout = parse_layout(layout, m);
-  m.field("aspp_rates", c.model.aspp_rates);
-  m.field("msc", c.model.msc);
-  m.field("msc_scales", c.model.msc_scales);
-  m.finish();
-
-  auto in = r.object("input");
-  in.field("bgr", c.input.bgr);
-  in.field("mean", c.input.mean);
-  in.field("std", c.input.std);
-  in.field("exif_orientation", c.input.exif_orientation);
-  in.finish();
-
-  auto d = r.object("data");
-  d.field("scales", c.data.scales);
-  d.field("crop_size", c.data.crop_size);
-  d.field("flip", c.data.flip);
-  d.field("confidence_threshold", c.data.confidence_threshold);
-  d.field("workers", c.data.workers);
-  d.field("prefetch", c.data.prefetch);
-  d.finish();
-
-  std::string loss(to_string(c.loss));
-  r.field("loss", loss);
-  c.loss = parse_loss(loss, r);
-
-  auto o = r.object("optim");
-  o.field("lr", c.optim.lr);
-  o.field("lr_poly_power", c.optim.lr_poly_power);
-  o.field("lr_classifier_weight_mult", c.optim.lr_classifier_weight_mult);
-  o.field("lr_classifier_bias_mult", c.optim.lr_classifier_bias_mult);
-  o.field("momentum", c.optim.momentum);
-  o.field("weight_decay", c.optim.weight_decay);
-  o.field("batch_size", c.optim.batch_size);
-  o.field("iter_size", c.optim.iter_size);
-  o.field("iterations", c.optim.iterations);
-  o.finish();
-
-  r.field("seed", c.seed);
-  r.field("checkpoint_every", c.checkpoint_every);
-  r.field("log_every", c.log_every);
-  r.finish();
+  config::JsonObjectReader reader(root, source);
+  config::read_fields(reader, c);
+  reader.finish();
   return c;
 }
 
-nlohmann::json to_json(const TrainConfig& c) {
-  nlohmann::json j;
-  j["model"] = {{"num_classes", c.model.num_classes},
-                {"depth", c.model.depth},
-                {"width", c.model.width},
-                {"layout", std::string(to_string(c.model.layout))},
-                {"aspp_rates", c.model.aspp_rates},
-                {"msc", c.model.msc},
-                {"msc_scales", c.model.msc_scales}};
-  j["input"] = {{"bgr", c.input.bgr},
-                {"mean", c.input.mean},
-                {"std", c.input.std},
-                {"exif_orientation", c.input.exif_orientation}};
-  j["data"] = {{"scales", c.data.scales},   {"crop_size", c.data.crop_size},
-               {"flip", c.data.flip},       {"confidence_threshold", c.data.confidence_threshold},
-               {"workers", c.data.workers}, {"prefetch", c.data.prefetch}};
-  j["loss"] = std::string(to_string(c.loss));
-  j["optim"] = {{"lr", c.optim.lr},
-                {"lr_poly_power", c.optim.lr_poly_power},
-                {"lr_classifier_weight_mult", c.optim.lr_classifier_weight_mult},
-                {"lr_classifier_bias_mult", c.optim.lr_classifier_bias_mult},
-                {"momentum", c.optim.momentum},
-                {"weight_decay", c.optim.weight_decay},
-                {"batch_size", c.optim.batch_size},
-                {"iter_size", c.optim.iter_size},
-                {"iterations", c.optim.iterations}};
-  j["seed"] = c.seed;
-  j["checkpoint_every"] = c.checkpoint_every;
-  j["log_every"] = c.log_every;
-  return j;
-}
+nlohmann::json to_json(const TrainConfig& c) { return config::to_json_value(c); }
 
 std::string first_difference(const nlohmann::json& a, const nlohmann::json& b,
                              const std::string& path) {
@@ -130,14 +42,6 @@ std::string first_difference(const nlohmann::json& a, const nlohmann::json& b,
 }
 
 }  // namespace
-
-std::string_view to_string(ResNetLayout layout) {
-  return layout == ResNetLayout::kCaffe ? "caffe" : "pytorch";
-}
-
-std::string_view to_string(LossKind kind) {
-  return kind == LossKind::kCrossEntropy ? "cross_entropy" : "class_balanced";
-}
 
 std::vector<int> resnet_blocks(int depth) {
   if (depth == 14) return {1, 1, 1, 1};  // configs/train-tiny.json: tests and smoke runs
@@ -176,8 +80,7 @@ void validate(const TrainConfig& c, const std::string& source) {
     v.check(s > 0 && s <= 8, "data.scales", "must hold scales in (0, 8]", s);
   }
   v.check(c.data.crop_size >= 16, "data.crop_size", "must be >= 16", c.data.crop_size);
-  v.check(c.data.confidence_threshold >= 0 && c.data.confidence_threshold <= 1,
-          "data.confidence_threshold", "must be in [0, 1]", c.data.confidence_threshold);
+  crf::validate_confidence_threshold(c.data.confidence_threshold, v, "data.confidence_threshold");
   v.check(c.data.workers >= 0 && c.data.workers <= 64, "data.workers", "must be in 0..64",
           c.data.workers);
   v.check(c.data.prefetch >= 1 && c.data.prefetch <= 16, "data.prefetch", "must be in 1..16",

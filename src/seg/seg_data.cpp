@@ -105,8 +105,8 @@ cv::Mat resize_label(const cv::Mat& label, int height, int width) {
 // ---- dataset ----------------------------------------------------------------------------------
 
 data::ExifOrientation exif_policy(const InputConfig& input) {
-  return input.exif_orientation == "apply" ? data::ExifOrientation::kApply
-                                           : data::ExifOrientation::kStored;
+  return data::parse_exif_orientation(input.exif_orientation)
+      .value_or(data::ExifOrientation::kStored);
 }
 
 std::string follow_mask_run(TrainConfig& config, const std::string& config_source,

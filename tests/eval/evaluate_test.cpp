@@ -290,27 +290,6 @@ TEST(ReadSplitIds, TakesTheFirstTokenAndStripsPaths) {
   EXPECT_THROW(data::read_split_ids(dir / "absent.txt"), Error);
 }
 
-TEST(ReadConfigClassNames, ReadsOnlyTheNamesAndPutsBackgroundFirst) {
-  const fs::path dir = testing::make_temp_dir("eval_config_names");
-  io::write_file_atomic(dir / "c.json",
-                        R"({"classes": [{"name": "aeroplane", "prompt": "aeroplane"},
-                             {"name": "bicycle", "prompt": "bike", "other": 3}],
-                            "crf": {"whatever": true}})");
-  EXPECT_EQ(read_config_class_names(dir / "c.json"),
-            (std::vector<std::string>{"background", "aeroplane", "bicycle"}));
-  io::write_file_atomic(dir / "bad.json", R"({"classes": [{"name": "a"}, {"prompt": "b"}]})");
-  try {
-    read_config_class_names(dir / "bad.json");
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("bad.json: classes[1].name must be a non-empty string"),
-              std::string::npos)
-        << e.what();
-  }
-  io::write_file_atomic(dir / "none.json", R"({"crf": {}})");
-  EXPECT_THROW(read_config_class_names(dir / "none.json"), Error);
-}
-
 TEST(Validate, RejectsOptionsThatCannotRun) {
   EvalOptions o;
   o.gt_dir = "gt";

@@ -53,13 +53,13 @@ TEST(ShippedConfigs, VocHoldsTheReferenceValues) {
   EXPECT_EQ(c.caa.sinkhorn_rounds, 3);
   EXPECT_EQ(c.caa.power, 2);
   EXPECT_TRUE(c.outputs.masks);
-  EXPECT_EQ(c.mask.crf.iterations, 10);
-  EXPECT_FLOAT_EQ(c.mask.crf.pos_std, 1.0f);
-  EXPECT_FLOAT_EQ(c.mask.crf.pos_weight, 3.0f);
-  EXPECT_FLOAT_EQ(c.mask.crf.bilateral_std, 67.0f);
-  EXPECT_FLOAT_EQ(c.mask.crf.bilateral_rgb_std, 3.0f);
-  EXPECT_FLOAT_EQ(c.mask.crf.bilateral_weight, 4.0f);
-  EXPECT_EQ(c.mask.crf.image, crf::CrfImageMode::kRgb);
+  EXPECT_EQ(c.crf.iterations, 10);
+  EXPECT_FLOAT_EQ(c.crf.pos_std, 1.0f);
+  EXPECT_FLOAT_EQ(c.crf.pos_weight, 3.0f);
+  EXPECT_FLOAT_EQ(c.crf.bilateral_std, 67.0f);
+  EXPECT_FLOAT_EQ(c.crf.bilateral_rgb_std, 3.0f);
+  EXPECT_FLOAT_EQ(c.crf.bilateral_weight, 4.0f);
+  EXPECT_EQ(c.crf.image, crf::CrfImageMode::kRgb);
   EXPECT_FLOAT_EQ(c.mask.confidence_threshold, 0.95f);
   EXPECT_TRUE(c.outputs.cams);
   EXPECT_EQ(c.outputs.cam_dtype, CamDtype::kFloat16);
@@ -154,8 +154,8 @@ TEST(GenerateConfigJson, EveryFieldRoundTrips) {
   const auto c = read_generate_config(document, "t.json");
   c.validate("t.json");
   EXPECT_EQ(c.dataset.layout, data::DatasetLayout::kCustom);
-  EXPECT_EQ(c.mask.crf.image, crf::CrfImageMode::kReference);
-  EXPECT_FLOAT_EQ(c.mask.crf.bilateral_weight, 3.25f);
+  EXPECT_EQ(c.crf.image, crf::CrfImageMode::kReference);
+  EXPECT_FLOAT_EQ(c.crf.bilateral_weight, 3.25f);
   EXPECT_EQ(c.input.max_tokens, 3000);
   EXPECT_EQ(c.outputs.cam_dtype, CamDtype::kFloat32);
   EXPECT_TRUE(c.outputs.overlays);
@@ -206,26 +206,25 @@ TEST(GenerateConfigJson, WrongTypesAndBadNamesSayWhatWasExpected) {
   j = minimal();
   j["classes"] = "cat";
   EXPECT_EQ(read_error(j),
-            "t.json: classes must be an array of {\"name\": ..., \"prompt\": ...} objects, got a "
-            "string \"cat\"");
+            "t.json: classes must be an array, got a string \"cat\"");
   j = minimal();
   j["classes"][0].erase("name");
   EXPECT_EQ(read_error(j), "t.json: classes[0].name is required but missing");
   j = minimal();
   j["crf"]["image"] = "bgr";
-  EXPECT_EQ(read_error(j), "t.json: crf.image must be one of rgb, reference, got \"bgr\"");
+  EXPECT_EQ(read_error(j), "t.json: crf.image must be \"rgb\" or \"reference\", got \"bgr\"");
   j = minimal();
   j["dataset"]["layout"] = "cityscapes";
   EXPECT_EQ(read_error(j),
-            "t.json: dataset.layout must be one of voc, coco, custom, got \"cityscapes\"");
+            "t.json: dataset.layout must be \"voc\", \"coco\" or \"custom\", got \"cityscapes\"");
   j = minimal();
   j["outputs"]["cam_dtype"] = "float64";
   EXPECT_EQ(read_error(j),
-            "t.json: outputs.cam_dtype must be one of float16, float32, got \"float64\"");
+            "t.json: outputs.cam_dtype must be \"float16\" or \"float32\", got \"float64\"");
   j = minimal();
   j["input"]["exif_orientation"] = "rotate";
   EXPECT_EQ(read_error(j),
-            "t.json: input.exif_orientation must be one of stored, apply, got \"rotate\"");
+            "t.json: input.exif_orientation must be \"stored\" or \"apply\", got \"rotate\"");
   j = minimal();
   j["background"] = {"sky", 3};
   EXPECT_EQ(read_error(j), "t.json: background[1] must be a string, got an integer 3");
@@ -236,7 +235,7 @@ TEST(GenerateConfigJson, OverridesApplyBeforeReadingAndAreNamedInErrors) {
       config_file("voc.json"),
       {"crf.image=reference", "caa.box_threshold=0.7", "classes.0.prompt=plane,airplane",
        "dataset.root=/data/VOC2012", "outputs.cams=false"});
-  EXPECT_EQ(c.mask.crf.image, crf::CrfImageMode::kReference);
+  EXPECT_EQ(c.crf.image, crf::CrfImageMode::kReference);
   EXPECT_FLOAT_EQ(c.caa.box_threshold, 0.7f);
   EXPECT_EQ(c.classes[0].prompt, "plane,airplane");
   EXPECT_EQ(c.dataset.root, "/data/VOC2012");
@@ -265,8 +264,8 @@ TEST(GenerateConfigJson, OverridesApplyBeforeReadingAndAreNamedInErrors) {
               load_generate_config(file, {"crf.image=rgbb", "mask.x=1"});
             }),
             file +
-                " (with --set crf.image=rgbb --set mask.x=1): crf.image must be one of rgb, "
-                "reference, got \"rgbb\"");
+                " (with --set crf.image=rgbb --set mask.x=1): crf.image must be \"rgb\" or "
+                "\"reference\", got \"rgbb\"");
 }
 
 TEST(GenerateConfigJson, SyntaxErrorsNameFileLineAndColumn) {
@@ -431,6 +430,33 @@ TEST(InputSize, MaxSideDownscalesTheLongerSideFirst) {
               plan_input_size(6000, 6000, config);
             }).rfind("image 6000x6000 (downscaled to 4000x4000) gives 62500 patch tokens", 0),
             0u);
+}
+
+TEST(ReadConfigClassNames, ReadsTheClassesThroughTheGenerateReaderBackgroundFirst) {
+  const fs::path dir = testing::make_temp_dir("config_class_names");
+  const auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return dir / name;
+  };
+  EXPECT_EQ(read_config_class_names(write("c.json", R"({"classes": [{"name": "aeroplane"},
+      {"name": "bicycle", "prompt": "bike"}], "crf": {"iterations": -4}})")),
+            (std::vector<std::string>{"background", "aeroplane", "bicycle"}));
+  EXPECT_EQ(error_of([&] {
+              read_config_class_names(write("bad.json", R"({"classes": [{"name": "a"}, {}]})"));
+            }),
+            (dir / "bad.json").string() + ": classes[1].name is required but missing");
+  EXPECT_EQ(error_of([&] {
+              read_config_class_names(
+                  write("dup.json", R"({"classes": [{"name": "a b"}, {"name": "a_b"}]})"));
+            }),
+            (dir / "dup.json").string() +
+                ": classes[1].name must differ from classes[0].name (also with spaces written "
+                "as '_'), got \"a_b\"");
+  EXPECT_NE(error_of([&] { read_config_class_names(write("typo.json", R"({"clases": []})")); })
+                .find("typo.json: unknown key clases (known keys here: "),
+            std::string::npos);
+  EXPECT_EQ(error_of([&] { read_config_class_names(write("none.json", R"({"crf": {}})")); }),
+            (dir / "none.json").string() + ": classes must list at least one class");
 }
 
 }  // namespace

@@ -133,7 +133,7 @@ TEST_F(TrainSegTool, BadInputsFailWithOneClearLine) {
                     " --crf --crf-image bgr",
                 &output),
             2);
-  EXPECT_NE(output.find(R"(--crf-image must be "rgb" or "reference", got "bgr")"),
+  EXPECT_NE(output.find(R"(--crf-image: must be "rgb" or "reference", got "bgr")"),
             std::string::npos)
       << output;
 }

@@ -1,6 +1,8 @@
 #pragma once
 /// Settings of softmax-GradCAM and class-aware attention affinity (spec §3, §4).
 
+#include "clipes/core/config_fields.h"
+
 namespace clipes::cam {
 
 struct CamConfig {
@@ -16,5 +18,20 @@ struct CaaConfig {
   /// by float rounding, which the final min-max normalisation magnifies on nearly flat maps.
   bool explicit_power = false;
 };
+
+template <class C, class V>
+config::FieldsOf<C, CamConfig> visit_fields(C& c, V& v) {
+  v("attention_blocks", c.attention_blocks,
+    "affinity = mean attention of the last n blocks (all if fewer)");
+}
+
+template <class C, class V>
+config::FieldsOf<C, CaaConfig> visit_fields(C& c, V& v) {
+  v("box_threshold", c.box_threshold, "λ: box mask where cam > λ·max (VOC 0.4, COCO 0.7)");
+  v("sinkhorn_rounds", c.sinkhorn_rounds, "rounds of column-then-row normalisation");
+  v("power", c.power, "t: the affinity is raised to this power");
+  v("explicit_power", c.explicit_power,
+    "form D^t as the reference does (bit-exact with it, (t-1)·N³ work) instead of t products");
+}
 
 }  // namespace clipes::cam

@@ -13,7 +13,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "clipes/core/config_fields.h"
 #include "clipes/core/error.h"
+#include "clipes/core/validator.h"
 
 namespace clipes::config {
 
@@ -78,22 +80,27 @@ class JsonObjectReader {
   std::set<std::string> claimed_;
 };
 
-/// Range rules for `validate()` functions: `Validator v(source); v.check(x > 0, "crf.w", "must be
-/// > 0", x);` throws `clipes::Error("voc.json: crf.w must be > 0, got -3")` on the first failure.
-class Validator {
- public:
-  explicit Validator(std::string source) : source_(std::move(source)) {}
-  template <class T>
-  void check(bool ok, std::string_view path, std::string_view rule, const T& got) const {
-    if (!ok) throw Error(fmt::format("{}: {} {}, got {}", source_, path, rule, got));
-  }
-  void check(bool ok, std::string_view path, std::string_view rule) const {
-    if (!ok) throw Error(fmt::format("{}: {} {}", source_, path, rule));
-  }
+/// Reads every field of `config`'s table (config_fields.h) from the reader's object; does not
+/// call finish(), so a caller may claim further keys.
+template <class C>
+void read_fields(JsonObjectReader& reader, C& config);
 
- private:
-  std::string source_;
+/// The struct as JSON through its field table: every field, nested structs as objects, enums by
+/// name, floats as the shortest decimal that reads back to the same float.
+template <class T>
+nlohmann::json to_json_value(const T& value);
+
+/// One line of `--help-config`: the field's dotted path, its default (JSON) and its documentation.
+struct FieldHelp {
+  std::string path;
+  std::string value;
+  std::string doc;
 };
+/// The flattened field table of `defaults` (nested structs expanded, their paths dotted).
+template <class C>
+std::vector<FieldHelp> describe_fields(const C& defaults, const std::string& prefix = "");
+/// The lines of `--help-config`: "path = default  doc", aligned.
+std::string format_field_help(const std::vector<FieldHelp>& fields);
 
 // ---- implementation of the conversions --------------------------------------------------------
 
@@ -114,6 +121,19 @@ void JsonObjectReader::convert(const nlohmann::json& value, const std::string& p
   if constexpr (std::is_same_v<T, bool>) {
     if (!value.is_boolean()) type_error("true or false");
     out = value.get<bool>();
+  } else if constexpr (IsNamedEnum<T>::value) {
+    const auto parsed =
+        value.is_string() ? parse_enum<T>(value.get<std::string>()) : std::optional<T>();
+    if (!parsed) {
+      throw Error(
+          fmt::format("{}: {} must be {}, got {}", source_, path, enum_choices<T>(), value.dump()));
+    }
+    out = *parsed;
+  } else if constexpr (HasFields<T>::value) {
+    if (!value.is_object()) type_error("an object");
+    JsonObjectReader reader(value, source_, path);
+    read_fields(reader, out);
+    reader.finish();
   } else if constexpr (std::is_integral_v<T>) {
     if (!value.is_number_integer()) type_error("an integer");
     if constexpr (std::is_unsigned_v<T>) {
@@ -137,6 +157,85 @@ void JsonObjectReader::convert(const nlohmann::json& value, const std::string& p
   } else {
     static_assert(sizeof(T) == 0, "JsonObjectReader: unsupported field type");
   }
+}
+
+namespace detail {
+struct ReadVisitor {
+  JsonObjectReader& reader;
+  template <class F>
+  void operator()(std::string_view key, F& out, std::string_view /*doc*/,
+                  Presence presence = Presence::kOptional) {
+    if (presence == Presence::kRequired) {
+      reader.required(key, out);
+    } else {
+      reader.field(key, out);
+    }
+  }
+};
+
+struct WriteVisitor {
+  nlohmann::json& object;
+  template <class F>
+  void operator()(std::string_view key, const F& value, std::string_view /*doc*/,
+                  Presence /*presence*/ = Presence::kOptional) {
+    object[std::string(key)] = to_json_value(value);
+  }
+};
+
+struct HelpVisitor {
+  std::vector<FieldHelp>& out;
+  const std::string& prefix;
+  template <class F>
+  void operator()(std::string_view key, const F& value, std::string_view doc,
+                  Presence presence = Presence::kOptional) {
+    const std::string path = prefix + std::string(key);
+    if constexpr (HasFields<F>::value) {
+      for (auto& field : describe_fields(value, path + ".")) out.push_back(std::move(field));
+    } else {
+      std::string text(doc);
+      if constexpr (IsNamedEnum<F>::value) text += fmt::format(" ({})", enum_choices<F>());
+      if (presence == Presence::kRequired) text += " [required]";
+      out.push_back({path, to_json_value(value).dump(), std::move(text)});
+    }
+  }
+};
+
+/// The shortest decimal that reads back to `value` (0.4f -> 0.4, not 0.4000000059604645).
+double shortest_decimal(float value);
+}  // namespace detail
+
+template <class C>
+void read_fields(JsonObjectReader& reader, C& config) {
+  detail::ReadVisitor visitor{reader};
+  visit_fields(config, visitor);
+}
+
+template <class T>
+nlohmann::json to_json_value(const T& value) {
+  if constexpr (HasFields<T>::value) {
+    nlohmann::json object = nlohmann::json::object();
+    detail::WriteVisitor visitor{object};
+    visit_fields(value, visitor);
+    return object;
+  } else if constexpr (IsNamedEnum<T>::value) {
+    return std::string(enum_name(value));
+  } else if constexpr (std::is_same_v<T, float>) {
+    return detail::shortest_decimal(value);
+  } else if constexpr (detail::IsVector<T>::value && !std::is_same_v<T, std::vector<bool>>) {
+    nlohmann::json array = nlohmann::json::array();
+    for (const auto& item : value) array.push_back(to_json_value(item));
+    return array;
+  } else {
+    return nlohmann::json(value);
+  }
+}
+
+template <class C>
+std::vector<FieldHelp> describe_fields(const C& defaults, const std::string& prefix) {
+  std::vector<FieldHelp> out;
+  detail::HelpVisitor visitor{out, prefix};
+  visit_fields(defaults, visitor);
+  return out;
 }
 
 }  // namespace clipes::config

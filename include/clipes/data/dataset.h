@@ -15,6 +15,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "clipes/core/config_fields.h"
+
 namespace clipes::data {
 
 /// How the dataset folder is organised.
@@ -24,10 +26,17 @@ enum class DatasetLayout {
   kCustom,  ///< an image folder + a labels file (`<id> <class> ...`, class by index or name)
 };
 
+constexpr auto enum_names(DatasetLayout) {
+  return config::EnumNames<DatasetLayout, 3>{{{"voc", DatasetLayout::kVoc},
+                                              {"coco", DatasetLayout::kCoco},
+                                              {"custom", DatasetLayout::kCustom}}};
+}
 /// "voc", "coco", "custom".
-std::string_view to_string(DatasetLayout layout);
+inline std::string_view to_string(DatasetLayout layout) { return config::enum_name(layout); }
 /// Inverse of to_string; std::nullopt for anything else.
-std::optional<DatasetLayout> parse_dataset_layout(std::string_view text);
+inline std::optional<DatasetLayout> parse_dataset_layout(std::string_view text) {
+  return config::parse_enum<DatasetLayout>(text);
+}
 
 /// Where a dataset's files are. Relative paths are taken from `root`; absolute paths as they are.
 struct DatasetConfig {
@@ -46,6 +55,19 @@ struct DatasetConfig {
   /// `relative` resolved against `root` (absolute paths unchanged).
   std::filesystem::path resolve(const std::string& relative) const;
 };
+
+template <class C, class V>
+config::FieldsOf<C, DatasetConfig> visit_fields(C& c, V& v) {
+  v("layout", c.layout, "folder organisation");
+  v("root", c.root, "data root (--data-root); relative paths below are taken from it");
+  v("images", c.images, "image folder");
+  v("image_ext", c.image_ext, "image = <images>/<id><ext>; \".jpg|.png\": the first that exists");
+  v("split", c.split, "file of ids (first token per line); empty: every id of the label source");
+  v("labels", c.labels,
+    "labels file `<id> <class> ...`; when set, used instead of annotations or instances");
+  v("annotations", c.annotations, "VOC: folder of <id>.xml");
+  v("instances", c.instances, "COCO: instances_*.json (when labels is empty)");
+}
 
 /// One image to process.
 struct Sample {

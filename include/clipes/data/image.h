@@ -19,6 +19,7 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "clipes/core/config_fields.h"
 #include "clipes/data/resize.h"
 #include "clipes/io/png.h"
 
@@ -66,10 +67,16 @@ struct LoadedImage {
 /// run records its policy (config input.exif_orientation, run.json) and train-seg and predict
 /// follow it, so that masks and the pixels they label stay aligned.
 enum class ExifOrientation { kStored, kApply };
+constexpr auto enum_names(ExifOrientation) {
+  return config::EnumNames<ExifOrientation, 2>{
+      {{"stored", ExifOrientation::kStored}, {"apply", ExifOrientation::kApply}}};
+}
 /// "stored", "apply".
-std::string_view to_string(ExifOrientation policy);
+inline std::string_view to_string(ExifOrientation policy) { return config::enum_name(policy); }
 /// Inverse of to_string; std::nullopt for anything else.
-std::optional<ExifOrientation> parse_exif_orientation(std::string_view text);
+inline std::optional<ExifOrientation> parse_exif_orientation(std::string_view text) {
+  return config::parse_enum<ExifOrientation>(text);
+}
 
 /// The EXIF orientation (1..8) of a JPEG file's bytes: tag 0x0112 of IFD0 in its APP1 "Exif"
 /// segment; 1 (as stored) when there is none or it is malformed or out of range.

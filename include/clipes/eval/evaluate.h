@@ -88,11 +88,6 @@ EvalResult evaluate(const EvalOptions& options, Reporter& reporter);
 /// The stems of every *.png in `dir`, sorted.
 std::vector<std::string> list_png_ids(const std::filesystem::path& dir);
 
-/// Class names from a clipes generate config JSON: the "name" of each object of its top-level
-/// "classes" array (other keys are left to the generate config's reader), with "background"
-/// put first so that entry i names id i.
-std::vector<std::string> read_config_class_names(const std::filesystem::path& file);
-
 /// The names of ids 0..n-1 when none are given: VOC for 21, COCO for 81, else "class <id>".
 std::vector<std::string> default_class_names(int num_classes);
 

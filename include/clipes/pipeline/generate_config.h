@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "clipes/cam/cam_config.h"
+#include "clipes/core/config_fields.h"
 #include "clipes/crf/crf_config.h"
 #include "clipes/data/dataset.h"
 #include "clipes/data/image.h"
@@ -45,6 +46,13 @@ struct ClassConfig {
   std::string prompt;  ///< text put into the template: comma-joined synonyms; empty = the name
 };
 
+template <class C, class V>
+config::FieldsOf<C, ClassConfig> visit_fields(C& c, V& v) {
+  v("name", c.name, "class name (labels files may use it; clipes-eval reports it)",
+    config::kRequired);
+  v("prompt", c.prompt, "text put into the template: comma-joined synonyms; empty: the name");
+}
+
 /// Guard against images whose attention maps would not fit in memory (spec §3–§4 keep N×N
 /// maps, N = ⌈H/16⌉·⌈W/16⌉ patch tokens, 4·N² bytes each).
 struct InputConfig {
@@ -55,11 +63,22 @@ struct InputConfig {
   data::ExifOrientation exif_orientation = data::ExifOrientation::kStored;
 };
 
+template <class C, class V>
+config::FieldsOf<C, InputConfig> visit_fields(C& c, V& v) {
+  v("max_side", c.max_side, "> 0: a longer side above it is downscaled to it first");
+  v("max_tokens", c.max_tokens, "images with more patch tokens (after max_side) are refused");
+  v("exif_orientation", c.exif_orientation,
+    "JPEG EXIF orientation: the stored pixel array (as the reference) or applied");
+}
+
 /// Storage type of the refined CAMs in cams/<id>.npz.
 enum class CamDtype { kFloat16, kFloat32 };
+constexpr auto enum_names(CamDtype) {
+  return config::EnumNames<CamDtype, 2>{
+      {{"float16", CamDtype::kFloat16}, {"float32", CamDtype::kFloat32}}};
+}
 /// "float16", "float32".
-std::string_view to_string(CamDtype dtype);
-std::optional<CamDtype> parse_cam_dtype(std::string_view text);
+inline std::string_view to_string(CamDtype dtype) { return config::enum_name(dtype); }
 
 /// Which files are written per image.
 struct OutputsConfig {
@@ -69,6 +88,26 @@ struct OutputsConfig {
   bool overlays = false;                    ///< overlays/<id>.jpg for people to look at
   bool labels = false;  ///< labels/<id>.png: the mask before μ (clipes-eval's pre-μ score)
 };
+
+template <class C, class V>
+config::FieldsOf<C, OutputsConfig> visit_fields(C& c, V& v) {
+  v("masks", c.masks, "masks/<id>.png + confidence/<id>.png: runs the dense CRF");
+  v("cams", c.cams, "cams/<id>.npz (keys, cams, initial)");
+  v("cam_dtype", c.cam_dtype, "dtype of the refined CAMs in the npz");
+  v("overlays", c.overlays, "overlays/<id>.jpg for people to look at");
+  v("labels", c.labels, "labels/<id>.png: the mask before μ (clipes-eval's pre-μ score)");
+}
+
+/// The step after the CRF (spec §7).
+struct MaskConfig {
+  float confidence_threshold = 0.95f;  ///< μ: pixels with max Q below it become 255 (ignored)
+};
+
+template <class C, class V>
+config::FieldsOf<C, MaskConfig> visit_fields(C& c, V& v) {
+  v("confidence_threshold", c.confidence_threshold,
+    "μ: pixels whose CRF probability is below it become 255 (ignored)");
+}
 
 struct GenerateConfig {
   std::string name;                                     ///< config name (logs, run.json)
@@ -88,19 +127,51 @@ struct GenerateConfig {
   InputConfig input;                                          ///< image-size guard
   cam::CamConfig cam;                                         ///< softmax-GradCAM (spec §3)
   cam::CaaConfig caa;          ///< class-aware attention affinity (§4)
-  crf::PseudoMaskConfig mask;  ///< JSON "crf" = mask.crf; "mask.confidence_threshold" = μ (§7)
+  crf::CrfConfig crf;          ///< dense CRF (§7)
+  MaskConfig mask;             ///< μ (§7)
   OutputsConfig outputs;       ///< optional outputs
 
   /// The class names in index order.
   std::vector<std::string> class_names() const;
+  /// The CRF and μ, as the pseudo-mask step takes them.
+  crf::PseudoMaskConfig pseudo_mask() const { return {crf, mask.confidence_threshold}; }
   /// Every range rule, one per line; throws clipes::Error("<source>: <json path> <rule>, got
   /// <value>") at the first failure.
   void validate(const std::string& source) const;
 };
 
+template <class C, class V>
+config::FieldsOf<C, GenerateConfig> visit_fields(C& c, V& v) {
+  v("name", c.name, "config name (logs, run.json)");
+  v("template", c.prompt_template, "prompt template: one {} for the class prompt");
+  v("classes", c.classes, "the foreground vocabulary in index order: {\"name\", \"prompt\"}");
+  v("background", c.background, "background words, at least one");
+  v("dataset", c.dataset, "");
+  v("model", c.model, "CLIP checkpoint: a file or a folder");
+  v("model_config", c.model_config, "open_clip model name or config file; empty: from the file");
+  v("model_act", c.model_act, "\"quick_gelu\" or \"gelu\"; empty: from the checkpoint");
+  v("model_heads", c.model_heads, "[vision heads, text heads]; empty: from the checkpoint");
+  v("vocab", c.vocab, "CLIP BPE vocabulary");
+  v("input", c.input, "");
+  v("cam", c.cam, "");
+  v("caa", c.caa, "");
+  v("crf", c.crf, "");
+  v("mask", c.mask, "");
+  v("outputs", c.outputs, "");
+}
+
 /// Reads a config document. Absent keys keep the defaults; unknown keys, wrong types and bad
 /// enum strings throw clipes::Error naming `source` and the JSON path. Does not validate.
 GenerateConfig read_generate_config(const nlohmann::json& document, const std::string& source);
+
+/// The class-list rules alone (at least one, at most 254, names unique and usable), for tools that
+/// read only the vocabulary of a generate config (clipes-eval).
+void validate_classes(const std::vector<ClassConfig>& classes, const std::string& source);
+
+/// The class names of a generate config file, "background" first so that entry i names mask value
+/// i: the file is read by read_generate_config (a file clipes-generate would refuse is refused)
+/// and only the class rules are checked (clipes-eval's --config).
+std::vector<std::string> read_config_class_names(const std::filesystem::path& file);
 
 /// Loads `file`, applies each `--set KEY=VALUE` (config::apply_override) to the JSON, reads and
 /// validates it. Errors name the file and, when there are overrides, the overrides.
