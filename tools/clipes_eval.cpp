@@ -10,14 +10,13 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "process_setup.h"
 #include "clipes/core/error.h"
 #include "clipes/data/mask_files.h"
 #include "clipes/eval/confusion_plot.h"
@@ -25,6 +24,7 @@
 #include "clipes/eval/report.h"
 #include "clipes/io/files.h"
 #include "console_reporter.h"
+#include "process_setup.h"
 #include "run_control.h"
 
 namespace {
@@ -84,8 +84,7 @@ struct EvalCommand {
         ->delimiter(',')
         ->capture_default_str()
         ->needs(cams_opt);
-    app.add_option("--bg-threshold", bg_thresholds,
-                   "CAMs: constant background scores t1,t2,...")
+    app.add_option("--bg-threshold", bg_thresholds, "CAMs: constant background scores t1,t2,...")
         ->delimiter(',')
         ->needs(cams_opt);
     app.add_flag("--allow-missing", o.allow_missing,

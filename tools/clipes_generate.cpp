@@ -48,8 +48,7 @@ struct GenerateCommand {
         ->check(CLI::ExistingFile);
     app.add_option("--data-root", data_root, "dataset folder (dataset.root)")
         ->check(CLI::ExistingDirectory);
-    app.add_option("--split", split, "file of image ids (dataset.split)")
-        ->check(CLI::ExistingFile);
+    app.add_option("--split", split, "file of image ids (dataset.split)")->check(CLI::ExistingFile);
     app.add_option("--labels", labels, "labels file `<id> <class> ...` (dataset.labels)")
         ->check(CLI::ExistingFile);
     add_model_options(app);
@@ -110,8 +109,8 @@ struct GenerateCommand {
                    "rank the templates of this file (one per line, {} = class) by sharpness and "
                    "write prompt_ranking.json into --out (default: .) instead of generating")
         ->check(CLI::ExistingFile)
-        ->excludes("--dry-run", "--no-crf", "--no-cams", "--cam-dtype", "--overlays",
-                   "--overwrite", "--crf-workers");
+        ->excludes("--dry-run", "--no-crf", "--no-cams", "--cam-dtype", "--overlays", "--overwrite",
+                   "--crf-workers");
     app.add_flag("--exact-text", exact_text,
                  "--rank-prompts: encode each sentence alone as the reference does (its exact "
                  "scores; the text side 10x slower) rather than one batch per template")
@@ -143,8 +142,8 @@ struct GenerateCommand {
     if (!vocab.empty()) overrides.push_back(set_path("vocab", vocab));
     if (!model_config.empty()) {
       // A name open_clip knows stays a name; a file is made absolute like --model.
-      overrides.push_back(set_path("model_config", model_config,
-                                   std::filesystem::exists(model_config)));
+      overrides.push_back(
+          set_path("model_config", model_config, std::filesystem::exists(model_config)));
     }
     if (!model_act.empty()) overrides.push_back(set_path("model_act", model_act, false));
     if (!model_heads.empty()) overrides.push_back("model_heads=[" + model_heads + "]");
@@ -197,8 +196,9 @@ int print_dry_run(const pipeline::Generator& generator, const pipeline::Generate
 int main(int argc, char** argv) {
   clipes::cli::reexec_with_runtime_settings(argv, clipes::cli::BlasKernels::kFastest);
   using namespace clipes;
-  CLI::App app{"clipes-generate: CLIP-ES pseudo masks, confidence maps and CAMs from image-level "
-               "labels"};
+  CLI::App app{
+      "clipes-generate: CLIP-ES pseudo masks, confidence maps and CAMs from image-level "
+      "labels"};
   GenerateCommand command;
   command.add(app);
   try {

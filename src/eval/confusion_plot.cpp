@@ -123,8 +123,7 @@ void draw_cells(cv::Mat& canvas, const Layout& l, const ConfusionMatrix& matrix,
 }
 
 // The grid lines, and the class names left of the rows and above the columns.
-void draw_grid_and_labels(cv::Mat& canvas, const Layout& l,
-                          const std::vector<std::string>& names) {
+void draw_grid_and_labels(cv::Mat& canvas, const Layout& l, const std::vector<std::string>& names) {
   const int n = static_cast<int>(names.size());
   const int left = l.left, top = l.top, side = l.side, cell = l.cell;
   for (int i = 0; i <= n; ++i) {
@@ -135,8 +134,8 @@ void draw_grid_and_labels(cv::Mat& canvas, const Layout& l,
     const std::string& name = names[static_cast<std::size_t>(k)];
     const int tw = text_width(name, l.label_scale, 1);
     const int baseline_y = top + k * cell + cell / 2 + (l.small ? 5 : 4);
-    cv::putText(canvas, name, cv::Point(left - 6 - tw, baseline_y), kFont, l.label_scale, kBlack,
-                1, cv::LINE_AA);
+    cv::putText(canvas, name, cv::Point(left - 6 - tw, baseline_y), kFont, l.label_scale, kBlack, 1,
+                cv::LINE_AA);
     put_vertical(canvas, name, cv::Rect(left + k * cell, top - l.label_len, cell, l.label_len),
                  l.label_scale, 1);
   }

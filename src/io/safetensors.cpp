@@ -166,9 +166,8 @@ SafetensorsEntry read_entry(const std::string& key, const nlohmann::json& value,
   }
   const std::uint64_t expected = numel * element_size(entry.dtype);
   if (end - begin != expected) {
-    throw bad(fmt::format("data_offsets [{}, {}] span {} bytes, but shape {} of {} needs {}",
-                          begin, end, end - begin, shape_it->dump(), to_string(entry.dtype),
-                          expected));
+    throw bad(fmt::format("data_offsets [{}, {}] span {} bytes, but shape {} of {} needs {}", begin,
+                          end, end - begin, shape_it->dump(), to_string(entry.dtype), expected));
   }
   entry.begin = static_cast<std::size_t>(begin);
   entry.end = static_cast<std::size_t>(end);

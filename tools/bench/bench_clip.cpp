@@ -106,17 +106,16 @@ StageTimes time_stages(const clipes::clip::ClipModel& model, const BenchOptions&
 
   StageTimes t;
   clipes::clip::VisionTrunkOutput trunk;
-  t.trunk =
-      clipes::bench::time_runs(repeats, [&] { trunk = model.run_trunk(model.embed_image(pixels), 8); });
+  t.trunk = clipes::bench::time_runs(
+      repeats, [&] { trunk = model.run_trunk(model.embed_image(pixels), 8); });
   // The GradCAM pass: last block on K copies of A, scores softmax(100 f·Tᵀ), one backward of
   // Σ_k s_k(copy k).
   const auto last_block = [&](std::int64_t k) {
     const at::Tensor normed = model.last_block_norm(trunk.tokens, k);
     const auto out = model.last_block_forward(trunk.tokens, normed);
-    const at::Tensor s =
-        at::softmax(model.logit_scale() *
-                        at::matmul(clipes::clip::l2_normalize(out.image_features), text.t()),
-                    -1);
+    const at::Tensor s = at::softmax(
+        model.logit_scale() * at::matmul(clipes::clip::l2_normalize(out.image_features), text.t()),
+        -1);
     at::Tensor loss = s[0][0];
     for (std::int64_t i = 1; i < k; ++i) loss = loss + s[i][i];
     loss.backward();
@@ -124,9 +123,8 @@ StageTimes time_stages(const clipes::clip::ClipModel& model, const BenchOptions&
   t.k1 = clipes::bench::time_runs(repeats, [&] { last_block(1); });
   t.k3 = clipes::bench::time_runs(repeats, [&] { last_block(3); });
   t.text = clipes::bench::time_runs(repeats, [&] { model.encode_text(tokens); });
-  t.text_fast = clipes::bench::time_runs(repeats, [&] {
-    model.encode_text(tokens, clipes::clip::TextEncoding::kFast);
-  });
+  t.text_fast = clipes::bench::time_runs(
+      repeats, [&] { model.encode_text(tokens, clipes::clip::TextEncoding::kFast); });
   return t;
 }
 

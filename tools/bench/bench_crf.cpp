@@ -240,17 +240,16 @@ void time_threads(const cv::Mat& image, const std::vector<float>& unary, const P
              ref.labels, threads, threads == 1 ? " " : "s", t.total_wall, t.build_wall,
              t.infer_wall);
   if (threads != 1) {
-    fmt::print(" (position lattice reused: {:.4f} s; nothing reused: {:.4f} s)\n",
-               same.total_wall, fresh.total_wall);
+    fmt::print(" (position lattice reused: {:.4f} s; nothing reused: {:.4f} s)\n", same.total_wall,
+               fresh.total_wall);
     return;
   }
-  fmt::print("; thread CPU {:.4f} s = {:.4f} + {:.4f}\n", t.total_cpu, t.build_cpu,
-             t.infer_cpu);
+  fmt::print("; thread CPU {:.4f} s = {:.4f} + {:.4f}\n", t.total_cpu, t.build_cpu, t.infer_cpu);
   fmt::print(
       "    ratio to pydensecrf ({:.2f}-{:.2f} s): wall {:.2f}-{:.2f}, CPU "
       "{:.2f}-{:.2f} (target <= 0.30)\n",
-      ref.low, ref.high, t.total_wall / ref.high, t.total_wall / ref.low,
-      t.total_cpu / ref.high, t.total_cpu / ref.low);
+      ref.low, ref.high, t.total_wall / ref.high, t.total_wall / ref.low, t.total_cpu / ref.high,
+      t.total_cpu / ref.low);
   fmt::print(
       "    image size seen lately (position lattice from the workspace): wall {:.4f} s "
       "= build {:.4f} + iterations {:.4f} (ratio {:.2f}-{:.2f}); workspace {:.1f} MB\n",
@@ -259,13 +258,11 @@ void time_threads(const cv::Mat& image, const std::vector<float>& unary, const P
   fmt::print(
       "    nothing reused (fresh buffers): wall {:.4f} s, CPU {:.4f} s (ratio "
       "{:.2f}-{:.2f})\n",
-      fresh.total_wall, fresh.total_cpu, fresh.total_cpu / ref.high,
-      fresh.total_cpu / ref.low);
+      fresh.total_wall, fresh.total_cpu, fresh.total_cpu / ref.high, fresh.total_cpu / ref.low);
 }
 
 // The photo with each wanted label count, one thread and then all threads.
-void time_photo(const cv::Mat& image, const BenchOptions& o,
-                const clipes::crf::CrfConfig& config) {
+void time_photo(const cv::Mat& image, const BenchOptions& o, const clipes::crf::CrfConfig& config) {
   for (const PyDenseCrf& ref : kPyDenseCrf) {
     if (!o.wanted(ref.labels)) continue;
     if (o.kernels != "both") {
@@ -312,8 +309,7 @@ void time_growth(const cv::Mat& image, const BenchOptions& o, clipes::crf::CrfCo
     if (!o.wanted(ref.labels)) continue;
     double first_per_pixel = 0;
     for (const Resized& r : sizes) {
-      const std::vector<float> unary =
-          synthetic_unary(ref.labels, r.image.rows, r.image.cols, 11);
+      const std::vector<float> unary = synthetic_unary(ref.labels, r.image.rows, r.image.cols, 11);
       const Timing t = time_crf(r.image, unary, ref.labels, config, o.repeats, Reuse::kBuffers);
       const double per_pixel = t.total_wall / r.pixels;
       if (first_per_pixel == 0) first_per_pixel = per_pixel;

@@ -62,8 +62,7 @@ struct BenchOptions {
     app.add_option("--shapes", shapes_text, "BATCHxITER_SIZE list (5x2 = effective batch 10)")
         ->capture_default_str();
     app.add_option("--crop", crop, "crop side")->capture_default_str();
-    app.add_option("--iterations", iterations, "timed iterations per shape")
-        ->capture_default_str();
+    app.add_option("--iterations", iterations, "timed iterations per shape")->capture_default_str();
     app.add_option("--warmup", warmup, "untimed iterations first")->capture_default_str();
     app.add_option("--depth", depth, "ResNet depth (50 or 101)")->capture_default_str();
     app.add_flag("--no-msc", no_msc, "without the multi-scale wrapper");
