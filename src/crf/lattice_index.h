@@ -257,23 +257,57 @@ class GridIndex {
   std::vector<int> keys_;
 };
 
-// Phases B and C of the build (see PermutohedralLattice::build): vertex ids of every point's
-// corners and the blur neighbours, vertex-major [M, d+1] (−1: none).
+// Whether point i lies in the same simplex as point i − 1 (same base key and ranks).
+template <int D>
+inline bool same_simplex(const std::vector<std::int16_t>& bases,
+                         const std::vector<std::int8_t>& ranks, std::int64_t i) {
+  return i > 0 &&
+         std::memcmp(&bases[static_cast<std::size_t>(i * D)],
+                     &bases[static_cast<std::size_t>((i - 1) * D)],
+                     D * sizeof(std::int16_t)) == 0 &&
+         std::memcmp(&ranks[static_cast<std::size_t>(i * D)],
+                     &ranks[static_cast<std::size_t>((i - 1) * D)], D * sizeof(std::int8_t)) == 0;
+}
+
+// The links between the d+1 corners `ids` of one simplex, whose point has the ranks `rank`
+// (corner r + 1 is the n2 of corner r along the axis ranked d − r, corner d the n1 of corner 0
+// along the axis ranked 0); `links` holds vertex-major [M, d+1] entries for every id.
+template <int D>
+inline void link_simplex_corners(const std::int32_t* ids, const std::int8_t* rank,
+                                 std::vector<BlurNeighbours>& links) {
+  constexpr int kCorners = D + 1;
+  int axis_of_rank[kCorners];
+  int rank_sum = 0;
+  for (int k = 0; k < D; ++k) {
+    const int rk = rank[k];
+    axis_of_rank[rk] = k;
+    rank_sum += rk;
+  }
+  axis_of_rank[D * (D + 1) / 2 - rank_sum] = D;
+  for (int r = 0; r < D; ++r) {
+    const int a = axis_of_rank[D - r];
+    links[static_cast<std::size_t>(ids[r]) * kCorners + a].n2 = ids[r + 1];
+    links[static_cast<std::size_t>(ids[r + 1]) * kCorners + a].n1 = ids[r];
+  }
+  const int a0 = axis_of_rank[0];
+  links[static_cast<std::size_t>(ids[0]) * kCorners + a0].n1 = ids[D];
+  links[static_cast<std::size_t>(ids[D]) * kCorners + a0].n2 = ids[0];
+}
+
+// Phase B of the build (sequential, point order): the corners' vertex ids, Steps 1.5-1.6. A
+// point in the same simplex as the previous one reuses its ids; the keys of the points a few
+// ahead are probed (and their memory prefetched) early. The corners of a simplex are lattice
+// neighbours of each other: those links are returned, vertex-major [M, d+1] (−1: unknown), so
+// that Phase C looks up only the others.
 template <int D, class Index>
-std::vector<BlurNeighbours> index_vertices(Index& index, std::int64_t n,
-                                           const std::vector<std::int16_t>& bases,
-                                           const std::vector<std::int8_t>& ranks,
-                                           const int* canonical, int threads,
-                                           BuildTable<std::int32_t>& point_vertices,
-                                           BuildTable<std::int32_t>& first_new) {
+std::vector<BlurNeighbours> index_corners(Index& index, std::int64_t n,
+                                          const std::vector<std::int16_t>& bases,
+                                          const std::vector<std::int8_t>& ranks,
+                                          const int* canonical,
+                                          BuildTable<std::int32_t>& point_vertices,
+                                          BuildTable<std::int32_t>& first_new) {
   constexpr int kCorners = D + 1;
   using Probe = typename Index::Probe;
-  // Phase B (sequential, point order): the corners' vertex ids, Steps 1.5-1.6. A point in the
-  // same simplex as the previous one reuses its ids; the keys of the points a few ahead are
-  // probed (and their memory prefetched) early.
-  // The corners of a simplex are lattice neighbours of each other (corner r + 1 is the n2 of
-  // corner r along the axis ranked d − r, corner d the n1 of corner 0 along the axis ranked 0):
-  // those links are recorded here, so that Phase C looks up only the others.
   point_vertices.resize(static_cast<std::size_t>(n * kCorners));
   first_new.resize(static_cast<std::size_t>(n));
   constexpr BlurNeighbours kUnknown{-1, -1};
@@ -285,14 +319,6 @@ std::vector<BlurNeighbours> index_vertices(Index& index, std::int64_t n,
     Probe probes[kCorners];
   };
   Pending ring[kAhead];
-  const auto same_simplex = [&](std::int64_t i) {
-    return i > 0 &&
-           std::memcmp(&bases[static_cast<std::size_t>(i * D)],
-                       &bases[static_cast<std::size_t>((i - 1) * D)],
-                       D * sizeof(std::int16_t)) == 0 &&
-           std::memcmp(&ranks[static_cast<std::size_t>(i * D)],
-                       &ranks[static_cast<std::size_t>((i - 1) * D)], D * sizeof(std::int8_t)) == 0;
-  };
   const auto prepare = [&](std::int64_t i) {
     Pending& p = ring[i % kAhead];
     const std::int16_t* base = &bases[static_cast<std::size_t>(i * D)];
@@ -306,7 +332,7 @@ std::vector<BlurNeighbours> index_vertices(Index& index, std::int64_t n,
   for (std::int64_t i = 0; i < n; ++i) {
     first_new[static_cast<std::size_t>(i)] = index.size();
     std::int32_t* ids = &point_vertices[static_cast<std::size_t>(i * kCorners)];
-    if (same_simplex(i)) {
+    if (same_simplex<D>(bases, ranks, i)) {
       std::copy_n(ids - kCorners, kCorners, ids);
     } else {
       const Pending& p = ring[i % kAhead];
@@ -314,34 +340,26 @@ std::vector<BlurNeighbours> index_vertices(Index& index, std::int64_t n,
       const std::size_t needed = static_cast<std::size_t>(index.size()) * kCorners;
       // Grown by chunks of 16384 vertices: filling by doubling wrote up to twice the entries.
       if (needed > links.size()) links.resize(needed + 16384 * kCorners, kUnknown);
-      int axis_of_rank[kCorners];
-      int rank_sum = 0;
-      for (int k = 0; k < D; ++k) {
-        const int rk = ranks[static_cast<std::size_t>(i * D + k)];
-        axis_of_rank[rk] = k;
-        rank_sum += rk;
-      }
-      axis_of_rank[D * (D + 1) / 2 - rank_sum] = D;
-      for (int r = 0; r < D; ++r) {
-        const int a = axis_of_rank[D - r];
-        links[static_cast<std::size_t>(ids[r]) * kCorners + a].n2 = ids[r + 1];
-        links[static_cast<std::size_t>(ids[r + 1]) * kCorners + a].n1 = ids[r];
-      }
-      const int a0 = axis_of_rank[0];
-      links[static_cast<std::size_t>(ids[0]) * kCorners + a0].n1 = ids[D];
-      links[static_cast<std::size_t>(ids[D]) * kCorners + a0].n2 = ids[0];
+      link_simplex_corners<D>(ids, &ranks[static_cast<std::size_t>(i * D)], links);
     }
     if (i + kAhead < n) prepare(i + kAhead);
   }
-  const std::int32_t m = index.size();
-  links.resize(static_cast<std::size_t>(m) * kCorners);
+  links.resize(static_cast<std::size_t>(index.size()) * kCorners);
+  return links;
+}
 
-  // Phase C (parallel over vertices): the remaining neighbours, Step 2. n1 along axis a is
-  // K − 1 with K[a] + d (a < d), or K − 1 (a = d); the n2 of that vertex is K itself, so one
-  // lookup fills both links. Span by span of vertices: first every vertex-axis pair's key is
-  // probed and kept only if its link is unknown and the index may hold the key (no branch on
-  // either: both are unpredictable, and most keys are absent); then the kept ones are looked
-  // up, their memory requested a few lookups ahead.
+// Phase C of the build (parallel over vertices): the remaining neighbours, Step 2. n1 along
+// axis a is K − 1 with K[a] + d (a < d), or K − 1 (a = d); the n2 of that vertex is K itself,
+// so one lookup fills both links. Span by span of vertices: first every vertex-axis pair's key
+// is probed and kept only if its link is unknown and the index may hold the key (no branch on
+// either: both are unpredictable, and most keys are absent); then the kept ones are looked
+// up, their memory requested a few lookups ahead.
+template <int D, class Index>
+void link_remaining_neighbours(const Index& index, int threads,
+                               std::vector<BlurNeighbours>& links) {
+  constexpr int kCorners = D + 1;
+  using Probe = typename Index::Probe;
+  const std::int32_t m = index.size();
   parallel_for(threads, m, kMinVertexChunk, [&](std::int64_t begin, std::int64_t end) {
     constexpr std::int64_t kSpan = 256;
     constexpr std::size_t kLookAhead = 8;
@@ -373,6 +391,20 @@ std::vector<BlurNeighbours> index_vertices(Index& index, std::int64_t n,
       }
     }
   });
+}
+
+// Phases B and C of the build (see PermutohedralLattice::build): vertex ids of every point's
+// corners and the blur neighbours, vertex-major [M, d+1] (−1: none).
+template <int D, class Index>
+std::vector<BlurNeighbours> index_vertices(Index& index, std::int64_t n,
+                                           const std::vector<std::int16_t>& bases,
+                                           const std::vector<std::int8_t>& ranks,
+                                           const int* canonical, int threads,
+                                           BuildTable<std::int32_t>& point_vertices,
+                                           BuildTable<std::int32_t>& first_new) {
+  std::vector<BlurNeighbours> links =
+      index_corners<D>(index, n, bases, ranks, canonical, point_vertices, first_new);
+  link_remaining_neighbours<D>(index, threads, links);
   return links;
 }
 

@@ -52,49 +52,58 @@ void put_vertical(cv::Mat& canvas, const std::string& text, const cv::Rect& box,
   rotated.copyTo(canvas(box));
 }
 
-}  // namespace
-
-cv::Mat render_confusion(const ConfusionMatrix& matrix, const std::vector<std::string>& names,
-                         const std::string& title) {
-  const int n = matrix.n;
-  if (n < 1 || static_cast<int>(names.size()) != n) {
-    throw Error(
-        fmt::format("confusion plot: {} class names for a {}x{} matrix", names.size(), n, n));
-  }
-  const bool small = n <= 30;
-  const int cell = small ? 30 : 15;
-  const double label_scale = small ? 0.45 : 0.36;
-  const double cell_scale = 0.36;
+/// Where everything goes: cell size, text scales, the matrix's corner and side, the canvas size.
+struct Layout {
+  bool small = true;
+  int cell = 30;
+  double label_scale = 0.45;
+  double cell_scale = 0.36;
   int label_len = 0;
-  for (const std::string& name : names) {
-    label_len = std::max(label_len, text_width(name, label_scale, 1));
-  }
-  label_len += 12;
-  const int title_h = 34, axis_h = 24, bar_w = 18, bar_gap = 16, tick_w = 50, margin = 12;
-  const int left = margin + axis_h + label_len;
-  const int top = title_h + axis_h + label_len;
-  const int side = n * cell;
-  const int width = std::max(left + side + bar_gap + bar_w + tick_w + margin,
-                             text_width(title, 0.55, 1) + 2 * margin);
-  const int height = top + side + margin;
-  cv::Mat canvas(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
-  const cv::Mat lut = colour_lut();
+  int title_h = 34, axis_h = 24, bar_w = 18, bar_gap = 16, tick_w = 50, margin = 12;
+  int left = 0, top = 0, side = 0, width = 0, height = 0;
+};
 
-  cv::putText(canvas, title, cv::Point(margin, 24), kFont, 0.55, kBlack, 1, cv::LINE_AA);
+Layout layout_for(int n, const std::vector<std::string>& names, const std::string& title) {
+  Layout l;
+  l.small = n <= 30;
+  l.cell = l.small ? 30 : 15;
+  l.label_scale = l.small ? 0.45 : 0.36;
+  for (const std::string& name : names) {
+    l.label_len = std::max(l.label_len, text_width(name, l.label_scale, 1));
+  }
+  l.label_len += 12;
+  l.left = l.margin + l.axis_h + l.label_len;
+  l.top = l.title_h + l.axis_h + l.label_len;
+  l.side = n * l.cell;
+  l.width = std::max(l.left + l.side + l.bar_gap + l.bar_w + l.tick_w + l.margin,
+                     text_width(title, 0.55, 1) + 2 * l.margin);
+  l.height = l.top + l.side + l.margin;
+  return l;
+}
+
+// The title, and the names of the two axes (the ground-truth one reading upwards).
+void draw_titles(cv::Mat& canvas, const Layout& l, const std::string& title) {
+  cv::putText(canvas, title, cv::Point(l.margin, 24), kFont, 0.55, kBlack, 1, cv::LINE_AA);
   const std::string pred_axis = "predicted class";
   cv::putText(canvas, pred_axis,
-              cv::Point(left + (side - text_width(pred_axis, 0.5, 1)) / 2, title_h + 16), kFont,
-              0.5, kBlack, 1, cv::LINE_AA);
+              cv::Point(l.left + (l.side - text_width(pred_axis, 0.5, 1)) / 2, l.title_h + 16),
+              kFont, 0.5, kBlack, 1, cv::LINE_AA);
   const std::string gt_axis = "ground-truth class (rows sum to 100%)";
-  const int gt_len = std::min(text_width(gt_axis, 0.5, 1) + 8, height - margin);
-  const int gt_y = std::clamp(top + (side - gt_len) / 2, 0, height - gt_len);
-  put_vertical(canvas, gt_axis, cv::Rect(margin, gt_y, axis_h, gt_len), 0.5, 1);
+  const int gt_len = std::min(text_width(gt_axis, 0.5, 1) + 8, l.height - l.margin);
+  const int gt_y = std::clamp(l.top + (l.side - gt_len) / 2, 0, l.height - gt_len);
+  put_vertical(canvas, gt_axis, cv::Rect(l.margin, gt_y, l.axis_h, gt_len), 0.5, 1);
+}
 
+// One coloured cell per (ground truth, prediction), row-normalised; percentages when small.
+void draw_cells(cv::Mat& canvas, const Layout& l, const ConfusionMatrix& matrix,
+                const cv::Mat& lut) {
+  const int n = matrix.n;
+  const int cell = l.cell;
   for (int g = 0; g < n; ++g) {
     std::int64_t row = 0;
     for (int p = 0; p < n; ++p) row += matrix.at(g, p);
     for (int p = 0; p < n; ++p) {
-      const cv::Rect r(left + p * cell, top + g * cell, cell, cell);
+      const cv::Rect r(l.left + p * cell, l.top + g * cell, cell, cell);
       if (row == 0) {
         canvas(r).setTo(kNoData);
         continue;
@@ -102,30 +111,40 @@ cv::Mat render_confusion(const ConfusionMatrix& matrix, const std::vector<std::s
       const double v = static_cast<double>(matrix.at(g, p)) / static_cast<double>(row);
       const cv::Vec3b c = colour(lut, v);
       canvas(r).setTo(cv::Scalar(c[0], c[1], c[2]));
-      if (small && matrix.at(g, p) > 0) {
+      if (l.small && matrix.at(g, p) > 0) {
         const std::string text = 100.0 * v < 0.5 ? "<1" : fmt::format("{:.0f}", 100.0 * v);
         const cv::Scalar ink = v > 0.6 ? kBlack : cv::Scalar(255, 255, 255);
-        const int tw = text_width(text, cell_scale, 1);
+        const int tw = text_width(text, l.cell_scale, 1);
         cv::putText(canvas, text, cv::Point(r.x + (cell - tw) / 2, r.y + cell / 2 + 5), kFont,
-                    cell_scale, ink, 1, cv::LINE_AA);
+                    l.cell_scale, ink, 1, cv::LINE_AA);
       }
     }
   }
+}
+
+// The grid lines, and the class names left of the rows and above the columns.
+void draw_grid_and_labels(cv::Mat& canvas, const Layout& l, const std::vector<std::string>& names) {
+  const int n = static_cast<int>(names.size());
+  const int left = l.left, top = l.top, side = l.side, cell = l.cell;
   for (int i = 0; i <= n; ++i) {
     cv::line(canvas, {left, top + i * cell}, {left + side, top + i * cell}, kGrid, 1);
     cv::line(canvas, {left + i * cell, top}, {left + i * cell, top + side}, kGrid, 1);
   }
   for (int k = 0; k < n; ++k) {
     const std::string& name = names[static_cast<std::size_t>(k)];
-    const int tw = text_width(name, label_scale, 1);
-    const int baseline_y = top + k * cell + cell / 2 + (small ? 5 : 4);
-    cv::putText(canvas, name, cv::Point(left - 6 - tw, baseline_y), kFont, label_scale, kBlack, 1,
+    const int tw = text_width(name, l.label_scale, 1);
+    const int baseline_y = top + k * cell + cell / 2 + (l.small ? 5 : 4);
+    cv::putText(canvas, name, cv::Point(left - 6 - tw, baseline_y), kFont, l.label_scale, kBlack, 1,
                 cv::LINE_AA);
-    put_vertical(canvas, name, cv::Rect(left + k * cell, top - label_len, cell, label_len),
-                 label_scale, 1);
+    put_vertical(canvas, name, cv::Rect(left + k * cell, top - l.label_len, cell, l.label_len),
+                 l.label_scale, 1);
   }
-  // Colour bar with ticks at 0, 25, 50, 75, 100 %.
-  const int bar_x = left + side + bar_gap;
+}
+
+// Colour bar with ticks at 0, 25, 50, 75, 100 %.
+void draw_colour_bar(cv::Mat& canvas, const Layout& l, const cv::Mat& lut) {
+  const int top = l.top, side = l.side, bar_w = l.bar_w;
+  const int bar_x = l.left + side + l.bar_gap;
   for (int y = 0; y < side; ++y) {
     const cv::Vec3b c = colour(lut, 1.0 - static_cast<double>(y) / std::max(1, side - 1));
     cv::line(canvas, {bar_x, top + y}, {bar_x + bar_w - 1, top + y}, cv::Scalar(c[0], c[1], c[2]));
@@ -137,6 +156,24 @@ cv::Mat render_confusion(const ConfusionMatrix& matrix, const std::vector<std::s
     cv::putText(canvas, fmt::format("{}%", 25 * t), cv::Point(bar_x + bar_w + 7, y + 5), kFont, 0.4,
                 kBlack, 1, cv::LINE_AA);
   }
+}
+
+}  // namespace
+
+cv::Mat render_confusion(const ConfusionMatrix& matrix, const std::vector<std::string>& names,
+                         const std::string& title) {
+  const int n = matrix.n;
+  if (n < 1 || static_cast<int>(names.size()) != n) {
+    throw Error(
+        fmt::format("confusion plot: {} class names for a {}x{} matrix", names.size(), n, n));
+  }
+  const Layout layout = layout_for(n, names, title);
+  cv::Mat canvas(layout.height, layout.width, CV_8UC3, cv::Scalar(255, 255, 255));
+  const cv::Mat lut = colour_lut();
+  draw_titles(canvas, layout, title);
+  draw_cells(canvas, layout, matrix, lut);
+  draw_grid_and_labels(canvas, layout, names);
+  draw_colour_bar(canvas, layout, lut);
   return canvas;
 }
 

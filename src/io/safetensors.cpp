@@ -73,117 +73,112 @@ struct SafetensorsFile::Mapping {
   const unsigned char* bytes() const { return static_cast<const unsigned char*>(address); }
 };
 
-SafetensorsFile SafetensorsFile::open(const std::filesystem::path& file) {
-  const std::string name = file.string();
-  const auto fail = [&](const std::string& what) -> Error {
-    return Error(fmt::format("safetensors file {}: {}", name, what));
-  };
-  const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw fail(fmt::format("cannot open it: {}", std::strerror(errno)));
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw fail("not a regular file");
-  }
-  auto mapping = std::make_shared<Mapping>();
-  mapping->size = static_cast<std::size_t>(st.st_size);
-  if (mapping->size > 0) {
-    void* address = mmap(nullptr, mapping->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (address == MAP_FAILED) {
-      const int error = errno;
-      ::close(fd);
-      throw fail(fmt::format("cannot map it: {}", std::strerror(error)));
-    }
-    mapping->address = address;
-  }
-  ::close(fd);
+namespace {
 
-  const std::size_t size = mapping->size;
+/// Makes the errors of one file: "safetensors file <name>: <what>".
+struct FileErrors {
+  std::string name;
+  Error operator()(const std::string& what) const {
+    return Error(fmt::format("safetensors file {}: {}", name, what));
+  }
+};
+
+/// The JSON header after the 8-byte size that starts the file's `size` bytes; its size in
+/// *header_size.
+nlohmann::json read_header(const unsigned char* bytes, std::size_t size, const FileErrors& fail,
+                           std::uint64_t* header_size) {
   if (size < 8) {
     throw fail(fmt::format("{} bytes, too short for the 8-byte header size", size));
   }
-  const std::uint64_t header_size = read_le64(mapping->bytes());
-  if (header_size > size - 8 || header_size > kMaxHeaderBytes) {
+  *header_size = read_le64(bytes);
+  if (*header_size > size - 8 || *header_size > kMaxHeaderBytes) {
     throw fail(fmt::format("the header size says {} bytes but the file has {} after it",
-                           header_size, size - 8));
+                           *header_size, size - 8));
   }
-  const auto* header_begin = reinterpret_cast<const char*>(mapping->bytes() + 8);
+  const auto* header_begin = reinterpret_cast<const char*>(bytes + 8);
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(header_begin, header_begin + header_size);
+    header = nlohmann::json::parse(header_begin, header_begin + *header_size);
   } catch (const nlohmann::json::parse_error& e) {
     throw fail(fmt::format("the header is not valid JSON: {}", e.what()));
   }
   if (!header.is_object()) {
     throw fail(fmt::format("the header is a JSON {}, expected an object", header.type_name()));
   }
+  return header;
+}
 
-  SafetensorsFile out;
-  out.path_ = file;
-  out.data_start_ = 8 + static_cast<std::size_t>(header_size);
-  const std::size_t data_size = size - out.data_start_;
-  for (const auto& [key, value] : header.items()) {
-    if (key == "__metadata__") {
-      if (!value.is_object()) throw fail("__metadata__ is not a JSON object");
-      for (const auto& [mkey, mvalue] : value.items()) {
-        if (!mvalue.is_string()) throw fail(fmt::format("__metadata__.{} is not a string", mkey));
-        out.metadata_[mkey] = mvalue.get<std::string>();
-      }
-      continue;
-    }
-    const auto bad = [&](const std::string& what) {
-      return fail(fmt::format("tensor {}: {}", key, what));
-    };
-    if (!value.is_object()) throw bad("not a JSON object");
-    SafetensorsEntry entry;
-    entry.name = key;
-    const auto dtype_it = value.find("dtype");
-    if (dtype_it == value.end() || !dtype_it->is_string()) throw bad("no \"dtype\" string");
-    const auto dtype = parse_safetensors_dtype(dtype_it->get<std::string>());
-    if (!dtype) {
-      throw bad(
-          fmt::format("dtype \"{}\" is not one clipes reads (BOOL, U8, I8, I16, I32, I64, "
-                      "F16, BF16, F32, F64)",
-                      dtype_it->get<std::string>()));
-    }
-    entry.dtype = *dtype;
-    const auto shape_it = value.find("shape");
-    if (shape_it == value.end() || !shape_it->is_array()) throw bad("no \"shape\" array");
-    std::uint64_t numel = 1;
-    for (const auto& d : *shape_it) {
-      if (!d.is_number_unsigned())
-        throw bad(fmt::format("shape {} is not a list of sizes", shape_it->dump()));
-      const auto n = d.get<std::uint64_t>();
-      if (n > 0 && numel > std::numeric_limits<std::uint64_t>::max() / n) {
-        throw bad(fmt::format("shape {} overflows", shape_it->dump()));
-      }
-      numel *= n;
-      entry.shape.push_back(static_cast<std::int64_t>(n));
-    }
-    const auto offsets = value.find("data_offsets");
-    if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
-        !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned()) {
-      throw bad("no \"data_offsets\" [begin, end]");
-    }
-    const auto begin = (*offsets)[0].get<std::uint64_t>();
-    const auto end = (*offsets)[1].get<std::uint64_t>();
-    if (begin > end || end > data_size) {
-      throw bad(fmt::format("data_offsets [{}, {}] are outside the data section of {} bytes", begin,
-                            end, data_size));
-    }
-    const std::uint64_t expected = numel * element_size(entry.dtype);
-    if (end - begin != expected) {
-      throw bad(fmt::format("data_offsets [{}, {}] span {} bytes, but shape {} of {} needs {}",
-                            begin, end, end - begin, shape_it->dump(), to_string(entry.dtype),
-                            expected));
-    }
-    entry.begin = static_cast<std::size_t>(begin);
-    entry.end = static_cast<std::size_t>(end);
-    out.entries_.emplace(key, std::move(entry));
+/// The header's "__metadata__" object, whose values are strings.
+std::map<std::string, std::string> read_metadata(const nlohmann::json& value,
+                                                 const FileErrors& fail) {
+  if (!value.is_object()) throw fail("__metadata__ is not a JSON object");
+  std::map<std::string, std::string> metadata;
+  for (const auto& [mkey, mvalue] : value.items()) {
+    if (!mvalue.is_string()) throw fail(fmt::format("__metadata__.{} is not a string", mkey));
+    metadata[mkey] = mvalue.get<std::string>();
   }
-  // The tensors tile the data section: sorted by offset, each starts where the previous ends.
+  return metadata;
+}
+
+/// The tensor `key` of the header: a known dtype, a shape of sizes, and data_offsets inside
+/// the data section of `data_size` bytes that span the shape's bytes.
+SafetensorsEntry read_entry(const std::string& key, const nlohmann::json& value,
+                            std::size_t data_size, const FileErrors& fail) {
+  const auto bad = [&](const std::string& what) {
+    return fail(fmt::format("tensor {}: {}", key, what));
+  };
+  if (!value.is_object()) throw bad("not a JSON object");
+  SafetensorsEntry entry;
+  entry.name = key;
+  const auto dtype_it = value.find("dtype");
+  if (dtype_it == value.end() || !dtype_it->is_string()) throw bad("no \"dtype\" string");
+  const auto dtype = parse_safetensors_dtype(dtype_it->get<std::string>());
+  if (!dtype) {
+    throw bad(
+        fmt::format("dtype \"{}\" is not one clipes reads (BOOL, U8, I8, I16, I32, I64, "
+                    "F16, BF16, F32, F64)",
+                    dtype_it->get<std::string>()));
+  }
+  entry.dtype = *dtype;
+  const auto shape_it = value.find("shape");
+  if (shape_it == value.end() || !shape_it->is_array()) throw bad("no \"shape\" array");
+  std::uint64_t numel = 1;
+  for (const auto& d : *shape_it) {
+    if (!d.is_number_unsigned())
+      throw bad(fmt::format("shape {} is not a list of sizes", shape_it->dump()));
+    const auto n = d.get<std::uint64_t>();
+    if (n > 0 && numel > std::numeric_limits<std::uint64_t>::max() / n) {
+      throw bad(fmt::format("shape {} overflows", shape_it->dump()));
+    }
+    numel *= n;
+    entry.shape.push_back(static_cast<std::int64_t>(n));
+  }
+  const auto offsets = value.find("data_offsets");
+  if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
+      !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned()) {
+    throw bad("no \"data_offsets\" [begin, end]");
+  }
+  const auto begin = (*offsets)[0].get<std::uint64_t>();
+  const auto end = (*offsets)[1].get<std::uint64_t>();
+  if (begin > end || end > data_size) {
+    throw bad(fmt::format("data_offsets [{}, {}] are outside the data section of {} bytes", begin,
+                          end, data_size));
+  }
+  const std::uint64_t expected = numel * element_size(entry.dtype);
+  if (end - begin != expected) {
+    throw bad(fmt::format("data_offsets [{}, {}] span {} bytes, but shape {} of {} needs {}", begin,
+                          end, end - begin, shape_it->dump(), to_string(entry.dtype), expected));
+  }
+  entry.begin = static_cast<std::size_t>(begin);
+  entry.end = static_cast<std::size_t>(end);
+  return entry;
+}
+
+/// The tensors tile the data section: sorted by offset, each starts where the previous ends.
+void check_layout(const std::map<std::string, SafetensorsEntry>& entries, std::size_t data_size,
+                  const FileErrors& fail) {
   std::vector<const SafetensorsEntry*> order;
-  for (const auto& [key, entry] : out.entries_) order.push_back(&entry);
+  for (const auto& [key, entry] : entries) order.push_back(&entry);
   std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
     return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
   });
@@ -210,6 +205,47 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& file) {
                     "(truncated, or trailing bytes)",
                     covered, data_size));
   }
+}
+
+}  // namespace
+
+SafetensorsFile SafetensorsFile::open(const std::filesystem::path& file) {
+  const std::string name = file.string();
+  const FileErrors fail{name};
+  const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw fail(fmt::format("cannot open it: {}", std::strerror(errno)));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw fail("not a regular file");
+  }
+  auto mapping = std::make_shared<Mapping>();
+  mapping->size = static_cast<std::size_t>(st.st_size);
+  if (mapping->size > 0) {
+    void* address = mmap(nullptr, mapping->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (address == MAP_FAILED) {
+      const int error = errno;
+      ::close(fd);
+      throw fail(fmt::format("cannot map it: {}", std::strerror(error)));
+    }
+    mapping->address = address;
+  }
+  ::close(fd);
+
+  std::uint64_t header_size = 0;
+  const nlohmann::json header = read_header(mapping->bytes(), mapping->size, fail, &header_size);
+  SafetensorsFile out;
+  out.path_ = file;
+  out.data_start_ = 8 + static_cast<std::size_t>(header_size);
+  const std::size_t data_size = mapping->size - out.data_start_;
+  for (const auto& [key, value] : header.items()) {
+    if (key == "__metadata__") {
+      out.metadata_ = read_metadata(value, fail);
+    } else {
+      out.entries_.emplace(key, read_entry(key, value, data_size, fail));
+    }
+  }
+  check_layout(out.entries_, data_size, fail);
   out.mapping_ = std::move(mapping);
   return out;
 }

@@ -158,153 +158,191 @@ Timing time_crf(const cv::Mat& image, const std::vector<float>& unary, int label
   return best;
 }
 
+/// The command line.
+struct BenchOptions {
+  std::string image_path = "../shared/data/voc-mini/JPEGImages/2007_000250.jpg";
+  int repeats = 5;
+  int iterations = 10;
+  int all_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<int> only_labels;
+  std::string kernels = "both";
+  std::vector<double> scales;
+
+  void add(CLI::App& app) {
+    app.add_option("--image", image_path,
+                   "a 500x375 photo (default: VOC 2007_000250 from ../shared, or a synthetic "
+                   "image when ../shared is absent)");
+    app.add_option("--repeats", repeats, "runs per setting; the minimum is reported")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--iterations", iterations, "mean-field iterations")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--threads", all_threads, "threads of the multi-threaded runs")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--labels", only_labels,
+                   "which of the label counts 3 and 21 to run (default: both)")
+        ->check(CLI::IsMember({3, 21}));
+    app.add_option("--kernels", kernels,
+                   "pairwise kernels: both, gaussian or bilateral (a stage's cost)")
+        ->check(CLI::IsMember({"both", "gaussian", "bilateral"}));
+    app.add_option("--scales", scales,
+                   "also time 1 thread on the image resized by these factors (growth with size)")
+        ->check(CLI::Range(0.05, 8.0));
+  }
+
+  /// Whether --labels asks for this label count (all when not given).
+  bool wanted(int labels) const {
+    return only_labels.empty() ||
+           std::find(only_labels.begin(), only_labels.end(), labels) != only_labels.end();
+  }
+};
+
+// The lattices of the image: vertices, blur links and the blur's form.
+void print_lattice_stats(const cv::Mat& image, clipes::crf::CrfConfig config) {
+  config.threads = 1;
+  const clipes::crf::DenseCrf crf(image, config);
+  const clipes::crf::DenseCrfStats stats = crf.stats();
+  fmt::print("pixels: {}; lattice vertices: Gaussian (d=2) {}, bilateral (d=5) {}\n",
+             static_cast<long long>(image.rows) * image.cols, stats.gaussian.num_vertices,
+             stats.bilateral.num_vertices);
+  const auto blur_form = [](const clipes::crf::LatticeStats& s) {
+    const std::int64_t pairs = static_cast<std::int64_t>(s.dim + 1) * s.num_vertices;
+    return s.line_vertices > 0
+               ? fmt::format("lines ({} of {} vertex-axis pairs)", s.line_vertices, pairs)
+               : std::string("whole passes");
+  };
+  fmt::print("blur links: Gaussian {}, bilateral {}; loop variant: {}\n",
+             stats.gaussian.num_neighbour_links / 2, stats.bilateral.num_neighbour_links / 2,
+             stats.gaussian.simd);
+  fmt::print("blur: Gaussian {}, bilateral {}\n", blur_form(stats.gaussian),
+             blur_form(stats.bilateral));
+}
+
+// The setting of the timings: iterations, runs, the machine's load.
+void print_timing_setup(const BenchOptions& o) {
+  double load[3] = {0, 0, 0};
+  if (getloadavg(load, 3) < 0) load[0] = -1;
+  fmt::print("{} iterations, min of {} runs per setting; load average {:.2f} on {} cores\n",
+             o.iterations, o.repeats, load[0], std::thread::hardware_concurrency());
+  fmt::print(
+      "seconds per image = lattice build (features, lattices, normalisation) + "
+      "mean-field iterations; first line: a worker's new image size (work buffers reused, "
+      "every lattice built)\n");
+}
+
+// One label count on the photo with `threads` threads, next to pydensecrf's figures.
+void time_threads(const cv::Mat& image, const std::vector<float>& unary, const PyDenseCrf& ref,
+                  const BenchOptions& o, clipes::crf::CrfConfig config, int threads) {
+  config.threads = threads;
+  const Timing t = time_crf(image, unary, ref.labels, config, o.repeats, Reuse::kBuffers);
+  const Timing same = time_crf(image, unary, ref.labels, config, o.repeats, Reuse::kPosition);
+  const Timing fresh = time_crf(image, unary, ref.labels, config, o.repeats, Reuse::kNothing);
+  fmt::print("labels {:2d}, {} thread{}: wall {:.4f} s = build {:.4f} + iterations {:.4f}",
+             ref.labels, threads, threads == 1 ? " " : "s", t.total_wall, t.build_wall,
+             t.infer_wall);
+  if (threads != 1) {
+    fmt::print(" (position lattice reused: {:.4f} s; nothing reused: {:.4f} s)\n", same.total_wall,
+               fresh.total_wall);
+    return;
+  }
+  fmt::print("; thread CPU {:.4f} s = {:.4f} + {:.4f}\n", t.total_cpu, t.build_cpu, t.infer_cpu);
+  fmt::print(
+      "    ratio to pydensecrf ({:.2f}-{:.2f} s): wall {:.2f}-{:.2f}, CPU "
+      "{:.2f}-{:.2f} (target <= 0.30)\n",
+      ref.low, ref.high, t.total_wall / ref.high, t.total_wall / ref.low, t.total_cpu / ref.high,
+      t.total_cpu / ref.low);
+  fmt::print(
+      "    image size seen lately (position lattice from the workspace): wall {:.4f} s "
+      "= build {:.4f} + iterations {:.4f} (ratio {:.2f}-{:.2f}); workspace {:.1f} MB\n",
+      same.total_wall, same.build_wall, same.infer_wall, same.total_wall / ref.high,
+      same.total_wall / ref.low, static_cast<double>(same.workspace_bytes) / 1e6);
+  fmt::print(
+      "    nothing reused (fresh buffers): wall {:.4f} s, CPU {:.4f} s (ratio "
+      "{:.2f}-{:.2f})\n",
+      fresh.total_wall, fresh.total_cpu, fresh.total_cpu / ref.high, fresh.total_cpu / ref.low);
+}
+
+// The photo with each wanted label count, one thread and then all threads.
+void time_photo(const cv::Mat& image, const BenchOptions& o, const clipes::crf::CrfConfig& config) {
+  for (const PyDenseCrf& ref : kPyDenseCrf) {
+    if (!o.wanted(ref.labels)) continue;
+    if (o.kernels != "both") {
+      fmt::print("only the {} kernel (the other's weight is 0)\n", o.kernels);
+    }
+    const std::vector<float> unary = synthetic_unary(ref.labels, image.rows, image.cols, 11);
+    for (const int threads : {1, o.all_threads}) {
+      time_threads(image, unary, ref, o, config, threads);
+      if (o.all_threads == 1) break;
+    }
+  }
+}
+
+// Resized photos differ in texture (upscaled ones are smoother): the bilateral lattice's
+// vertices per pixel say how much (0 with --kernels gaussian).
+struct Resized {
+  cv::Mat image;
+  double pixels;
+  double bilateral_vertices;
+};
+
+std::vector<Resized> resized_images(const cv::Mat& image, const std::vector<double>& scales,
+                                    const clipes::crf::CrfConfig& config) {
+  std::vector<Resized> sizes;
+  for (const double scale : scales) {
+    Resized r;
+    cv::resize(image, r.image, cv::Size(), scale, scale,
+               scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+    r.pixels = static_cast<double>(r.image.rows) * r.image.cols;
+    r.bilateral_vertices = clipes::crf::DenseCrf(r.image, config).stats().bilateral.num_vertices;
+    sizes.push_back(std::move(r));
+  }
+  return sizes;
+}
+
+// --scales: how the time of one thread grows with the image size.
+void time_growth(const cv::Mat& image, const BenchOptions& o, clipes::crf::CrfConfig config) {
+  fmt::print(
+      "growth with image size: 1 thread, the image resized (area / linear), a new size each "
+      "(every lattice built)\n");
+  config.threads = 1;
+  const std::vector<Resized> sizes = resized_images(image, o.scales, config);
+  for (const PyDenseCrf& ref : kPyDenseCrf) {
+    if (!o.wanted(ref.labels)) continue;
+    double first_per_pixel = 0;
+    for (const Resized& r : sizes) {
+      const std::vector<float> unary = synthetic_unary(ref.labels, r.image.rows, r.image.cols, 11);
+      const Timing t = time_crf(r.image, unary, ref.labels, config, o.repeats, Reuse::kBuffers);
+      const double per_pixel = t.total_wall / r.pixels;
+      if (first_per_pixel == 0) first_per_pixel = per_pixel;
+      fmt::print(
+          "labels {:2d}, {:4d}x{:<4d} ({:7.0f} pixels): {:.4f} s = build {:.4f} + iterations "
+          "{:.4f}; {:.2f} us per pixel ({:.2f}x the first size's); bilateral vertices per "
+          "pixel {:.2f}; work buffers {:.1f} MB\n",
+          ref.labels, r.image.cols, r.image.rows, r.pixels, t.total_wall, t.build_wall,
+          t.infer_wall, per_pixel * 1e6, per_pixel / first_per_pixel,
+          r.bilateral_vertices / r.pixels, static_cast<double>(t.workspace_bytes) / 1e6);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   clipes::cli::reexec_with_runtime_settings(argv, clipes::cli::BlasKernels::kFastest);
   CLI::App app{"clipes-bench-crf: dense CRF seconds per image (not a test)"};
-  std::string image_path = "../shared/data/voc-mini/JPEGImages/2007_000250.jpg";
-  int repeats = 5;
-  int iterations = 10;
-  int all_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  app.add_option("--image", image_path,
-                 "a 500x375 photo (default: VOC 2007_000250 from ../shared, or a synthetic image "
-                 "when ../shared is absent)");
-  app.add_option("--repeats", repeats, "runs per setting; the minimum is reported")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--iterations", iterations, "mean-field iterations")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--threads", all_threads, "threads of the multi-threaded runs")
-      ->check(CLI::PositiveNumber);
-  std::vector<int> only_labels;
-  app.add_option("--labels", only_labels,
-                 "which of the label counts 3 and 21 to run (default: both)")
-      ->check(CLI::IsMember({3, 21}));
-  std::string kernels = "both";
-  app.add_option("--kernels", kernels,
-                 "pairwise kernels: both, gaussian or bilateral (a stage's cost)")
-      ->check(CLI::IsMember({"both", "gaussian", "bilateral"}));
-  std::vector<double> scales;
-  app.add_option("--scales", scales,
-                 "also time 1 thread on the image resized by these factors (growth with size)")
-      ->check(CLI::Range(0.05, 8.0));
+  BenchOptions o;
+  o.add(app);
   CLI11_PARSE(app, argc, argv);
 
   try {
-    const cv::Mat image = load_image(image_path, app.count("--image") > 0, 500, 375);
+    const cv::Mat image = load_image(o.image_path, app.count("--image") > 0, 500, 375);
     clipes::crf::CrfConfig config;
-    config.iterations = iterations;
-    if (kernels == "gaussian") config.bilateral_weight = 0.0f;
-    if (kernels == "bilateral") config.pos_weight = 0.0f;
-    {
-      config.threads = 1;
-      const clipes::crf::DenseCrf crf(image, config);
-      const clipes::crf::DenseCrfStats stats = crf.stats();
-      fmt::print("pixels: {}; lattice vertices: Gaussian (d=2) {}, bilateral (d=5) {}\n",
-                 static_cast<long long>(image.rows) * image.cols, stats.gaussian.num_vertices,
-                 stats.bilateral.num_vertices);
-      const auto blur_form = [](const clipes::crf::LatticeStats& s) {
-        const std::int64_t pairs = static_cast<std::int64_t>(s.dim + 1) * s.num_vertices;
-        return s.line_vertices > 0
-                   ? fmt::format("lines ({} of {} vertex-axis pairs)", s.line_vertices, pairs)
-                   : std::string("whole passes");
-      };
-      fmt::print("blur links: Gaussian {}, bilateral {}; loop variant: {}\n",
-                 stats.gaussian.num_neighbour_links / 2, stats.bilateral.num_neighbour_links / 2,
-                 stats.gaussian.simd);
-      fmt::print("blur: Gaussian {}, bilateral {}\n", blur_form(stats.gaussian),
-                 blur_form(stats.bilateral));
-    }
-    double load[3] = {0, 0, 0};
-    if (getloadavg(load, 3) < 0) load[0] = -1;
-    fmt::print("{} iterations, min of {} runs per setting; load average {:.2f} on {} cores\n",
-               iterations, repeats, load[0], std::thread::hardware_concurrency());
-    fmt::print(
-        "seconds per image = lattice build (features, lattices, normalisation) + "
-        "mean-field iterations; first line: a worker's new image size (work buffers reused, "
-        "every lattice built)\n");
-    const auto wanted = [&](int labels) {
-      return only_labels.empty() ||
-             std::find(only_labels.begin(), only_labels.end(), labels) != only_labels.end();
-    };
-    for (const PyDenseCrf& ref : kPyDenseCrf) {
-      if (!wanted(ref.labels)) continue;
-      if (kernels != "both") fmt::print("only the {} kernel (the other's weight is 0)\n", kernels);
-      const std::vector<float> unary = synthetic_unary(ref.labels, image.rows, image.cols, 11);
-      for (const int threads : {1, all_threads}) {
-        config.threads = threads;
-        const Timing t = time_crf(image, unary, ref.labels, config, repeats, Reuse::kBuffers);
-        const Timing same = time_crf(image, unary, ref.labels, config, repeats, Reuse::kPosition);
-        const Timing fresh = time_crf(image, unary, ref.labels, config, repeats, Reuse::kNothing);
-        fmt::print("labels {:2d}, {} thread{}: wall {:.4f} s = build {:.4f} + iterations {:.4f}",
-                   ref.labels, threads, threads == 1 ? " " : "s", t.total_wall, t.build_wall,
-                   t.infer_wall);
-        if (threads == 1) {
-          fmt::print("; thread CPU {:.4f} s = {:.4f} + {:.4f}\n", t.total_cpu, t.build_cpu,
-                     t.infer_cpu);
-          fmt::print(
-              "    ratio to pydensecrf ({:.2f}-{:.2f} s): wall {:.2f}-{:.2f}, CPU "
-              "{:.2f}-{:.2f} (target <= 0.30)\n",
-              ref.low, ref.high, t.total_wall / ref.high, t.total_wall / ref.low,
-              t.total_cpu / ref.high, t.total_cpu / ref.low);
-          fmt::print(
-              "    image size seen lately (position lattice from the workspace): wall {:.4f} s "
-              "= build {:.4f} + iterations {:.4f} (ratio {:.2f}-{:.2f}); workspace {:.1f} MB\n",
-              same.total_wall, same.build_wall, same.infer_wall, same.total_wall / ref.high,
-              same.total_wall / ref.low, static_cast<double>(same.workspace_bytes) / 1e6);
-          fmt::print(
-              "    nothing reused (fresh buffers): wall {:.4f} s, CPU {:.4f} s (ratio "
-              "{:.2f}-{:.2f})\n",
-              fresh.total_wall, fresh.total_cpu, fresh.total_cpu / ref.high,
-              fresh.total_cpu / ref.low);
-        } else {
-          fmt::print(" (position lattice reused: {:.4f} s; nothing reused: {:.4f} s)\n",
-                     same.total_wall, fresh.total_wall);
-        }
-        if (all_threads == 1) break;
-      }
-    }
-    if (!scales.empty()) {
-      fmt::print(
-          "growth with image size: 1 thread, the image resized (area / linear), a new size each "
-          "(every lattice built)\n");
-      // Resized photos differ in texture (upscaled ones are smoother): the bilateral lattice's
-      // vertices per pixel say how much (0 with --kernels gaussian).
-      struct Resized {
-        cv::Mat image;
-        double pixels;
-        double bilateral_vertices;
-      };
-      config.threads = 1;
-      std::vector<Resized> sizes;
-      for (const double scale : scales) {
-        Resized r;
-        cv::resize(image, r.image, cv::Size(), scale, scale,
-                   scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
-        r.pixels = static_cast<double>(r.image.rows) * r.image.cols;
-        r.bilateral_vertices =
-            clipes::crf::DenseCrf(r.image, config).stats().bilateral.num_vertices;
-        sizes.push_back(std::move(r));
-      }
-      for (const PyDenseCrf& ref : kPyDenseCrf) {
-        if (!wanted(ref.labels)) continue;
-        double first_per_pixel = 0;
-        for (const Resized& r : sizes) {
-          const std::vector<float> unary =
-              synthetic_unary(ref.labels, r.image.rows, r.image.cols, 11);
-          const Timing t = time_crf(r.image, unary, ref.labels, config, repeats, Reuse::kBuffers);
-          const double per_pixel = t.total_wall / r.pixels;
-          if (first_per_pixel == 0) first_per_pixel = per_pixel;
-          fmt::print(
-              "labels {:2d}, {:4d}x{:<4d} ({:7.0f} pixels): {:.4f} s = build {:.4f} + iterations "
-              "{:.4f}; {:.2f} us per pixel ({:.2f}x the first size's); bilateral vertices per "
-              "pixel {:.2f}; work buffers {:.1f} MB\n",
-              ref.labels, r.image.cols, r.image.rows, r.pixels, t.total_wall, t.build_wall,
-              t.infer_wall, per_pixel * 1e6, per_pixel / first_per_pixel,
-              r.bilateral_vertices / r.pixels, static_cast<double>(t.workspace_bytes) / 1e6);
-        }
-      }
-    }
+    config.iterations = o.iterations;
+    if (o.kernels == "gaussian") config.bilateral_weight = 0.0f;
+    if (o.kernels == "bilateral") config.pos_weight = 0.0f;
+    print_lattice_stats(image, config);
+    print_timing_setup(o);
+    time_photo(image, o, config);
+    if (!o.scales.empty()) time_growth(image, o, config);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "clipes-bench-crf: %s\n", e.what());
     return 1;
