@@ -24,6 +24,7 @@
 #include "clipes/eval/report.h"
 #include "clipes/io/files.h"
 #include "clipes/pipeline/generate_config.h"
+#include "config_help.h"
 #include "console_reporter.h"
 #include "process_setup.h"
 #include "run_control.h"
@@ -75,11 +76,11 @@ struct EvalCommand {
                    "the headline mIoU (both are reported): gt-or-pred = nanmean over classes with "
                    "GT or predicted pixels (deeplab-pytorch scores()), gt = mean over classes with "
                    "GT pixels (CLIP-ES's own eval)")
-        ->check(CLI::IsMember({"gt-or-pred", "gt"}))
+        ->check(clipes::cli::enum_check<clipes::eval::MiouDefinition>())
         ->capture_default_str();
     app.add_option("--pred-ignore", pred_ignore,
                    "predicted 255: 'exclude' (left out, reported as coverage) or 'background'")
-        ->check(CLI::IsMember({"exclude", "background"}))
+        ->check(clipes::cli::enum_check<clipes::eval::PredIgnore>())
         ->capture_default_str();
     app.add_option("--bg-power", bg_powers, "CAMs: background = (1 - max cam)^alpha, alphas")
         ->delimiter(',')
@@ -109,9 +110,8 @@ struct EvalCommand {
     o.gt_dir = gt;
     o.split_file = split;
     o.cams_dir = cams;
-    o.headline = *clipes::eval::parse_miou_definition(miou);
-    o.pred_ignore = pred_ignore == "background" ? clipes::eval::PredIgnore::kBackground
-                                                : clipes::eval::PredIgnore::kExclude;
+    o.headline = *clipes::config::parse_enum<clipes::eval::MiouDefinition>(miou);
+    o.pred_ignore = *clipes::config::parse_enum<clipes::eval::PredIgnore>(pred_ignore);
     o.backgrounds.clear();
     for (double a : bg_powers) o.backgrounds.push_back({BackgroundSetting::Kind::kPower, a});
     for (double t : bg_thresholds) {

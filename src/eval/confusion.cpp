@@ -177,16 +177,6 @@ Scores compute_scores(const ConfusionMatrix& matrix) {
   return s;
 }
 
-std::string_view to_string(MiouDefinition definition) {
-  return definition == MiouDefinition::kGt ? "gt" : "gt-or-pred";
-}
-
-std::optional<MiouDefinition> parse_miou_definition(std::string_view text) {
-  if (text == "gt-or-pred") return MiouDefinition::kGtOrPred;
-  if (text == "gt") return MiouDefinition::kGt;
-  return std::nullopt;
-}
-
 std::string_view describe(MiouDefinition definition) {
   return definition == MiouDefinition::kGt
              ? "mean over classes with GT pixels (CLIP-ES's own eval)"

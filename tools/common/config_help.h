@@ -1,7 +1,8 @@
 #pragma once
-/// `--help-config`: every key of a tool's config with its default and meaning, printed from the
-/// config struct's field table (clipes/core/config_fields.h), so the list cannot drift from what
-/// the reader accepts.
+/// Command-line faces of the config field tables (clipes/core/config_fields.h): `--help-config`
+/// (every key of a tool's config with its default and meaning, from the struct's table, so the
+/// list cannot drift from what the reader accepts) and the check of an enum-valued flag (from the
+/// enum's name table, so the flag and the JSON accept the same names).
 
 #include <fmt/format.h>
 

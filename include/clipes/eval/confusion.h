@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "clipes/core/config_fields.h"
 #include "clipes/data/mask_files.h"
 
 namespace clipes::eval {
@@ -24,6 +25,10 @@ enum class PredIgnore {
   kExclude,     ///< left out of the matrix, reported through the coverage
   kBackground,  ///< counted as a prediction of background (id 0)
 };
+constexpr auto enum_names(PredIgnore) {
+  return config::EnumNames<PredIgnore, 2>{
+      {{"exclude", PredIgnore::kExclude}, {"background", PredIgnore::kBackground}}};
+}
 
 /// n x n pixel counts: row = ground-truth class, column = predicted class (the reference's `hist`).
 struct ConfusionMatrix {
@@ -109,9 +114,14 @@ enum class MiouDefinition {
   kGtOrPred,  ///< "gt-or-pred": nanmean over classes with GT or predicted pixels (Scores::mean_iou)
   kGt,        ///< "gt": mean over classes with GT pixels (Scores::mean_iou_gt_classes)
 };
+constexpr auto enum_names(MiouDefinition) {
+  return config::EnumNames<MiouDefinition, 2>{
+      {{"gt-or-pred", MiouDefinition::kGtOrPred}, {"gt", MiouDefinition::kGt}}};
+}
 /// "gt-or-pred", "gt".
-std::string_view to_string(MiouDefinition definition);
-std::optional<MiouDefinition> parse_miou_definition(std::string_view text);
+inline std::string_view to_string(MiouDefinition definition) {
+  return config::enum_name(definition);
+}
 /// What it averages and whose definition it is, for reports.
 std::string_view describe(MiouDefinition definition);
 /// The mIoU of `scores` under `definition`.
