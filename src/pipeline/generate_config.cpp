@@ -152,22 +152,16 @@ void validate_model(const GenerateConfig& c, const config::Validator& v) {
   v.check(!c.vocab.empty(), "vocab", "must not be empty");
 }
 
-void validate_stages(const GenerateConfig& c, const config::Validator& v) {
-  v.check(c.input.max_side == 0 || c.input.max_side >= 16, "input.max_side",
-          "must be 0 (off) or >= 16", c.input.max_side);
-  v.check(c.input.max_tokens >= 1, "input.max_tokens", "must be >= 1", c.input.max_tokens);
-  v.check(c.cam.attention_blocks >= 1, "cam.attention_blocks", "must be >= 1",
-          c.cam.attention_blocks);
-  v.check(c.caa.box_threshold >= 0.0f && c.caa.box_threshold <= 1.0f, "caa.box_threshold",
-          "must be in [0, 1]", c.caa.box_threshold);
-  v.check(c.caa.sinkhorn_rounds >= 1, "caa.sinkhorn_rounds", "must be >= 1",
-          c.caa.sinkhorn_rounds);
-  v.check(c.caa.power >= 1, "caa.power", "must be >= 1", c.caa.power);
-  crf::validate(c.crf, v.nested("crf"));
-  crf::validate_confidence_threshold(c.mask.confidence_threshold, v, "mask.confidence_threshold");
-  v.check(c.outputs.masks || c.outputs.cams, "outputs",
+void validate_input(const InputConfig& input, const config::Validator& v) {
+  v.check(input.max_side == 0 || input.max_side >= 16, "max_side", "must be 0 (off) or >= 16",
+          input.max_side);
+  v.check(input.max_tokens >= 1, "max_tokens", "must be >= 1", input.max_tokens);
+}
+
+void validate_outputs(const OutputsConfig& outputs, const config::Validator& v) {
+  v.check(outputs.masks || outputs.cams, "outputs",
           "must ask for something: outputs.masks and outputs.cams are both false");
-  v.check(!c.outputs.overlays || c.outputs.masks, "outputs.overlays",
+  v.check(!outputs.overlays || outputs.masks, "outputs.overlays",
           "needs outputs.masks (an overlay shows the pseudo mask)");
 }
 
@@ -191,7 +185,12 @@ void GenerateConfig::validate(const std::string& source) const {
   validate_background(background, v);
   validate_dataset(dataset, v.nested("dataset"));
   validate_model(*this, v);
-  validate_stages(*this, v);
+  validate_input(input, v.nested("input"));
+  cam::validate(cam, v.nested("cam"));
+  cam::validate(caa, v.nested("caa"));
+  crf::validate(crf, v.nested("crf"));
+  crf::validate_confidence_threshold(mask.confidence_threshold, v, "mask.confidence_threshold");
+  validate_outputs(outputs, v);
 }
 
 GenerateConfig load_generate_config(const std::filesystem::path& file,

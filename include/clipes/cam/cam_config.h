@@ -2,6 +2,7 @@
 /// Settings of softmax-GradCAM and class-aware attention affinity (spec §3, §4).
 
 #include "clipes/core/config_fields.h"
+#include "clipes/core/validator.h"
 
 namespace clipes::cam {
 
@@ -33,5 +34,9 @@ config::FieldsOf<C, CaaConfig> visit_fields(C& c, V& v) {
   v("explicit_power", c.explicit_power,
     "form D^t as the reference does (bit-exact with it, (t-1)·N³ work) instead of t products");
 }
+
+/// Range rules; paths under the validator's prefix (`Validator(source).nested("caa")`).
+void validate(const CamConfig& config, const config::Validator& v);
+void validate(const CaaConfig& config, const config::Validator& v);
 
 }  // namespace clipes::cam
