@@ -13,6 +13,7 @@
 #include <iostream>
 #include <thread>
 
+#include "clipes/clip/activation.h"
 #include "clipes/core/blas.h"
 #include "clipes/core/error.h"
 #include "clipes/data/dataset.h"
@@ -73,7 +74,7 @@ struct GenerateCommand {
                    "checkpoints without one beside them (model_config)");
     app.add_option("--model-act", model_act,
                    "quick_gelu or gelu, for checkpoints that do not say (model_act)")
-        ->check(CLI::IsMember({"quick_gelu", "gelu"}));
+        ->check(clipes::cli::enum_check<clipes::clip::Activation>());
     app.add_option("--model-heads", model_heads,
                    "VISION,TEXT head counts, for checkpoints that do not say (model_heads)");
     app.add_option("--vocab", vocab, "bpe_simple_vocab_16e6.txt.gz (vocab)");

@@ -296,9 +296,9 @@ void apply_transformers_config(const fs::path& config_file, NamedTensors* named)
         object->contains("hidden_act")
             ? fmt::format("{}{}.hidden_act", where, name)
             : fmt::format("{}{}.hidden_act (absent: transformers' default)", where, name);
-    if (act != "quick_gelu" && act != "gelu") {
-      throw fail(fmt::format("{}.hidden_act is \"{}\"; clipes runs \"quick_gelu\" or \"gelu\"",
-                             name, act));
+    if (!config::parse_enum<Activation>(act)) {
+      throw fail(fmt::format("{}.hidden_act is \"{}\"; clipes runs {}", name, act,
+                             config::enum_choices<Activation>()));
     }
     if (!activation.empty() && act != activation) {
       throw fail(
@@ -315,8 +315,7 @@ void apply_transformers_config(const fs::path& config_file, NamedTensors* named)
                              name, eps->dump()));
     }
   }
-  declare_activation(named, activation == "gelu" ? Activation::kGelu : Activation::kQuickGelu,
-                     activation_source);
+  declare_activation(named, *config::parse_enum<Activation>(activation), activation_source);
   named->info.config = config_file;
 }
 
@@ -666,9 +665,9 @@ NamedTensors read_folder(const fs::path& folder) {
 }
 
 Activation parse_activation(const std::string& text) {
-  if (text == "quick_gelu") return Activation::kQuickGelu;
-  if (text == "gelu") return Activation::kGelu;
-  throw Error(fmt::format("model activation must be \"quick_gelu\" or \"gelu\", got \"{}\"", text));
+  if (const auto activation = config::parse_enum<Activation>(text)) return *activation;
+  throw Error(fmt::format("model activation must be {}, got \"{}\"",
+                          config::enum_choices<Activation>(), text));
 }
 
 }  // namespace

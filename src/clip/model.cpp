@@ -130,10 +130,6 @@ void check_tokens(const at::Tensor& tokens, std::int64_t width, const char* what
 
 // ---- ClipArchitecture ------------------------------------------------------------------------
 
-const char* to_string(Activation activation) {
-  return activation == Activation::kQuickGelu ? "quick_gelu" : "gelu";
-}
-
 std::string ClipArchitecture::describe() const {
   std::string name = "custom CLIP ViT";
   if (vision_width == 768 && vision_layers == 12 && vision_grid_size == 7 &&

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "clipes/core/error.h"
+#include "clipes/clip/activation.h"
 #include "clipes/core/json_reader.h"
 #include "clipes/data/class_names.h"
 
@@ -142,8 +143,9 @@ void validate_dataset(const data::DatasetConfig& dataset, const config::Validato
 
 void validate_model(const GenerateConfig& c, const config::Validator& v) {
   v.check(!c.model.empty(), "model", "must not be empty");
-  v.check(c.model_act.empty() || c.model_act == "quick_gelu" || c.model_act == "gelu",
-          "model_act", "must be \"quick_gelu\", \"gelu\" or empty (from the checkpoint)",
+  v.check(c.model_act.empty() || config::parse_enum<clip::Activation>(c.model_act), "model_act",
+          fmt::format("must be {} (from the checkpoint)",
+                      config::enum_choices<clip::Activation>("empty")),
           c.model_act);
   v.check(c.model_heads.empty() || (c.model_heads.size() == 2 && c.model_heads[0] > 0 &&
                                     c.model_heads[1] > 0),

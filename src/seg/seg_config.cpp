@@ -72,8 +72,11 @@ void validate(const TrainConfig& c, const std::string& source) {
   v.check(c.input.mean.size() == 3, "input.mean", "must hold 3 values", c.input.mean.size());
   v.check(c.input.std.size() == 3, "input.std", "must hold 3 values", c.input.std.size());
   for (float s : c.input.std) v.check(s > 0, "input.std", "must hold values > 0", s);
-  v.check(c.input.exif_orientation.empty() || data::parse_exif_orientation(c.input.exif_orientation).has_value(),
-          "input.exif_orientation", "must be \"stored\", \"apply\" or \"\" (that of the masks' run)",
+  v.check(c.input.exif_orientation.empty() ||
+              data::parse_exif_orientation(c.input.exif_orientation).has_value(),
+          "input.exif_orientation",
+          fmt::format("must be {} (that of the masks' run)",
+                      config::enum_choices<data::ExifOrientation>("\"\"")),
           c.input.exif_orientation);
   v.check(!c.data.scales.empty(), "data.scales", "must hold at least one scale");
   for (double s : c.data.scales) {

@@ -114,6 +114,7 @@ TEST(ConfigFields, EnumNamesRoundTrip) {
   EXPECT_EQ(parse_enum<Mode>("fast"), Mode::kFast);
   EXPECT_FALSE(parse_enum<Mode>("Fast").has_value());
   EXPECT_EQ(enum_choices<Mode>(), "\"fast\" or \"exact\"");
+  EXPECT_EQ(enum_choices<Mode>("empty"), "\"fast\", \"exact\" or empty");
 }
 
 }  // namespace

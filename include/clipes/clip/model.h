@@ -33,15 +33,10 @@
 #include <string>
 #include <vector>
 
+#include "clipes/clip/activation.h"
+
 namespace clipes::clip {
 
-/// The MLP activation of the transformer blocks.
-enum class Activation {
-  kQuickGelu,  ///< x · sigmoid(1.702 x): OpenAI's CLIP, open_clip's *-quickgelu models
-  kGelu,       ///< exact (erf) GELU: open_clip's LAION models, transformers "gelu"
-};
-/// "quick_gelu", "gelu" (transformers' hidden_act names).
-const char* to_string(Activation activation);
 
 /// Every size of a CLIP ViT: from the checkpoint's metadata when it has any (config.json,
 /// open_clip's model config, the archive's attributes), checked against the weights, else read

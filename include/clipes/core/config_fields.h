@@ -60,16 +60,22 @@ std::optional<E> parse_enum(std::string_view text) {
   return std::nullopt;
 }
 
-/// `"a", "b" or "c"`: the allowed names, for messages.
+/// `"a", "b" or "c"`: the allowed names, for messages; `alternative` (e.g. `empty`), when given,
+/// is the last choice: `"a", "b" or empty`.
 template <class E>
-std::string enum_choices() {
+std::string enum_choices(std::string_view alternative = {}) {
   const auto names = enum_names(E{});
+  const std::size_t count = names.size() + (alternative.empty() ? 0 : 1);
   std::string out;
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    if (i > 0) out += i + 1 == names.size() ? " or " : ", ";
-    out += '"';
-    out += names[i].first;
-    out += '"';
+  for (std::size_t i = 0; i < count; ++i) {
+    if (i > 0) out += i + 1 == count ? " or " : ", ";
+    if (i == names.size()) {
+      out += alternative;
+    } else {
+      out += '"';
+      out += names[i].first;
+      out += '"';
+    }
   }
   return out;
 }
